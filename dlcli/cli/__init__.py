@@ -1,0 +1,28 @@
+"""The ``dlcli`` command line: a thin Typer layer over the library.
+
+Nothing heavy is imported here: torch and Lightning load inside the commands that train.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from dlcli.cli import config as config_cmd
+from dlcli.cli import listing, train
+
+app = typer.Typer(
+    name="dlcli",
+    help="Declarative deep-learning training: YAML configs + command-line overrides -> a trained model "
+         "and a run folder under outputs/.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("train")(train.train_command)
+app.command("list")(listing.list_command)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,69 @@
+"""Options and error handling shared by the commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from dlcli.errors import DlcliError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+OVERRIDES = typer.Argument(
+    None, metavar="[OVERRIDES]...",
+    help="Hydra overrides: group=option (model=perceptron), key=value (optimizer.lr=0.01), "
+         "+new.key=value, ~key (remove).",
+    show_default=False,
+)
+CONFIG_DIRS = typer.Option(
+    None, "--config-dir", "-C", metavar="DIR",
+    help="Your own config folder, searched before the shipped configs (repeatable): "
+         "DIR/model/my_net.yaml becomes model=my_net.",
+    show_default=False,
+)
+DEBUG = typer.Option(False, "--debug", help="Show full tracebacks for errors.")
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn bad input into a short message and exit code 2; other failures into exit 1."""
+    try:
+        yield
+    except DlcliError as e:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+    except (typer.Exit, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", soft_wrap=True)
+        err.print("Run again with --debug for the full traceback.")
+        raise typer.Exit(1) from None
+
+
+def print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err.print(f"note: {escape(note)}", soft_wrap=True)
+
+
+def config_dirs(dirs: list[Path] | None) -> list[Path]:
+    return list(dirs or [])
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

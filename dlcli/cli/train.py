@@ -1,0 +1,45 @@
+"""``dlcli train``: compose, validate, train, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, err, out, print_notes, user_errors
+
+
+def train_command(
+    overrides: list[str] = OVERRIDES,
+    config_dir: list[Path] = CONFIG_DIRS,
+    debug: bool = DEBUG,
+) -> None:
+    """Train a model from the composed config, test its best checkpoint, and write a run folder.
+
+    Examples: `dlcli train`, `dlcli train model=perceptron optimizer.lr=0.01`,
+    `dlcli train data=csv data.path=my.csv data.target=label`.
+    """
+    from dlcli.config.compose import compose
+
+    with user_errors(debug):
+        composed = compose(overrides or [], config_dir or [])
+        print_notes(composed.notes)
+        from dlcli.training.train import train
+
+        result = train(composed.config, composed.overrides, console=err)
+    report(result)
+
+
+def report(result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result.summary['name']}: {result.status}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(result.metrics, key=lambda k: (not k.startswith("test/"), k)):
+        table.add_row(key, f"{result.metrics[key]:.4f}")
+    out.print(table)
+    best = result.best
+    if best:
+        out.print(f"best {best['monitor']} = {best['value']:.4f} at epoch {best['epoch']}")
+    s = result.summary
+    out.print(f"{s.get('epochs', 0)} epochs in {s['fit_duration_s']:.1f} s (total {s['duration_s']:.1f} s)")
+    out.print(f"run folder: [bold]{result.run_dir}[/]")

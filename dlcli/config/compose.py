@@ -1,0 +1,231 @@
+"""Compose the run config from YAML with Hydra's compose API, then validate it.
+
+Search path, first match wins: each ``-C/--config-dir`` folder in the order given, then
+the configs shipped inside the package. (Hydra's own ``hydra.searchpath`` would append
+user folders *after* the shipped ones, so a user's ``model/mlp.yaml`` would be ignored
+without a word; here it wins, and the CLI says so.)
+
+Hydra stops at the first bad override. To report every problem at once, a failing
+override is set aside, composition is retried without it, and the problem is reported
+with the rest: an unknown key is put back into the plain config so the validator names
+it with the closest valid key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dlcli.config.validate import ConfigError, Problem, validate
+from dlcli.errors import DlcliError
+from dlcli.registry import closest
+
+PRIMARY = "train"
+
+
+@cache
+def shipped_config_dir() -> Path:
+    """The ``conf/`` folder: inside the installed package, or at the top of a checkout."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("dlcli.conf")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            if (Path(loc) / f"{PRIMARY}.yaml").is_file():
+                return Path(loc)
+    checkout = Path(__file__).resolve().parents[2] / "conf"
+    if (checkout / f"{PRIMARY}.yaml").is_file():
+        return checkout
+    raise DlcliError("dlcli's shipped configs are missing: reinstall dlcli (`pip install .`)")
+
+
+@dataclass
+class Composed:
+    """A composed, validated config and where its parts came from."""
+
+    config: dict
+    overrides: list[str]
+    choices: dict[str, str] = field(default_factory=dict)  # group -> chosen option, e.g. model -> mlp
+    search_dirs: list[Path] = field(default_factory=list)  # first match wins
+    notes: list[str] = field(default_factory=list)  # user files that replace shipped ones
+
+    def where(self, path: str) -> str:
+        return _where(path, self.overrides, self.choices, self.search_dirs)
+
+
+def _where(path: str, overrides: list[str], choices: dict[str, str], dirs: list[Path]) -> str:
+    """Where the key at ``path`` was set: an override, or the YAML file of its group."""
+    for line in overrides:
+        key = line.split("=", 1)[0].lstrip("+~")
+        if key == path or path.startswith(key + ".") and key not in choices:
+            return f"from override '{line}'"
+    group = path.split(".", 1)[0]
+    rel = f"{group}/{choices[group]}.yaml" if group in choices else f"{PRIMARY}.yaml"
+    for d in dirs:
+        if (d / rel).is_file():
+            return f"in {d / rel}"
+    return ""
+
+
+def config_dirs_checked(config_dirs: list[str | Path]) -> list[Path]:
+    dirs = []
+    for d in config_dirs:
+        p = Path(d).expanduser().resolve()
+        if not p.is_dir():
+            raise DlcliError(f"config dir '{d}' (-C/--config-dir) does not exist or is not a folder")
+        dirs.append(p)
+    return dirs
+
+
+def _precedence_notes(dirs: list[Path]) -> list[str]:
+    """A line for each YAML that hides a file of the same name later on the search path."""
+    notes = []
+    for i, d in enumerate(dirs[:-1]):
+        for f in sorted(d.rglob("*.yaml")):
+            rel = f.relative_to(d)
+            for later in dirs[i + 1:]:
+                if (later / rel).is_file():
+                    notes.append(f"{f} takes precedence over {later / rel}")
+                    break
+    return notes
+
+
+def group_options(group: str, dirs: list[Path]) -> list[str]:
+    return sorted({f.stem for d in dirs for f in (d / group).glob("*.yaml")} if group else set())
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str | Path] = (),
+            check: bool = True) -> Composed:
+    """Compose ``train.yaml`` with ``overrides`` (Hydra grammar) and validate the result."""
+    from hydra import compose as hydra_compose
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+    from hydra.version import setbase
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    dirs = config_dirs_checked(list(config_dirs)) + [shipped_config_dir()]
+    overrides = list(overrides)
+    problems: list[Problem] = []
+    parser = OverridesParser.create()
+    parsed = {}
+    for line in overrides:
+        try:
+            parsed[line] = parser.parse_override(line)
+        except (OverrideParseException, HydraException) as e:
+            problems.append(Problem("overrides", f"cannot parse override '{line}': {str(e).splitlines()[0]}. "
+                                        "Overrides look like key=value, group=option, +new.key=value or ~key"))
+    active = [line for line in overrides if line in parsed]
+
+    setbase("1.3")
+    GlobalHydra.instance().clear()
+    search_path = create_config_search_path(None)
+    for i, d in enumerate(reversed(dirs)):
+        search_path.prepend("dlcli" if i == 0 else "user", f"file://{d}")
+    Hydra.create_main_hydra2(task_name="dlcli", config_search_path=search_path)  # sets GlobalHydra
+
+    unknown: list[tuple[str, Any]] = []  # plain-key overrides Hydra refused: validated below
+    cfg = None
+    try:
+        while cfg is None:
+            try:
+                cfg = hydra_compose(config_name=PRIMARY, overrides=active, return_hydra_config=True)
+            except MissingConfigException as e:
+                group, _, option = (e.missing_cfg_file or "").rpartition("/")
+                line = next((o for o in active if parsed[o].key_or_group == group), None)
+                options = e.options or group_options(group, dirs)
+                hint = closest(option, options)
+                problems.append(Problem(
+                    group, f"no config '{option}' in group '{group}'."
+                    + (f" Did you mean '{group}={hint[0]}'?" if hint else "")
+                    + f" Available: {', '.join(options)}",
+                    f"from override '{line}'" if line else "",
+                ))
+                if line is None:
+                    raise ConfigError(problems) from None
+                active.remove(line)
+            except ConfigCompositionException as e:
+                line = _failing_override(str(e), active, parsed)
+                if line is None:
+                    problems.append(Problem("", str(e).split("\nConfig search path")[0].strip()))
+                    raise ConfigError(problems) from None
+                ov = parsed[line]
+                plain = not (ov.is_delete() or ov.is_add() or ov.is_force_add())
+                if plain and "Could not override" in str(e):
+                    unknown.append((ov.key_or_group, ov.value()))  # the validator suggests a key
+                else:
+                    cause = e.__cause__ or e
+                    problems.append(Problem(ov.key_or_group, str(cause).splitlines()[0],
+                                            f"from override '{line}'"))
+                active.remove(line)
+        choices = {k: v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
+                   if not k.startswith("hydra/") and isinstance(v, str)}
+        with _open(cfg):
+            del cfg["hydra"]
+        try:
+            raw = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as e:
+            problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg}"))
+            raw = OmegaConf.to_container(cfg, resolve=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+    for key, value in unknown:
+        _set_path(raw, key, _plain(value))
+    composed = Composed(raw, overrides, choices, dirs, _precedence_notes(dirs))
+    if check:
+        try:
+            composed.config = validate(raw, composed.where)
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    return composed
+
+
+def _open(cfg: Any):
+    from omegaconf import open_dict
+
+    return open_dict(cfg)
+
+
+def _failing_override(message: str, active: list[str], parsed: dict) -> str | None:
+    m = re.search(r"(?:override|delete from config\.|item is already at) '([^']+)'", message) \
+        or re.search(r"Error merging override (\S+)", message)
+    if not m:
+        return None
+    token = m.group(1)
+    for line in active:
+        if token in (line, parsed[line].key_or_group):
+            return line
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Hydra override values as plain Python (its parser returns its own containers)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _set_path(cfg: dict, dotted: str, value: Any) -> None:
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[last] = value

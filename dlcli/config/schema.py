@@ -1,0 +1,74 @@
+"""Typed schemas for the parts of the config that are not registry components.
+
+The dataclass defaults are the fallback for keys a user's own YAML leaves out; the
+shipped YAML shows every knob with its value and why. Components (model, loss,
+optimizer, ...) are typed by their registered builder's signature instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Precision = Literal[
+    "32-true", "32", 32, "16-mixed", "16-true", "16", 16, "bf16-mixed", "bf16-true", "bf16",
+    "64-true", "64", 64, "transformer-engine", "transformer-engine-float16",
+]
+
+
+@dataclass
+class TopConfig:
+    """The top level of a run's config; the groups are validated separately."""
+
+    seed: int = 42
+    name: str = "run"
+    output_dir: str = "outputs"
+    task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
+    data: dict | None = None
+    model: dict | None = None
+    loss: dict | None = None
+    optimizer: dict | None = None
+    scheduler: dict | None = None
+    augmentation: dict | None = None
+    callbacks: dict | None = None
+    trainer: dict | None = None
+    logger: dict | None = None
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to ``pytorch_lightning.Trainer``; the names are Lightning's."""
+
+    max_epochs: int = 30
+    min_epochs: int | None = None
+    max_time: str | None = None
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
+    devices: int | str | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: Precision = "32-true"
+    deterministic: bool = False
+    benchmark: bool | None = None
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 50
+    check_val_every_n_epoch: int = 1
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    limit_test_batches: int | float | None = None
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class DataConfig:
+    """Keys every dataset takes; a dataset's own keys come from its builder's signature."""
+
+    name: str = "digits"
+    batch_size: int = 32
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    stratify: bool = True
+    scaling: Literal["none", "minmax", "symmetric", "standard"] = "standard"
+    target_scaling: Literal["none", "standard"] = "standard"
+    num_workers: int = 0

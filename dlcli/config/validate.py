@@ -1,0 +1,178 @@
+"""Validate a composed config before anything is built; report every problem at once.
+
+The result is a plain dict with every value coerced to its declared type and every
+default a component takes filled in, so the run folder's config.yaml shows exactly
+what the run used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from dlcli.config.schema import DataConfig, TopConfig, TrainerConfig
+from dlcli.config.types import conform, describe, show
+from dlcli.errors import DlcliError
+from dlcli.registry import (
+    CALLBACKS,
+    DATASETS,
+    REGISTRIES,
+    Param,
+    Registry,
+    did_you_mean,
+    load_components,
+)
+
+# Top-level groups whose node is `{name: <registry name>, <builder params>...}`.
+COMPONENT_GROUPS = ("model", "loss", "optimizer", "scheduler", "augmentation", "logger")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # dotted key, e.g. "optimizer.lr"
+    message: str
+    where: str = ""  # e.g. "from override 'optimizer.lr=x'" or "in /.../adam.yaml"
+
+    def __str__(self) -> str:
+        suffix = f"  [{self.where}]" if self.where else ""
+        return f"{self.path or '<top level>'}: {self.message}{suffix}"
+
+
+class ConfigError(DlcliError):
+    """One or more problems in a config; the message lists them all."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        n = len(problems)
+        lines = [f"{n} problem{'s' if n > 1 else ''} in the config:"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def dataclass_params(cls: type) -> dict[str, Param]:
+    hints = get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = inspect.Parameter.empty
+        out[f.name] = Param(f.name, hints[f.name], default)
+    return out
+
+
+class _Checker:
+    def __init__(self, where: Callable[[str], str]) -> None:
+        self.where = where
+        self.problems: list[Problem] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message, self.where(path)))
+
+    def fields(self, params: dict[str, Param], node: Any, path: str, owner: str) -> dict:
+        """Check ``node``'s keys and values against ``params``; fill in defaults."""
+        if node is None:
+            node = {}
+        if not isinstance(node, dict):
+            self.problem(path, f"expected a mapping for {owner}, got {show(node)}")
+            return {}
+        out: dict[str, Any] = {}
+        node = {k: v for k, v in node.items() if v != "???"}  # Hydra's "required, not set yet"
+        for key, value in node.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in params:
+                self.problem(
+                    sub,
+                    f"unknown key for {owner}.{did_you_mean(str(key), params)} "
+                    f"Valid keys: {', '.join(params)}",
+                )
+                continue
+            ok, coerced = conform(value, params[key].annotation)
+            if not ok:
+                hint = did_you_mean(value, _literal_strings(params[key].annotation)) \
+                    if isinstance(value, str) else ""
+                self.problem(sub, f"expected {describe(params[key].annotation)}, got {show(value)}.{hint}")
+                continue
+            out[key] = coerced
+        for name, param in params.items():
+            if name in out or name in node:
+                continue
+            if param.required:
+                sub = f"{path}.{name}" if path else name
+                self.problem(sub, f"missing: {owner} needs '{name}' ({describe(param.annotation)}); "
+                                  f"set it with {sub}=...")
+            else:
+                out[name] = conform(param.default, param.annotation)[1]  # (256,) -> [256]
+        return out
+
+    def component(self, registry: Registry, node: Any, path: str,
+                  extra: dict[str, Param] | None = None) -> dict:
+        """A `{name: ..., **params}` node: the name must be registered, the params its builder's."""
+        if not isinstance(node, dict) or "name" not in node:
+            self.problem(path, f"expected a mapping with a 'name' key naming a {registry.kind}; "
+                               f"got {show(node)}. Available: {', '.join(registry.names())}")
+            return {}
+        name = node["name"]
+        if name not in registry:
+            self.problem(f"{path}.name", registry.unknown_message(name))
+            return dict(node)
+        params = {"name": Param("name", str)} | (extra or {}) | registry.get(name).params
+        return self.fields(params, node, path, f"{registry.kind} '{name}'")
+
+    def callbacks(self, node: Any, path: str = "callbacks") -> dict:
+        """`callbacks: {<callback name>: {params} | null}`; null switches one off."""
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
+            self.problem(path, f"expected a mapping of callback name -> parameters, got {show(node)}")
+            return {}
+        out = {}
+        for key, params in node.items():
+            if params is None:  # `callbacks.early_stopping=null` trims a preset
+                continue
+            if key not in CALLBACKS:
+                self.problem(f"{path}.{key}", CALLBACKS.unknown_message(key))
+                continue
+            out[key] = self.fields(CALLBACKS.get(key).params, params, f"{path}.{key}", f"callback '{key}'")
+        return out
+
+
+def _literal_strings(ann: Any) -> list[str]:
+    from typing import Literal, get_args, get_origin
+
+    if get_origin(ann) is Literal:
+        return [a for a in get_args(ann) if isinstance(a, str)]
+    return [s for a in get_args(ann) for s in _literal_strings(a)]
+
+
+def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
+    """Check a composed config (plain dict); return it normalised or raise :class:`ConfigError`.
+
+    ``where(path)`` tells where a key came from (an override, a YAML file), for the messages.
+    """
+    load_components()
+    check = _Checker(where)
+    out = check.fields(dataclass_params(TopConfig), raw, "", "the top level")
+    out["trainer"] = check.fields(dataclass_params(TrainerConfig), raw.get("trainer"), "trainer", "trainer")
+    out["data"] = check.component(DATASETS, raw.get("data"), "data", extra=dataclass_params(DataConfig))
+    for group in COMPONENT_GROUPS:
+        out[group] = check.component(REGISTRIES[group], raw.get(group), group)
+    out["callbacks"] = check.callbacks(raw.get("callbacks"))
+    data = out["data"]
+    if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float):
+        if not (0 <= data["val_fraction"] < 1 and 0 <= data["test_fraction"] < 1
+                and data["val_fraction"] + data["test_fraction"] < 1):
+            check.problem("data.val_fraction", "val_fraction and test_fraction must each be in [0, 1) "
+                          f"and leave data to train on (now {data['val_fraction']} + {data['test_fraction']})")
+    if isinstance(data.get("batch_size"), int) and data["batch_size"] < 1:
+        check.problem("data.batch_size", f"must be at least 1, got {data['batch_size']}")
+    if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
+        check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
+    if check.problems:
+        raise ConfigError(check.problems)
+    return {k: out[k] for k in dataclass_params(TopConfig)}  # scalars first, then the groups

@@ -1,0 +1,148 @@
+"""From a loaded :class:`Table` to train/val/test tensors: task, split, scaling.
+
+Everything fitted here (label mapping, scaler statistics) is fitted on the train split
+only and returned as plain data, saved with the run as ``preprocessing.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlcli.data.table import Table
+from dlcli.errors import DataError, DlcliError
+
+MAX_AUTO_CLASSES = 20  # integer targets with at most this many values are taken as classes
+
+
+@dataclass
+class Prepared:
+    """Split, scaled data as numpy arrays, with what was fitted to get there."""
+
+    task: str  # multiclass | binary | regression
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (x, y)
+    in_shape: tuple[int, ...]
+    out_features: int
+    class_names: list[str] | None
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.class_names) if self.class_names is not None else None
+
+
+def infer_kind(y: np.ndarray) -> str:
+    """classification for strings, booleans and few integers; regression otherwise."""
+    if not np.issubdtype(y.dtype, np.number) or y.dtype == bool:
+        return "classification"
+    if y.ndim == 1 and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0) \
+            and len(np.unique(y)) <= MAX_AUTO_CLASSES:
+        return "classification"
+    return "regression"
+
+
+def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple[str, ...],
+                 data_name: str) -> tuple[str, np.ndarray, list[str] | None]:
+    """Decide the task kind; return (task, targets as class ids or floats, class names)."""
+    kind = table.kind or infer_kind(table.y)
+    if requested == "regression" or (requested == "auto" and kind == "regression"):
+        if not np.issubdtype(table.y.dtype, np.number):
+            raise DataError(f"task=regression needs numeric targets; data '{data_name}' has labels such as "
+                            f"{table.y[0]!r}. Use task=auto or task=multiclass")
+        task, y, names = "regression", table.y.astype(np.float32), None
+    else:
+        classes, y = np.unique(table.y, return_inverse=True)
+        if table.class_names is not None and len(table.class_names) == len(classes):
+            names = list(table.class_names)
+        else:
+            names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
+        if requested == "auto":
+            task = "binary" if loss_tasks == ("binary",) else "multiclass"
+        else:
+            task = requested
+        if task == "binary" and len(classes) != 2:
+            raise DlcliError(f"loss '{loss_name}' is for binary classification, but data '{data_name}' has "
+                             f"{len(classes)} classes. Use loss=cross_entropy")
+        if len(classes) > len(table.y) // 2:
+            raise DataError(f"data '{data_name}' has {len(classes)} distinct labels in {len(table.y)} rows: "
+                            "that looks like a real-valued target. Use task=regression loss=mse")
+    if task not in loss_tasks:
+        fix = {"regression": "loss=mse", "multiclass": "loss=cross_entropy", "binary": "loss=bce"}[task]
+        raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
+                         f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
+    return task, y, names
+
+
+def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
+                  stratify: bool) -> dict[str, np.ndarray]:
+    """Seeded train/val/test indices; stratified by class when asked."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    out: dict[str, np.ndarray] = {}
+    try:
+        rest = idx
+        if test_fraction > 0:
+            rest, out["test"] = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                                 stratify=y if stratify else None)
+        if val_fraction > 0:
+            frac = val_fraction / (1 - test_fraction)
+            rest, out["val"] = train_test_split(rest, test_size=frac, random_state=seed,
+                                                stratify=y[rest] if stratify else None)
+    except ValueError as e:
+        hint = " Set data.stratify=false, or use larger fractions." if stratify else ""
+        raise DataError(f"cannot split the data (val_fraction={val_fraction}, "
+                        f"test_fraction={test_fraction}): {e}.{hint}") from None
+    out["train"] = rest
+    return {k: np.sort(out[k]) for k in ("train", "val", "test") if k in out}
+
+
+def fit_scaler(x: np.ndarray, method: str) -> dict[str, Any]:
+    """Per-feature statistics of the train inputs for ``method``."""
+    flat = x.reshape(len(x), -1).astype(np.float64)  # (N, *S) -> (N, F)
+    if method == "standard":
+        std = flat.std(axis=0)
+        return {"method": method, "mean": flat.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1).tolist()}
+    if method in ("minmax", "symmetric"):
+        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        return {"method": method, "min": lo.tolist(), "max": np.where(hi > lo, hi, lo + 1).tolist()}
+    return {"method": "none"}
+
+
+def apply_scaler(x: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
+    """Apply statistics from :func:`fit_scaler` (to any split, or to new data later)."""
+    method = scaler["method"]
+    if method == "none":
+        return x.astype(np.float32)
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    if method == "standard":
+        out = (flat - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
+    else:
+        lo, hi = np.asarray(scaler["min"]), np.asarray(scaler["max"])
+        out = (flat - lo) / (hi - lo)
+        if method == "symmetric":
+            out = out * 2 - 1
+    return out.reshape(x.shape).astype(np.float32)
+
+
+def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
+            seed: int) -> Prepared:
+    """Task, split, scaling; ``cfg`` is the validated ``data`` node."""
+    if not np.all(np.isfinite(table.x)):
+        raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
+    task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
+    stratify = cfg["stratify"] and task != "regression"
+    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify)
+    x_scaler = fit_scaler(table.x[idx["train"]], cfg["scaling"])
+    pre: dict[str, Any] = {"task": task, "input_shape": list(table.x.shape[1:]), "scaling": x_scaler,
+                           "feature_names": table.feature_names, "classes": class_names,
+                           "split_sizes": {k: len(v) for k, v in idx.items()}}
+    if task == "regression":
+        pre["target_scaling"] = fit_scaler(y[idx["train"]].reshape(len(idx["train"]), -1),
+                                           cfg["target_scaling"])
+    splits = {name: (apply_scaler(table.x[i], x_scaler), y[i]) for name, i in idx.items()}
+    out_features = 1 if task in ("binary", "regression") and y.ndim == 1 else \
+        (y.shape[1] if task == "regression" else len(class_names))
+    return Prepared(task, splits, tuple(table.x.shape[1:]), out_features, class_names, pre)

@@ -1,0 +1,158 @@
+"""Named component registries: YAML says ``name: mlp``, the registry finds the builder.
+
+Each registry entry is a plain function whose keyword parameters are the component's
+config keys (with their types and defaults) and whose docstring's first line is its
+one-line description. Builders import torch inside their body, so that reading the
+registry (``dlcli list``, ``dlcli config show``, validation) never pays for torch.
+
+Some parameters are not the user's to set: the model's input width is inferred from the
+data, the optimizer receives the parameters to optimise. A registry names those
+``injected`` parameters; they are passed by dlcli and hidden from the config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from dlcli.errors import DlcliError
+
+
+def closest(word: str, options: Iterable[str], n: int = 1) -> list[str]:
+    """The option(s) closest to ``word``, for 'did you mean ...?' hints."""
+    return difflib.get_close_matches(word, list(options), n=n, cutoff=0.5)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """' Did you mean 'x'?' or '' when nothing is close."""
+    match = closest(word, options)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-settable parameter of a component."""
+
+    name: str
+    annotation: Any
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+
+@dataclass
+class Entry:
+    """A registered component: its name, builder, parameters and metadata."""
+
+    name: str
+    fn: Callable[..., Any]
+    params: dict[str, Param]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.fn) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def build(self, config: dict[str, Any] | None = None, /, **injected: Any) -> Any:
+        """Call the builder with the user's ``config`` values and dlcli's ``injected`` ones."""
+        return self.fn(**(config or {}), **injected)
+
+
+class UnknownComponent(DlcliError):
+    """A config names a component that no registry entry has."""
+
+
+class Registry:
+    """Components of one kind, registered by name with :meth:`register`."""
+
+    def __init__(self, kind: str, injected: tuple[str, ...] = ()) -> None:
+        self.kind = kind  # singular, as a user says it: "model", "loss"
+        self.injected = injected
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str | None = None, **meta: Any) -> Callable[[Callable], Callable]:
+        """Decorator: register ``fn`` under ``name`` (default: the function's name)."""
+
+        def deco(fn: Callable) -> Callable:
+            key = name or fn.__name__
+            if key in self._entries:
+                other = self._entries[key].fn
+                raise ValueError(
+                    f"duplicate {self.kind} name '{key}': {fn.__module__}.{fn.__qualname__} "
+                    f"and {other.__module__}.{other.__qualname__}"
+                )
+            self._entries[key] = Entry(key, fn, self._params(fn), dict(meta))
+            return fn
+
+        return deco
+
+    def _params(self, fn: Callable) -> dict[str, Param]:
+        hints = get_type_hints(fn)
+        params = {}
+        for p in inspect.signature(fn).parameters.values():
+            if p.name in self.injected or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            params[p.name] = Param(p.name, hints.get(p.name, Any), p.default)
+        return params
+
+    def get(self, name: str) -> Entry:
+        if name not in self._entries:
+            raise UnknownComponent(self.unknown_message(name))
+        return self._entries[name]
+
+    def unknown_message(self, name: Any) -> str:
+        return (
+            f"unknown {self.kind} '{name}'.{did_you_mean(str(name), self._entries)} "
+            f"Available: {', '.join(self.names())}"
+        )
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries[n] for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# One registry per component kind. Injected parameters are supplied by dlcli at build time.
+MODELS = Registry("model", injected=("in_shape", "out_features"))
+LOSSES = Registry("loss")
+OPTIMIZERS = Registry("optimizer", injected=("params",))
+SCHEDULERS = Registry("scheduler", injected=("optimizer", "max_epochs", "steps_per_epoch"))
+AUGMENTATIONS = Registry("augmentation")
+CALLBACKS = Registry("callback", injected=("run_dir",))
+DATASETS = Registry("dataset", injected=("seed",))
+LOGGERS = Registry("logger", injected=("run_dir",))
+
+REGISTRIES: dict[str, Registry] = {
+    "model": MODELS,
+    "loss": LOSSES,
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "augmentation": AUGMENTATIONS,
+    "callback": CALLBACKS,
+    "dataset": DATASETS,
+    "logger": LOGGERS,
+}
+
+
+def load_components() -> None:
+    """Import the modules that register dlcli's built-in components.
+
+    An explicit list, not a folder scan: what is registered is visible here. These
+    modules are light; their builders import torch only when called.
+    """
+    from dlcli import augment, callbacks, loggers, losses, optim  # noqa: F401
+    from dlcli.data import builtin, files  # noqa: F401
+    from dlcli.models import mlp  # noqa: F401

@@ -1,0 +1,1 @@
+"""Run folders: created once, never reused; files written atomically. Light: no torch."""

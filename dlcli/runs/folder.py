@@ -1,0 +1,89 @@
+"""Create run folders and write their files atomically (temp file, fsync, rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SUMMARY = "summary.json"
+CONFIG = "config.yaml"
+OVERRIDES = "overrides.yaml"
+METRICS = "metrics.csv"
+PREPROCESSING = "preprocessing.json"
+
+
+def new_run_dir(output_dir: str | Path, name: str) -> Path:
+    """A fresh folder ``<output_dir>/<YYYYmmdd-HHMMSS>-<name>-<4 hex>``, created exclusively.
+
+    ``mkdir`` without ``exist_ok`` fails if the folder exists, so two runs started in the
+    same second (even in two processes) can never share one: the loser draws again.
+    """
+    root = Path(output_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for _ in range(100):
+        path = root / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+        try:
+            path.mkdir()
+            return path.resolve()
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` so that ``path`` is either the old file or the whole new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_plain) + "\n")
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    from omegaconf import OmegaConf
+
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(data)))
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of dicts as CSV; the columns are the union of keys, in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    lines = [",".join(columns)]
+    lines += [",".join("" if row.get(c) is None else _cell(row[c]) for c in columns) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _cell(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

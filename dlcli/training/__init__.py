@@ -1,0 +1,1 @@
+"""Training: task modules, the Trainer, and :func:`~dlcli.training.train.train`."""

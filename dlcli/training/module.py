@@ -1,0 +1,137 @@
+"""The LightningModule for each task kind, and the DataModule over in-memory tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torchmetrics
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlcli.data.prepare import Prepared
+
+
+class ArrayDataModule(pl.LightningDataModule):
+    """Train/val/test splits held in memory as tensors."""
+
+    def __init__(self, prepared: Prepared, batch_size: int, num_workers: int = 0) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers = batch_size, num_workers
+        y_dtype = torch.long if prepared.task == "multiclass" else torch.float32
+        self.sets = {
+            name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
+                                torch.as_tensor(y, dtype=y_dtype))
+            for name, (x, y) in prepared.splits.items()
+        }
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader | list:
+        if split not in self.sets:
+            return []
+        return DataLoader(self.sets[split], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self):
+        return self._loader("test", shuffle=False)
+
+
+def task_metrics(task: str, num_classes: int | None) -> torchmetrics.MetricCollection:
+    """The metrics each task reports, by their short names (acc, mae, ...)."""
+    if task == "multiclass":
+        return torchmetrics.MetricCollection(
+            {"acc": torchmetrics.classification.MulticlassAccuracy(num_classes=num_classes, average="micro")})
+    if task == "binary":
+        return torchmetrics.MetricCollection({"acc": torchmetrics.classification.BinaryAccuracy()})
+    return torchmetrics.MetricCollection({
+        "mae": torchmetrics.MeanAbsoluteError(),
+        "rmse": torchmetrics.MeanSquaredError(squared=False),
+        "r2": torchmetrics.R2Score(),
+    })
+
+
+class TaskModule(pl.LightningModule):
+    """Trains ``model`` with ``loss`` for a multiclass, binary or regression task.
+
+    Logs ``{stage}/loss`` and the task's metrics (``val/acc``, ``test/mae``, ...) once per
+    epoch. For regression with target scaling, the model learns standardised targets and
+    the metrics are reported in the targets' original units.
+    """
+
+    def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
+                 make_optimizer: Callable[[Any], Any], make_scheduler: Callable[[Any], Any],
+                 augment: Callable | None = None, target_scaling: dict | None = None) -> None:
+        super().__init__()
+        self.model, self.loss_fn, self.task = model, loss, task
+        self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
+        metrics = task_metrics(task, num_classes)
+        self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
+        mean, std = 0.0, 1.0
+        if target_scaling and target_scaling["method"] == "standard":
+            mean, std = target_scaling["mean"], target_scaling["std"]
+        self.register_buffer("y_mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("y_std", torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if self.task == "binary" or (self.task == "regression" and out.shape[-1] == 1):
+            out = out.squeeze(-1)  # (B, 1) -> (B,)
+        return out
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            y = (y - self.y_mean) / self.y_std  # the model learns standardised targets
+        return self.loss_fn(out, y)
+
+    def predictions(self, out: torch.Tensor) -> torch.Tensor:
+        """Model outputs in the targets' terms: class probabilities, or original units."""
+        if self.task == "regression":
+            return out * self.y_std + self.y_mean
+        return torch.sigmoid(out) if self.task == "binary" else out.softmax(-1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if self.augment is not None:
+            x, y = self.augment(x, y)
+        loss = self._loss(self(x), y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch, stage: str) -> None:
+        x, y = batch
+        out = self(x)
+        self.log(f"{stage}/loss", self._loss(out, y), on_step=False, on_epoch=True, prog_bar=stage == "val")
+        preds = self.predictions(out)
+        target = y.long() if self.task == "binary" else y
+        self.metrics[stage].update(preds, target)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def _log_metrics(self, stage: str) -> None:
+        self.log_dict(self.metrics[stage].compute(), prog_bar=stage == "val")
+        self.metrics[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.parameters())
+        scheduler = self.make_scheduler(optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,191 @@
+"""``train(cfg)``: one run, top to bottom. The CLI and the tests call this.
+
+validate -> data -> model, loss, optimizer -> run folder -> fit -> test the best
+checkpoint -> summary.json -> RunResult
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcli.config.schema import DataConfig
+from dlcli.config.validate import dataclass_params, validate
+from dlcli.registry import AUGMENTATIONS, CALLBACKS, DATASETS, LOGGERS, LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
+from dlcli.runs import folder
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports; the same as its summary.json."""
+
+    run_dir: Path
+    status: str
+    metrics: dict[str, float]
+    best: dict[str, Any] | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def default_monitor(task: str) -> tuple[str, str]:
+    """The metric that picks the best epoch when a callback says ``monitor: auto``."""
+    return ("val/loss", "min") if task == "regression" else ("val/acc", "max")
+
+
+def metric_mode(metric: str) -> str:
+    """max for metrics where higher is better, min for losses and errors."""
+    return "max" if metric.rsplit("/", 1)[-1] in ("acc", "r2", "f1", "auroc", "precision", "recall") else "min"
+
+
+def component_params(node: dict) -> dict:
+    return {k: v for k, v in node.items() if k != "name"}
+
+
+def versions() -> dict[str, str]:
+    import pytorch_lightning as pl
+    import torch
+
+    import dlcli
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "lightning": pl.__version__, "dlcli": dlcli.__version__}
+
+
+def _quiet_lightning() -> None:
+    """Keep the terminal to dlcli's own output: no GPU/TPU banners, no hints for tiny data."""
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: Any = None,
+          progress: bool = True) -> RunResult:
+    """Train, test and record one run from a composed config (see :func:`dlcli.config.compose.compose`).
+
+    ``console`` (a rich Console) gets the run's header and the progress bar; None trains silently.
+    """
+    t_start = time.perf_counter()
+    cfg = validate(cfg)
+    import pytorch_lightning as pl
+    import torch
+
+    from dlcli.data.prepare import prepare
+    from dlcli.training.module import ArrayDataModule, TaskModule
+    from dlcli.training.recorder import EpochRecorder
+
+    _quiet_lightning()
+    seed = cfg["seed"]
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+    # data: load, decide the task, split, scale (fitted on train only)
+    data_cfg = cfg["data"]
+    common = set(dataclass_params(DataConfig))
+    table = DATASETS.get(data_cfg["name"]).build({k: v for k, v in data_cfg.items() if k not in common},
+                                                 seed=seed)
+    loss_entry = LOSSES.get(cfg["loss"]["name"])
+    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss_entry.name,
+                       loss_tasks=loss_entry.meta["tasks"], seed=seed)
+    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
+
+    # model, loss, optimizer, scheduler, augmentation: each built from its registry by name
+    model = MODELS.get(cfg["model"]["name"]).build(component_params(cfg["model"]),
+                                                   in_shape=prepared.in_shape,
+                                                   out_features=prepared.out_features)
+    loss = loss_entry.build(component_params(cfg["loss"]))
+    n_train = len(prepared.splits["train"][0])
+    steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
+                                / cfg["trainer"]["accumulate_grad_batches"])
+    opt_entry, sched_entry = OPTIMIZERS.get(cfg["optimizer"]["name"]), SCHEDULERS.get(cfg["scheduler"]["name"])
+    module = TaskModule(
+        model, loss, prepared.task, prepared.num_classes,
+        make_optimizer=lambda params: opt_entry.build(component_params(cfg["optimizer"]), params=params),
+        make_scheduler=lambda opt: sched_entry.build(
+            component_params(cfg["scheduler"]), optimizer=opt,
+            max_epochs=cfg["trainer"]["max_epochs"], steps_per_epoch=steps_per_epoch),
+        augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
+        target_scaling=prepared.preprocessing.get("target_scaling"),
+    )
+    n_params = sum(p.numel() for p in model.parameters())
+
+    # the run folder: everything needed to understand and reuse the run
+    run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"])
+    folder.write_yaml(run_dir / folder.CONFIG, cfg)
+    folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
+    folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+    summary: dict[str, Any] = {
+        "run_id": run_dir.name, "name": cfg["name"], "status": "running", "task": prepared.task,
+        "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
+        "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+        "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
+    }
+    folder.write_json(run_dir / folder.SUMMARY, summary)
+
+    monitor, mode = default_monitor(prepared.task)
+    callbacks = []
+    checkpoint = None
+    for name, params in cfg["callbacks"].items():
+        params = dict(params)
+        if params.get("monitor") == "auto":
+            params["monitor"] = monitor
+        if params.get("mode") == "auto":
+            params["mode"] = metric_mode(params["monitor"])
+        cb = CALLBACKS.get(name).build(params, run_dir=str(run_dir))
+        if name == "model_checkpoint":
+            checkpoint, monitor, mode = cb, params["monitor"], params["mode"]
+        callbacks.append(cb)
+    recorder = EpochRecorder(run_dir, monitor, mode)
+    callbacks.append(recorder)
+    show_progress = progress and console is not None and cfg["trainer"]["enable_progress_bar"]
+    if show_progress:
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=False))
+    logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
+    trainer_kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
+    trainer_kwargs.update(enable_progress_bar=show_progress, enable_model_summary=False,
+                          logger=logger if logger is not None else False,
+                          enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir))
+    if console is not None:
+        sizes = prepared.preprocessing["split_sizes"]
+        kind = f"{prepared.task} ({prepared.num_classes} classes)" if prepared.num_classes else prepared.task
+        console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
+                      f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
+        console.print(f"run folder: {run_dir}")
+
+    def finish(status: str, **extra: Any) -> None:
+        summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3), **extra)
+        folder.write_json(run_dir / folder.SUMMARY, summary)
+
+    try:
+        trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs)
+        t_fit = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
+        summary["epochs"] = len(recorder.rows)
+        summary["best"] = recorder.best()
+        if checkpoint is not None and checkpoint.best_model_path:
+            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["state_dict"])
+        metrics = {k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items()
+                   if "/" in k and not k.startswith("lr")}
+        if "test" in prepared.splits:
+            for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
+                metrics[key] = float(value)
+        summary["metrics"] = metrics
+    except (KeyboardInterrupt, SystemExit):
+        finish("interrupted")
+        raise
+    except BaseException as e:
+        finish("failed", error=f"{type(e).__name__}: {e}")
+        raise
+    finish("completed")
+    return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary)
