@@ -43,7 +43,7 @@ def conform(value: Any, ann: Any) -> tuple[bool, Any]:
         if origin is tuple and args and args[-1] is not Ellipsis:  # fixed length: tuple[int, int]
             if len(args) != len(value):
                 return False, value
-            items = [conform(v, a) for v, a in zip(value, args)]
+            items = [conform(v, a) for v, a in zip(value, args, strict=True)]
         else:
             item_ann = args[0] if args else Any
             items = [conform(v, item_ann) for v in value]
