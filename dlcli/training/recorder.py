@@ -18,22 +18,25 @@ class EpochRecorder(pl.Callback):
         self.path = Path(run_dir) / METRICS
         self.monitor, self.mode = monitor, mode
         self.rows: list[dict] = []
+        self.lrs: dict[str, float] = {}
         self.start = time.perf_counter()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start = time.perf_counter()
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the rate this epoch trains with: epoch-interval schedulers step before on_train_epoch_end
+        self.lrs = {}
+        for i, opt in enumerate(trainer.optimizers):
+            for j, group in enumerate(opt.param_groups):
+                self.lrs["lr" if i == j == 0 else f"lr/{i}.{j}"] = float(group["lr"])
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
         row: dict = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in sorted(trainer.callback_metrics.items()):
             if key.startswith(("train/", "val/")) and value.numel() == 1:
                 row[key] = float(value)
-        for i, opt in enumerate(trainer.optimizers):
-            for j, group in enumerate(opt.param_groups):
-                suffix = "" if i == j == 0 else f"/{i}.{j}"
-                row[f"lr{suffix}"] = float(group["lr"])
+        row.update(self.lrs)
         row["time_s"] = round(time.perf_counter() - self.start, 3)
         self.rows.append(row)
         write_csv(self.path, self.rows)

@@ -1,0 +1,115 @@
+"""The command line as a user meets it: exit codes, messages, output, and start-up cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "optimizer.lrr=0.1"], "Did you mean 'lr'?"),
+        (["train", "model=mlpp"], "Did you mean 'model=mlp'?"),
+        (["train", "data.scaling=zscore"], "expected one of 'none', 'minmax', 'symmetric', 'standard'"),
+        (["train", "trainer.max_epochs=ten"], "trainer.max_epochs: expected an integer, got 'ten'"),
+        (["train", "data=csv", "data.path=/no/such.csv", "data.target=y"], "CSV file not found: '/no/such.csv'"),
+        (["train", "data=diabetes"], "loss 'cross_entropy' does not fit a regression task"),
+        (["train", "-C", "/no/such/dir"], "config dir '/no/such/dir'"),
+        (["config", "show", "optimizer.lrr=0.1"], "Did you mean 'lr'?"),
+    ],
+)
+def test_bad_input_exits_2_with_a_suggestion_and_no_traceback(args, expected, tmp_path):
+    result = invoke(*args, f"output_dir={tmp_path / 'o'}") if args[0] == "train" else invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr.replace("\n", " ")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()  # refused before any run folder is made
+
+
+def test_malformed_csv_exits_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,y\n1,2,x\n3,4\n")
+    result = invoke("train", "data=csv", f"data.path={bad}", "data.target=y", f"output_dir={tmp_path / 'o'}")
+    assert result.exit_code == 2
+    assert "row 3 has 2 fields" in result.stderr
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_debug_shows_the_traceback():
+    result = invoke("train", "--debug", "model=mlpp")
+    assert result.exit_code != 0
+    assert result.exception is not None and "mlpp" in str(result.exception)
+
+
+def test_config_show_prints_the_composed_yaml():
+    result = invoke("config", "show", "model=perceptron", "optimizer.lr=0.5")
+    assert result.exit_code == 0
+    assert "name: perceptron" in result.stdout and "lr: 0.5" in result.stdout
+
+
+def test_list_shows_components_with_descriptions():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("mlp", "perceptron", "cross_entropy", "adam", "digits", "early_stopping"):
+        assert name in result.stdout
+    models = invoke("list", "models")
+    assert "perceptron" in models.stdout and "adam" not in models.stdout
+    bad = invoke("list", "modles")
+    assert bad.exit_code == 2 and "Did you mean 'model'?" in bad.stderr
+
+
+def test_train_command_end_to_end(tmp_path):
+    result = invoke("train", f"output_dir={tmp_path}", "trainer.max_epochs=3", "trainer.enable_progress_bar=false")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    assert f"run folder: {run_dir}" in result.stdout.replace("\n", "")
+    assert "test/acc" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 3
+
+
+def test_user_config_dir_model_trains(tmp_path):
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "tiny.yaml").write_text("name: mlp\nhidden: [16]\n")
+    result = invoke("train", "-C", str(tmp_path / "conf"), "model=tiny", f"output_dir={tmp_path / 'o'}",
+                    "trainer.max_epochs=2", "trainer.enable_progress_bar=false")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "o").iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["num_params"] == 64 * 16 + 16 + 16 * 10 + 10
+
+
+def _python(code, cwd):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_cli_import_does_not_load_torch_or_lightning(tmp_path):
+    code = ("import sys, dlcli.cli; heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'sklearn') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    assert _python(code, tmp_path).returncode == 0
+
+
+def test_help_list_and_config_show_do_not_load_torch(tmp_path):
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom dlcli.cli import app\n"
+            "for args in (['--help'], ['list', '--help'], ['list'], ['config', 'show']):\n"
+            "    r = CliRunner().invoke(app, args)\n    assert r.exit_code == 0, (args, r.output)\n"
+            "assert 'torch' not in sys.modules and 'pytorch_lightning' not in sys.modules\n")
+    proc = _python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_python_dash_m(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dlcli", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "train" in proc.stdout and "config" in proc.stdout
