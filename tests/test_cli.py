@@ -113,3 +113,29 @@ def test_help_list_and_config_show_do_not_load_torch(tmp_path):
 def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dlcli", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and "train" in proc.stdout and "config" in proc.stdout
+
+
+def test_accelerator_this_machine_lacks_exits_2_without_a_run_folder(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = invoke("train", "trainer.accelerator=gpu", f"output_dir={tmp_path / 'o'}")
+    assert result.exit_code == 2
+    assert "trainer:" in result.stderr and "trainer.accelerator" in result.stderr
+    assert not any((tmp_path / "o").iterdir())
+
+
+def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
+    # Lightning starts the second process by running the same command again: only rank 0 reports.
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", "train", f"output_dir={tmp_path / 'o'}", "trainer.accelerator=cpu",
+         "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "o").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 2
+    assert summary["metrics"]["test/acc"] > 0.5
+    assert proc.stdout.count("run folder:") == 1

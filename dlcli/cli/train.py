@@ -25,7 +25,8 @@ def train_command(
         from dlcli.training.train import train
 
         result = train(composed.config, composed.overrides, console=err)
-    report(result)
+    if result.primary:
+        report(result)
 
 
 def report(result) -> None:

@@ -102,13 +102,14 @@ class TaskModule(pl.LightningModule):
         if self.augment is not None:
             x, y = self.augment(x, y)
         loss = self._loss(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def _eval_step(self, batch, stage: str) -> None:
         x, y = batch
         out = self(x)
-        self.log(f"{stage}/loss", self._loss(out, y), on_step=False, on_epoch=True, prog_bar=stage == "val")
+        self.log(f"{stage}/loss", self._loss(out, y), on_step=False, on_epoch=True, prog_bar=stage == "val",
+                 sync_dist=True)  # epoch-level: one reduction per epoch across devices
         preds = self.predictions(out)
         target = y.long() if self.task == "binary" else y
         self.metrics[stage].update(preds, target)

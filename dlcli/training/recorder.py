@@ -14,8 +14,9 @@ from dlcli.runs.folder import METRICS, write_csv
 class EpochRecorder(pl.Callback):
     """Record every epoch-level metric, the learning rate and the elapsed time."""
 
-    def __init__(self, run_dir: Path, monitor: str, mode: str) -> None:
+    def __init__(self, run_dir: Path, monitor: str, mode: str, write: bool = True) -> None:
         self.path = Path(run_dir) / METRICS
+        self.write = write  # False in the extra processes of a multi-device run
         self.monitor, self.mode = monitor, mode
         self.rows: list[dict] = []
         self.lrs: dict[str, float] = {}
@@ -39,7 +40,8 @@ class EpochRecorder(pl.Callback):
         row.update(self.lrs)
         row["time_s"] = round(time.perf_counter() - self.start, 3)
         self.rows.append(row)
-        write_csv(self.path, self.rows)
+        if self.write:
+            write_csv(self.path, self.rows)
 
     def best(self) -> dict | None:
         """The epoch with the best monitored value (the first, on ties), as the checkpoint sees it."""

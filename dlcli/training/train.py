@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import platform
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +18,17 @@ from typing import Any
 
 from dlcli.config.schema import DataConfig
 from dlcli.config.validate import dataclass_params, validate
-from dlcli.registry import AUGMENTATIONS, CALLBACKS, DATASETS, LOGGERS, LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
+from dlcli.errors import DlcliError
+from dlcli.registry import (
+    AUGMENTATIONS,
+    CALLBACKS,
+    DATASETS,
+    LOGGERS,
+    LOSSES,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULERS,
+)
 from dlcli.runs import folder
 
 
@@ -30,6 +41,26 @@ class RunResult:
     metrics: dict[str, float]
     best: dict[str, Any] | None
     summary: dict[str, Any] = field(default_factory=dict)
+    primary: bool = True  # False in the extra processes of a multi-device run: they report nothing
+
+
+RUN_DIR_ENV = "DLCLI_RUN_DIR"  # how the extra processes of a multi-device run find rank 0's folder
+
+
+def _claim_run_dir(cfg: dict) -> tuple[Path, bool]:
+    """(run folder, whether this process owns it).
+
+    For several devices, Lightning starts one more process per device, each running this same
+    command again with LOCAL_RANK set. Rank 0 makes the folder and passes its path on in the
+    environment; the other ranks train into it but write none of its files.
+    """
+    import os
+
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV]), False
+    run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"])
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir, True
 
 
 def default_monitor(task: str) -> tuple[str, str]:
@@ -79,7 +110,6 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
 
     from dlcli.data.prepare import prepare
     from dlcli.training.module import ArrayDataModule, TaskModule
-    from dlcli.training.recorder import EpochRecorder
 
     _quiet_lightning()
     seed = cfg["seed"]
@@ -115,11 +145,15 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     )
     n_params = sum(p.numel() for p in model.parameters())
 
-    # the run folder: everything needed to understand and reuse the run
-    run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"])
-    folder.write_yaml(run_dir / folder.CONFIG, cfg)
-    folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
-    folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+    # the run folder: made now, filled once everything that can refuse the config has accepted it
+    run_dir, primary = _claim_run_dir(cfg)
+    try:
+        trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary,
+                                                     progress=progress and primary and console is not None)
+    except BaseException:
+        if primary:
+            shutil.rmtree(run_dir, ignore_errors=True)  # it holds nothing yet: leave no empty run behind
+        raise
     summary: dict[str, Any] = {
         "run_id": run_dir.name, "name": cfg["name"], "status": "running", "task": prepared.task,
         "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
@@ -127,34 +161,12 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
         "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
     }
-    folder.write_json(run_dir / folder.SUMMARY, summary)
-
-    monitor, mode = default_monitor(prepared.task)
-    callbacks = []
-    checkpoint = None
-    for name, params in cfg["callbacks"].items():
-        params = dict(params)
-        if params.get("monitor") == "auto":
-            params["monitor"] = monitor
-        if params.get("mode") == "auto":
-            params["mode"] = metric_mode(params["monitor"])
-        cb = CALLBACKS.get(name).build(params, run_dir=str(run_dir))
-        if name == "model_checkpoint":
-            checkpoint, monitor, mode = cb, params["monitor"], params["mode"]
-        callbacks.append(cb)
-    recorder = EpochRecorder(run_dir, monitor, mode)
-    callbacks.append(recorder)
-    show_progress = progress and console is not None and cfg["trainer"]["enable_progress_bar"]
-    if show_progress:
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar(leave=False))
-    logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
-    trainer_kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
-    trainer_kwargs.update(enable_progress_bar=show_progress, enable_model_summary=False,
-                          logger=logger if logger is not None else False,
-                          enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir))
-    if console is not None:
+    if primary:
+        folder.write_yaml(run_dir / folder.CONFIG, cfg)
+        folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
+        folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+        folder.write_json(run_dir / folder.SUMMARY, summary)
+    if console is not None and primary:
         sizes = prepared.preprocessing["split_sizes"]
         kind = f"{prepared.task} ({prepared.num_classes} classes)" if prepared.num_classes else prepared.task
         console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
@@ -163,10 +175,11 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
 
     def finish(status: str, **extra: Any) -> None:
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3), **extra)
-        folder.write_json(run_dir / folder.SUMMARY, summary)
+        if primary:
+            folder.write_json(run_dir / folder.SUMMARY, summary)
 
     try:
-        trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs)
+        # fit, then evaluate the best epoch's weights (loaded safely: tensors only) on the test split
         t_fit = time.perf_counter()
         trainer.fit(module, datamodule=datamodule)
         summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
@@ -188,4 +201,45 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         finish("failed", error=f"{type(e).__name__}: {e}")
         raise
     finish("completed")
-    return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary)
+    return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary, primary)
+
+
+def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: bool):
+    """The Lightning Trainer with the configured callbacks and logger, plus dlcli's recorder.
+
+    Returns (trainer, the checkpoint callback or None, the metrics.csv recorder).
+    """
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from dlcli.training.recorder import EpochRecorder
+
+    monitor, mode = default_monitor(task)
+    callbacks, checkpoint = [], None
+    for name, params in cfg["callbacks"].items():
+        params = dict(params)
+        if params.get("monitor") == "auto":
+            params["monitor"] = monitor
+        if params.get("mode") == "auto":
+            params["mode"] = metric_mode(params["monitor"])
+        cb = CALLBACKS.get(name).build(params, run_dir=str(run_dir))
+        if name == "model_checkpoint":  # its metric decides the best epoch
+            checkpoint, monitor, mode = cb, params["monitor"], params["mode"]
+        callbacks.append(cb)
+    recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
+    callbacks.append(recorder)
+    progress = progress and cfg["trainer"]["enable_progress_bar"]
+    if progress:
+        from pytorch_lightning.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=False))
+    logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
+    kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
+    kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
+                  enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir))
+    try:
+        trainer = pl.Trainer(callbacks=callbacks, **kwargs)
+    except (MisconfigurationException, ValueError) as e:  # e.g. accelerator=gpu on a machine without one
+        raise DlcliError(f"trainer: {e} (check trainer.accelerator, trainer.devices, trainer.strategy, "
+                         "trainer.precision; `dlcli config show` prints them)") from None
+    return trainer, checkpoint, recorder
