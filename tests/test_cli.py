@@ -139,3 +139,23 @@ def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
     assert summary["status"] == "completed" and summary["epochs"] == 2
     assert summary["metrics"]["test/acc"] > 0.5
     assert proc.stdout.count("run folder:") == 1
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlcli", "train", f"output_dir={tmp_path}", "trainer.max_epochs=100000",
+         "~callbacks.early_stopping", "trainer.enable_progress_bar=false"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
+        time.sleep(0.2)  # wait until an epoch has been recorded
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

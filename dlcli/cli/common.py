@@ -40,7 +40,10 @@ def user_errors(debug: bool) -> Iterator[None]:
             raise
         err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
-    except (typer.Exit, KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except (typer.Exit, SystemExit):
         raise
     except Exception as e:
         if debug:

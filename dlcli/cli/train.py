@@ -40,7 +40,8 @@ def report(result) -> None:
     out.print(table)
     best = result.best
     if best:
-        out.print(f"best {best['monitor']} = {best['value']:.4f} at epoch {best['epoch']}")
+        out.print(f"best {best['monitor']} = {best['value']:.4f} in epoch {best['epoch'] + 1} "
+                  f"of {result.summary.get('epochs', '?')} (its checkpoint was tested)")
     s = result.summary
     out.print(f"{s.get('epochs', 0)} epochs in {s['fit_duration_s']:.1f} s (total {s['duration_s']:.1f} s)")
     out.print(f"run folder: [bold]{result.run_dir}[/]")

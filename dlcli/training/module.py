@@ -102,7 +102,9 @@ class TaskModule(pl.LightningModule):
         if self.augment is not None:
             x, y = self.augment(x, y)
         loss = self._loss(self(x), y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
+        # the live value in the progress bar; not a recorded metric (the per-epoch mean above is)
+        self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return loss
 
     def _eval_step(self, batch, stage: str) -> None:

@@ -194,9 +194,9 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
                 metrics[key] = float(value)
         summary["metrics"] = metrics
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
         finish("interrupted")
-        raise
+        raise KeyboardInterrupt from None
     except BaseException as e:
         finish("failed", error=f"{type(e).__name__}: {e}")
         raise
@@ -230,9 +230,9 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     callbacks.append(recorder)
     progress = progress and cfg["trainer"]["enable_progress_bar"]
     if progress:
-        from pytorch_lightning.callbacks import RichProgressBar
+        from dlcli.training.progress import EpochProgressBar
 
-        callbacks.append(RichProgressBar(leave=False))
+        callbacks.append(EpochProgressBar(leave=False))
     logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
     kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
     kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
