@@ -5,7 +5,7 @@ from __future__ import annotations
 from dlcli.registry import LOSSES
 
 
-@LOSSES.register(tasks=("multiclass", "binary"))
+@LOSSES.register(tasks=("multiclass",))  # two classes: two logits, still "multiclass"
 def cross_entropy(label_smoothing: float = 0.0):
     """Cross-entropy on logits with integer class labels (sparse categorical)."""
     from torch import nn

@@ -143,3 +143,21 @@ def test_validate_is_idempotent():
 def test_shipped_configs_never_name_import_paths():
     for f in Path(shipped_config_dir()).rglob("*.yaml"):
         assert "_target_" not in f.read_text(), f
+
+
+def test_comma_sweep_in_train_is_explained():
+    problems, message = problems_of("optimizer.lr=0.1,0.2")
+    assert problems[0].path == "optimizer.lr"
+    assert "write a list as key=[a,b]" in message
+
+
+def test_unknown_callback_from_override_names_the_override():
+    problems, message = problems_of("callbacks.foo.x=1")
+    assert problems[0].path == "callbacks.foo"
+    assert "from override 'callbacks.foo.x=1'" in message and "Available: early_stopping" in message
+
+
+def test_removing_a_group_is_reported_on_one_line_each():
+    problems, message = problems_of("~model")
+    assert {p.path for p in problems} == {"name", "model"}
+    assert all("\n" not in p.message for p in problems)

@@ -41,7 +41,7 @@ def test_standard_scaling_fitted_on_train_only():
     rng = np.random.default_rng(0)
     table = Table(np.concatenate([rng.normal(5, 2, (100, 3))]).astype(np.float32), np.arange(100) % 2,
                   "classification")
-    p = prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass", "binary"), seed=0)
+    p = prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass",), seed=0)
     x_train = p.splits["train"][0]
     assert np.allclose(x_train.mean(axis=0), 0, atol=1e-5) and np.allclose(x_train.std(axis=0), 1, atol=1e-4)
     assert not np.allclose(p.splits["test"][0].mean(axis=0), 0, atol=1e-5)  # test statistics were not used
@@ -80,7 +80,7 @@ def test_bce_on_ten_classes_suggests_cross_entropy():
 def test_classification_loss_on_regression_data_suggests_mse():
     table = Table(np.random.rand(50, 2).astype(np.float32), np.linspace(0, 1, 50), "regression")
     with pytest.raises(DlcliError, match="Use loss=mse"):
-        prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass", "binary"), seed=0)
+        prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass",), seed=0)
 
 
 def test_regression_target_scaling_is_recorded():

@@ -60,7 +60,7 @@ def _where(path: str, overrides: list[str], choices: dict[str, str], dirs: list[
     """Where the key at ``path`` was set: an override, or the YAML file of its group."""
     for line in overrides:
         key = line.split("=", 1)[0].lstrip("+~")
-        if key == path or path.startswith(key + ".") and key not in choices:
+        if key == path or key.startswith(path + ".") or (path.startswith(key + ".") and key not in choices):
             return f"from override '{line}'"
     group = path.split(".", 1)[0]
     rel = f"{group}/{choices[group]}.yaml" if group in choices else f"{PRIMARY}.yaml"
@@ -165,9 +165,11 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
                 if plain and "Could not override" in str(e):
                     unknown.append((ov.key_or_group, ov.value()))  # the validator suggests a key
                 else:
-                    cause = e.__cause__ or e
-                    problems.append(Problem(ov.key_or_group, str(cause).splitlines()[0],
-                                            f"from override '{line}'"))
+                    message = str(e.__cause__ or e).splitlines()[0]
+                    if message.startswith("Ambiguous value"):
+                        message = ("a comma makes a sweep, and `dlcli train` runs one config: write a list "
+                                   "as key=[a,b], or quote the value: key='a,b'")
+                    problems.append(Problem(ov.key_or_group, message, f"from override '{line}'"))
                 active.remove(line)
         choices = {k: v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
                    if not k.startswith("hydra/") and isinstance(v, str)}
@@ -176,7 +178,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
         try:
             raw = OmegaConf.to_container(cfg, resolve=True)
         except OmegaConfBaseException as e:
-            problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg}"))
+            problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
             raw = OmegaConf.to_container(cfg, resolve=False)
     finally:
         GlobalHydra.instance().clear()
@@ -202,7 +204,8 @@ def _open(cfg: Any):
 
 def _failing_override(message: str, active: list[str], parsed: dict) -> str | None:
     m = re.search(r"(?:override|delete from config\.|item is already at) '([^']+)'", message) \
-        or re.search(r"Error merging override (\S+)", message)
+        or re.search(r"Error merging override (\S+)", message) \
+        or re.search(r"Ambiguous value for argument '([^']+)'", message)
     if not m:
         return None
     token = m.group(1)
