@@ -161,3 +161,17 @@ def test_removing_a_group_is_reported_on_one_line_each():
     problems, message = problems_of("~model")
     assert {p.path for p in problems} == {"name", "model"}
     assert all("\n" not in p.message for p in problems)
+
+
+def test_invalid_yaml_in_a_user_file_names_file_and_line(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "broken.yaml").write_text("name: mlp\nhidden: [64\n")
+    _, message = problems_of("model=broken", config_dirs=[tmp_path])
+    assert "invalid YAML" in message and str(tmp_path / "model" / "broken.yaml") in message and "line 2" in message
+
+
+def test_import_paths_in_yaml_are_refused_as_unknown_keys(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "evil.yaml").write_text("name: mlp\n_target_: os.system\n")
+    problems, _ = problems_of("model=evil", config_dirs=[tmp_path])
+    assert [p.path for p in problems] == ["model._target_"]

@@ -14,6 +14,8 @@ it with the closest valid key.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -99,34 +101,48 @@ def group_options(group: str, dirs: list[Path]) -> list[str]:
 
 def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str | Path] = (),
             check: bool = True) -> Composed:
-    """Compose ``train.yaml`` with ``overrides`` (Hydra grammar) and validate the result."""
-    from hydra import compose as hydra_compose
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import (
-        ConfigCompositionException,
-        HydraException,
-        MissingConfigException,
-        OverrideParseException,
-    )
-    from hydra.version import setbase
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    """Compose ``train.yaml`` with ``overrides`` (Hydra grammar) and validate the result.
 
+    Raises :class:`ConfigError` listing every problem found.
+    """
     dirs = config_dirs_checked(list(config_dirs)) + [shipped_config_dir()]
     overrides = list(overrides)
-    problems: list[Problem] = []
+    parsed, problems = _parse(overrides)
+    raw, choices = _compose_setting_aside(parsed, dirs, problems)
+    composed = Composed(raw, overrides, choices, dirs, _precedence_notes(dirs))
+    if check:
+        try:
+            composed.config = validate(raw, composed.where)
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    return composed
+
+
+def _parse(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse each override with Hydra's grammar: {line: Override}, and a problem per bad line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
     parser = OverridesParser.create()
-    parsed = {}
+    parsed, problems = {}, []
     for line in overrides:
         try:
             parsed[line] = parser.parse_override(line)
-        except (OverrideParseException, HydraException) as e:
+        except HydraException as e:
             problems.append(Problem("overrides", f"cannot parse override '{line}': {str(e).splitlines()[0]}. "
-                                        "Overrides look like key=value, group=option, +new.key=value or ~key"))
-    active = [line for line in overrides if line in parsed]
+                                                 "Overrides look like key=value, group=option, +new.key=value or ~key"))
+    return parsed, problems
+
+
+@contextmanager
+def _hydra(dirs: list[Path]) -> Iterator[None]:
+    """Hydra initialised with ``dirs`` first on its search path (the user's before the shipped one)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.version import setbase
 
     setbase("1.3")
     GlobalHydra.instance().clear()
@@ -134,13 +150,33 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
     for i, d in enumerate(reversed(dirs)):
         search_path.prepend("dlcli" if i == 0 else "user", f"file://{d}")
     Hydra.create_main_hydra2(task_name="dlcli", config_search_path=search_path)  # sets GlobalHydra
-
-    unknown: list[tuple[str, Any]] = []  # plain-key overrides Hydra refused: validated below
-    cfg = None
     try:
-        while cfg is None:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
+                           problems: list[Problem]) -> tuple[dict, dict[str, str]]:
+    """Compose with every override Hydra accepts; a refused one becomes a problem and is set aside.
+
+    Returns the plain config (with unknown keys put back for the validator to name) and the
+    group choices (model -> mlp). Appends to ``problems``; raises ConfigError when nothing
+    can be composed at all.
+    """
+    from hydra import compose as hydra_compose
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import OmegaConf, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    active = list(parsed)
+    unknown: list[tuple[str, Any]] = []  # plain-key overrides Hydra refused: validated later
+    with _hydra(dirs):
+        while True:
             try:
                 cfg = hydra_compose(config_name=PRIMARY, overrides=active, return_hydra_config=True)
+                break
             except MissingConfigException as e:
                 group, _, option = (e.missing_cfg_file or "").rpartition("/")
                 line = next((o for o in active if parsed[o].key_or_group == group), None)
@@ -171,35 +207,21 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
                                    "as key=[a,b], or quote the value: key='a,b'")
                     problems.append(Problem(ov.key_or_group, message, f"from override '{line}'"))
                 active.remove(line)
-        choices = {k: v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
-                   if not k.startswith("hydra/") and isinstance(v, str)}
-        with _open(cfg):
-            del cfg["hydra"]
-        try:
-            raw = OmegaConf.to_container(cfg, resolve=True)
-        except OmegaConfBaseException as e:
-            problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
-            raw = OmegaConf.to_container(cfg, resolve=False)
-    finally:
-        GlobalHydra.instance().clear()
-
+            except YAMLError as e:
+                problems.append(Problem("", f"invalid YAML: {' '.join(str(e).split())}"))
+                raise ConfigError(problems) from None
+    choices = {k: v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
+               if not k.startswith("hydra/") and isinstance(v, str)}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        raw = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
+        raw = OmegaConf.to_container(cfg, resolve=False)
     for key, value in unknown:
         _set_path(raw, key, _plain(value))
-    composed = Composed(raw, overrides, choices, dirs, _precedence_notes(dirs))
-    if check:
-        try:
-            composed.config = validate(raw, composed.where)
-        except ConfigError as e:
-            problems += e.problems
-    if problems:
-        raise ConfigError(problems)
-    return composed
-
-
-def _open(cfg: Any):
-    from omegaconf import open_dict
-
-    return open_dict(cfg)
+    return raw, choices
 
 
 def _failing_override(message: str, active: list[str], parsed: dict) -> str | None:

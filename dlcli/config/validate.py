@@ -38,7 +38,7 @@ class Problem:
 
     def __str__(self) -> str:
         suffix = f"  [{self.where}]" if self.where else ""
-        return f"{self.path or '<top level>'}: {self.message}{suffix}"
+        return f"{self.path + ': ' if self.path else ''}{self.message}{suffix}"
 
 
 class ConfigError(DlcliError):
