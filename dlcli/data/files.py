@@ -52,8 +52,10 @@ def csv(seed: int, path: str, target: str, features: list[str] | None = None, de
             try:
                 x[i, j] = float(row[c])
             except ValueError:
+                what = "is empty (a missing value: fill it in or drop the row)" if not row[c].strip() \
+                    else "is not a number"
                 raise DataError(
-                    f"CSV '{path}', row {i + 2}, column '{features[j]}': {row[c]!r} is not a number. "
+                    f"CSV '{path}', row {i + 2}, column '{features[j]}': {row[c]!r} {what}. "
                     "Feature columns must be numeric: encode it, or leave the column out with "
                     "data.features=[...]"
                 ) from None
