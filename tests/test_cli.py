@@ -67,6 +67,10 @@ def test_list_shows_components_with_descriptions():
         assert name in result.stdout
     models = invoke("list", "models")
     assert "perceptron" in models.stdout and "adam" not in models.stdout
+    for kind in ("loss", "losses"):
+        losses = invoke("list", kind)
+        assert losses.exit_code == 0 and "cross_entropy" in losses.stdout and "mlp" not in losses.stdout
+    assert "betas=[0.9," in invoke("list", "optimizer").stdout  # a tuple default shown as a YAML list
     bad = invoke("list", "modles")
     assert bad.exit_code == 2 and "Did you mean 'model'?" in bad.stderr
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -58,15 +56,7 @@ def print_notes(notes: list[str]) -> None:
         err.print(f"note: {escape(note)}", soft_wrap=True)
 
 
-def config_dirs(dirs: list[Path] | None) -> list[Path]:
-    return list(dirs or [])
-
-
 def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
-
-
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dlcli.cli.common import err, out
+from dlcli.cli.common import err, escape, out
 
 KINDS_HELP = "model, loss, optimizer, scheduler, augmentation, callback, dataset, logger (plural works too)"
 
@@ -20,20 +20,26 @@ def list_command(
     load_components()
     kinds = list(REGISTRIES)
     if kind is not None:
-        singular = kind.lower().removesuffix("es") if kind.lower().endswith("sses") else kind.lower().rstrip("s")
-        if singular not in REGISTRIES:
-            err.print(f"[bold red]error:[/] unknown kind '{kind}'.{did_you_mean(singular, REGISTRIES)} "
+        aliases = {alias: k for k in REGISTRIES for alias in (k, k + "s", k + "es")}  # loss, losses, models
+        if kind.lower() not in aliases:
+            err.print(f"[bold red]error:[/] unknown kind '{escape(kind)}'.{did_you_mean(kind.lower(), aliases)} "
                       f"Kinds: {', '.join(REGISTRIES)}")
             raise typer.Exit(2)
-        kinds = [singular]
-    table = Table(show_lines=False)
+        kinds = [aliases[kind.lower()]]
+    table = Table()
     table.add_column("kind")
     table.add_column("name", style="bold")
     table.add_column("description")
     table.add_column("parameters (defaults)")
     for k in kinds:
         for entry in REGISTRIES[k]:
-            params = ", ".join(p.name if p.required else f"{p.name}={p.default!r}".replace("(", "[").replace(
-                ",)", "]").replace(")", "]") for p in entry.params.values())
-            table.add_row(k, entry.name, entry.summary, params)
+            params = ", ".join(p.name if p.required else f"{p.name}={_show(p.default)}" for p in entry.params.values())
+            table.add_row(k, entry.name, escape(entry.summary), escape(params))
     out.print(table)
+
+
+def _show(value: object) -> str:
+    """A default as YAML would show it: lists in brackets, None as null."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return "null" if value is None else repr(value)
