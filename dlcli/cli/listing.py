@@ -15,14 +15,16 @@ def list_command(
     """List registered components (what a config's `name:` can say) and their parameters."""
     from rich.table import Table
 
-    from dlcli.registry import REGISTRIES, did_you_mean, load_components
+    from dlcli.registry import REGISTRIES, closest, load_components
 
     load_components()
     kinds = list(REGISTRIES)
     if kind is not None:
         aliases = {alias: k for k in REGISTRIES for alias in (k, k + "s", k + "es")}  # loss, losses, models
         if kind.lower() not in aliases:
-            err.print(f"[bold red]error:[/] unknown kind '{escape(kind)}'.{did_you_mean(kind.lower(), aliases)} "
+            near = closest(kind.lower(), aliases)
+            hint = f" Did you mean '{aliases[near[0]]}'?" if near else ""
+            err.print(f"[bold red]error:[/] unknown kind '{escape(kind)}'.{hint} "
                       f"Kinds: {', '.join(REGISTRIES)}")
             raise typer.Exit(2)
         kinds = [aliases[kind.lower()]]
