@@ -60,8 +60,13 @@ class Entry:
         return doc.strip().splitlines()[0] if doc.strip() else ""
 
     def build(self, config: dict[str, Any] | None = None, /, **injected: Any) -> Any:
-        """Call the builder with the user's ``config`` values and dlcli's ``injected`` ones."""
-        return self.fn(**(config or {}), **injected)
+        """Call the builder with the user's ``config`` values and those ``injected`` values it takes.
+
+        dlcli offers every builder of a kind the same injected values (a model gets ``in_shape``,
+        ``out_features`` and, for text, ``vocab_size``); each builder declares the ones it uses.
+        """
+        accepted = inspect.signature(self.fn).parameters
+        return self.fn(**(config or {}), **{k: v for k, v in injected.items() if k in accepted})
 
 
 class UnknownComponent(DlcliError):
@@ -126,7 +131,10 @@ class Registry:
 
 
 # One registry per component kind. Injected parameters are supplied by dlcli at build time.
-MODELS = Registry("model", injected=("in_shape", "out_features"))
+# A model builder's `inputs` meta says what its input is: "any" (flattened), "vector" (F,),
+# "image" (C, H, W), "sequence" (T, F) or "tokens" (T,) of integer ids (with `vocab_size`).
+MODELS = Registry("model", injected=("in_shape", "out_features", "vocab_size", "task"))
+LAYERS = Registry("layer", injected=("in_shape", "vocab_size"))
 LOSSES = Registry("loss")
 OPTIMIZERS = Registry("optimizer", injected=("params",))
 SCHEDULERS = Registry("scheduler", injected=("optimizer", "max_epochs", "steps_per_epoch"))
@@ -137,6 +145,7 @@ LOGGERS = Registry("logger", injected=("run_dir",))
 
 REGISTRIES: dict[str, Registry] = {
     "model": MODELS,
+    "layer": LAYERS,
     "loss": LOSSES,
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
@@ -154,5 +163,16 @@ def load_components() -> None:
     modules are light; their builders import torch only when called.
     """
     from dlcli import augment, callbacks, loggers, losses, optim  # noqa: F401
-    from dlcli.data import builtin, files  # noqa: F401
-    from dlcli.models import mlp  # noqa: F401
+    from dlcli.data import builtin, files, images, sequences, text  # noqa: F401
+    from dlcli.models import (  # noqa: F401
+        cnn,
+        composed,
+        inception,
+        layers,
+        mlp,
+        recurrent,
+        resnet,
+        transformer,
+        vgg,
+        vit,
+    )

@@ -7,7 +7,20 @@ import pytest
 from dlcli.config.compose import compose
 
 # Settings that keep test runs short and quiet; a test adds its own overrides.
-FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+# One thread: the test machine's 2 cores are often shared, and spinning threads then slow torch down ~20x.
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Torch on one thread for the whole session: the test machine's 2 cores are often shared, and then
+    spinning threads slow small models down 20-100x. (Training runs also say threads=1, in FAST.)"""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from dlcli.config.compose import shipped_config_dir
-from dlcli.config.schema import DataConfig
+from dlcli.config.schema import DataConfig, ModelConfig
 from dlcli.config.validate import dataclass_params
 from dlcli.data.table import Table
 from dlcli.errors import DlcliError
@@ -64,8 +64,9 @@ def test_each_component_has_a_matching_yaml(kind, entry):
     assert path.is_file(), f"missing {path}"
     node = yaml.safe_load(path.read_text()) or {}
     assert node.pop("name") == entry.name
-    if kind == "dataset":
-        for key in dataclass_params(DataConfig):
+    common = {"dataset": DataConfig, "model": ModelConfig}.get(kind)
+    if common is not None:
+        for key in dataclass_params(common):
             node.pop(key, None)
     assert set(node) == set(entry.params), f"{path}: keys differ from {entry.fn.__qualname__}'s parameters"
     for key, param in entry.params.items():
@@ -82,14 +83,73 @@ def test_each_callback_param_is_documented_in_a_preset():
         assert shown, f"callback '{entry.name}' appears in no conf/callbacks preset"
 
 
-@pytest.mark.parametrize("entry", entries("model"))
-def test_model_forward_backward(entry):
-    for in_shape in ((1, 8, 8), (5,)):
-        model = entry.build({}, in_shape=in_shape, out_features=3)
-        out = model(torch.randn(4, *in_shape))
-        assert out.shape == (4, 3)
-        out.sum().backward()
-        assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+# One sample's shape for each kind of input a model or layer declares (`inputs=` at registration).
+SAMPLE_SHAPES = {
+    "any": [(1, 8, 8), (5,)],
+    "vector": [(5,)],
+    "image": [(1, 8, 8), (3, 16, 16)],  # grayscale and RGB
+    "sequence": [(12, 3)],  # (T, F)
+    "channels_first_sequence": [(3, 12)],  # (C, L)
+    "tokens": [(10,)],  # token ids
+}
+VOCAB = 20
+
+
+def sample_batch(kind: str, shape: tuple[int, ...]) -> torch.Tensor:
+    if kind == "tokens":
+        return torch.randint(1, VOCAB, (4, *shape))
+    return torch.randn(4, *shape)
+
+
+def model_cases():
+    for entry in REGISTRIES["model"]:
+        kind = entry.meta.get("inputs")
+        assert kind in SAMPLE_SHAPES, f"model '{entry.name}' must declare inputs= one of {list(SAMPLE_SHAPES)}"
+        for shape in SAMPLE_SHAPES[kind]:
+            yield pytest.param(entry, kind, shape, id=f"{entry.name}-{'x'.join(map(str, shape))}")
+
+
+# Values for models' required parameters (a model with no defaults for something needs an example here).
+MODEL_EXAMPLES = {
+    "graph": {"nodes": {"flat": {"layer": "flatten"}, "hidden": {"layer": "dense", "input": "flat", "units": 8},
+                        "skip": {"layer": "dense", "input": "flat", "units": 8},
+                        "sum": {"merge": "add", "inputs": ["hidden", "skip"]},
+                        "out": {"layer": "dense", "input": "sum"}}},
+}
+
+
+@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(model_cases()))
+def test_model_forward_backward(entry, kind, in_shape):
+    params = MODEL_EXAMPLES.get(entry.name, {})
+    required = {n for n, p in entry.params.items() if p.required}
+    assert required <= set(params), f"add an example for model '{entry.name}' to MODEL_EXAMPLES"
+    model = entry.build(params, in_shape=in_shape, out_features=3, task="multiclass", vocab_size=VOCAB)
+    out = model(sample_batch(kind, in_shape))
+    assert out.shape == (4, 3)
+    out.sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def layer_cases():
+    for entry in REGISTRIES["layer"]:
+        kind = entry.meta.get("inputs")
+        assert kind in SAMPLE_SHAPES, f"layer '{entry.name}' must declare inputs= one of {list(SAMPLE_SHAPES)}"
+        for shape in SAMPLE_SHAPES[kind]:
+            yield pytest.param(entry, kind, shape, id=f"{entry.name}-{'x'.join(map(str, shape))}")
+
+
+@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(layer_cases()))
+def test_layer_forward_backward(entry, kind, in_shape):
+    params = {"units": 4} if entry.name == "dense" else {"groups": 1} if entry.name == "group_norm" else {}
+    layer = entry.build(params, in_shape=in_shape, vocab_size=VOCAB)
+    x = sample_batch(kind, in_shape)
+    if x.is_floating_point():
+        x.requires_grad_(True)
+    out = layer(x)
+    assert out.shape[0] == 4
+    out.float().sum().backward()
+    assert all(p.grad is not None for p in layer.parameters())
 
 
 def _loss_inputs(task):
@@ -173,7 +233,31 @@ def _dataset_files(tmp_path):
     csv.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{'xy'[i % 2]}\n" for i in range(20)))
     npz = tmp_path / "t.npz"
     np.savez(npz, x=np.random.rand(20, 2, 3), y=np.arange(20) % 2)
-    return {"csv": {"path": str(csv), "target": "label"}, "npz": {"path": str(npz)}}
+    # image datasets: 8 + 4 IDX images (28x28), 2 classes x 6 PNGs, 2 + 10 CIFAR-10 binary records
+    from PIL import Image
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for split, n in (("train", 8), ("t10k", 4)):
+        header = (2051).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (n, 28, 28))
+        (idx / f"{split}-images-idx3-ubyte").write_bytes(header + bytes(n * 28 * 28))
+        labels = (2049).to_bytes(4, "big") + n.to_bytes(4, "big") + bytes(i % 10 for i in range(n))
+        (idx / f"{split}-labels-idx1-ubyte").write_bytes(labels)
+    images = tmp_path / "images"
+    for cls, value in (("dark", 20), ("light", 230)):
+        (images / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (10, 12), value + i).save(images / cls / f"{i}.png")
+    cifar = tmp_path / "cifar-10-batches-bin"
+    cifar.mkdir()
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        (cifar / name).write_bytes(bytes([1]) + bytes(3072) + bytes([7]) + bytes(3072))
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"sample text number {i},{'ab'[i % 2]}\n" for i in range(20)))
+    return {"csv": {"path": str(csv), "target": "label"}, "npz": {"path": str(npz)},
+            "timeseries_csv": {"path": str(csv), "column": "a", "window": 5},
+            "text_csv": {"path": str(texts)},
+            "idx": {"root": str(idx)}, "image_folder": {"root": str(images)}, "cifar10": {"root": str(tmp_path)}}
 
 
 @pytest.mark.parametrize("entry", entries("dataset"))
@@ -183,5 +267,9 @@ def test_dataset_loads(entry, tmp_path):
     assert set(required) <= set(params), f"add test files for dataset '{entry.name}' to _dataset_files"
     table = entry.build(params, seed=0)
     assert isinstance(table, Table)
-    assert table.x.dtype == np.float32 and len(table.x) == len(table.y) > 10
+    assert len(table.x) == len(table.y) > 10
+    if table.text is not None:  # raw texts; dlcli tokenizes them after splitting
+        assert all(isinstance(t, str) for t in table.x) and table.text["max_length"] > 0
+    else:
+        assert table.x.dtype == np.float32
     assert inspect.getdoc(entry.fn)

@@ -9,6 +9,7 @@ import typer
 
 from dlcli.cli import config as config_cmd
 from dlcli.cli import listing, train
+from dlcli.cli import model as model_cmd
 
 app = typer.Typer(
     name="dlcli",
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("train")(train.train_command)
 app.command("list")(listing.list_command)
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(model_cmd.app, name="model")
 
 
 def main() -> None:

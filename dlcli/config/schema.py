@@ -24,6 +24,7 @@ class TopConfig:
     name: str = "run"
     output_dir: str = "outputs"
     task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
+    threads: int | None = None
     data: dict | None = None
     model: dict | None = None
     loss: dict | None = None
@@ -58,6 +59,15 @@ class TrainerConfig:
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     enable_progress_bar: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """Keys every model takes; a model's own keys come from its builder's signature."""
+
+    name: str = "mlp"
+    init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+                  "orthogonal", "normal"] = "default"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from dlcli.config.schema import DataConfig, TopConfig, TrainerConfig
+from dlcli.config.schema import DataConfig, ModelConfig, TopConfig, TrainerConfig
 from dlcli.config.types import conform, describe, show
 from dlcli.errors import DlcliError
 from dlcli.registry import (
@@ -161,7 +161,8 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
     out["trainer"] = check.fields(dataclass_params(TrainerConfig), raw.get("trainer"), "trainer", "trainer")
     out["data"] = check.component(DATASETS, raw.get("data"), "data", extra=dataclass_params(DataConfig))
     for group in COMPONENT_GROUPS:
-        out[group] = check.component(REGISTRIES[group], raw.get(group), group)
+        extra = dataclass_params(ModelConfig) if group == "model" else None
+        out[group] = check.component(REGISTRIES[group], raw.get(group), group, extra=extra)
     out["callbacks"] = check.callbacks(raw.get("callbacks"))
     data = out["data"]
     if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float):
@@ -176,3 +177,12 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
     if check.problems:
         raise ConfigError(check.problems)
     return {k: out[k] for k in dataclass_params(TopConfig)}  # scalars first, then the groups
+
+
+def check_params(params: dict[str, Param], node: Any, path: str, owner: str) -> dict:
+    """Check one component's parameters on their own (e.g. a layer inside a model); raise ConfigError."""
+    check = _Checker(lambda p: "")
+    out = check.fields(params, node, path, owner)
+    if check.problems:
+        raise ConfigError(check.problems)
+    return out

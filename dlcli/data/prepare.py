@@ -27,6 +27,7 @@ class Prepared:
     out_features: int
     class_names: list[str] | None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    vocab_size: int | None = None  # token data: ids are 0 (padding) .. vocab_size - 1
 
     @property
     def num_classes(self) -> int | None:
@@ -76,11 +77,23 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
-                  stratify: bool) -> dict[str, np.ndarray]:
-    """Seeded train/val/test indices; stratified by class when asked."""
+                  stratify: bool, ordered: bool = False) -> dict[str, np.ndarray]:
+    """Seeded train/val/test indices; stratified by class when asked.
+
+    ``ordered`` rows (windows of a time series) are split in time instead: the first rows train,
+    the next validate, the last test, so that no split sees the future of the one before it.
+    """
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
+    if ordered:
+        n_test, n_val = round(len(y) * test_fraction), round(len(y) * val_fraction)
+        n_train = len(y) - n_test - n_val
+        if n_train < 1:
+            raise DataError(f"cannot split {len(y)} rows with val_fraction={val_fraction}, "
+                            f"test_fraction={test_fraction}: nothing is left to train on")
+        cuts = {"train": idx[:n_train], "val": idx[n_train:n_train + n_val], "test": idx[n_train + n_val:]}
+        return {k: v for k, v in cuts.items() if len(v)}
     out: dict[str, np.ndarray] = {}
     try:
         rest = idx
@@ -129,20 +142,34 @@ def apply_scaler(x: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
 
 def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
             seed: int) -> Prepared:
-    """Task, split, scaling; ``cfg`` is the validated ``data`` node."""
-    if not np.all(np.isfinite(table.x)):
+    """Task, split, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node."""
+    if table.text is None and not np.all(np.isfinite(table.x)):
         raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
     stratify = cfg["stratify"] and task != "regression"
-    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify)
-    x_scaler = fit_scaler(table.x[idx["train"]], cfg["scaling"])
-    pre: dict[str, Any] = {"task": task, "input_shape": list(table.x.shape[1:]), "scaling": x_scaler,
-                           "feature_names": table.feature_names, "classes": class_names,
+    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
+    pre: dict[str, Any] = {"task": task, "feature_names": table.feature_names, "classes": class_names,
                            "split_sizes": {k: len(v) for k, v in idx.items()}}
+    vocab_size = None
+    if table.text is not None:
+        # token ids: the vocabulary comes from the training texts only
+        from dlcli.data.tokenize import build_vocab, encode
+
+        texts = [str(t) for t in table.x]
+        vocab = build_vocab([texts[i] for i in idx["train"]], table.text)
+        x = encode(texts, vocab, table.text)  # (N,) texts -> (N, max_length) ids
+        pre.update(text=table.text, vocab=vocab)
+        vocab_size = len(vocab)
+        splits = {name: (x[i], y[i]) for name, i in idx.items()}
+    else:
+        x_scaler = fit_scaler(table.x[idx["train"]], cfg["scaling"])
+        pre["scaling"] = x_scaler
+        splits = {name: (apply_scaler(table.x[i], x_scaler), y[i]) for name, i in idx.items()}
+    in_shape = tuple(splits["train"][0].shape[1:])
+    pre["input_shape"] = list(in_shape)
     if task == "regression":
         pre["target_scaling"] = fit_scaler(y[idx["train"]].reshape(len(idx["train"]), -1),
                                            cfg["target_scaling"])
-    splits = {name: (apply_scaler(table.x[i], x_scaler), y[i]) for name, i in idx.items()}
     out_features = 1 if task in ("binary", "regression") and y.ndim == 1 else \
         (y.shape[1] if task == "regression" else len(class_names))
-    return Prepared(task, splits, tuple(table.x.shape[1:]), out_features, class_names, pre)
+    return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size)

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 class Table:
     """A whole dataset in memory, before splitting."""
 
-    x: np.ndarray  # (N, *sample_shape), float
+    x: np.ndarray  # (N, *sample_shape), float; or (N,) strings for text, with `text` set
     y: np.ndarray  # (N,) class labels of any dtype, or (N,) / (N, T) real-valued targets
     kind: Literal["classification", "regression"] | None = None  # None: infer from y
     class_names: list[str] | None = None  # names of the sorted unique labels, when known
     feature_names: list[str] | None = None
+    ordered: bool = False  # rows follow time (forecasting windows): split chronologically, never shuffled
+    text: dict | None = None  # x holds texts: how to tokenize them (level, max_length, min_freq, max_vocab, lowercase)

@@ -20,7 +20,7 @@ def make_activation(name: str):
     }[name]()
 
 
-@MODELS.register()
+@MODELS.register(inputs="any")
 def perceptron(in_shape: tuple[int, ...], out_features: int, bias: bool = True):
     """Single-layer perceptron: one linear layer, inputs to outputs."""
     from torch import nn
@@ -29,7 +29,7 @@ def perceptron(in_shape: tuple[int, ...], out_features: int, bias: bool = True):
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(in_shape), out_features, bias=bias))
 
 
-@MODELS.register()
+@MODELS.register(inputs="any")
 def mlp(in_shape: tuple[int, ...], out_features: int, hidden: list[int] = (256,),
         activation: Activation = "relu", dropout: float = 0.1,
         norm: Literal["none", "batch", "layer"] = "none"):

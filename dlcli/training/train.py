@@ -16,16 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.config.schema import DataConfig
-from dlcli.config.validate import dataclass_params, validate
+from dlcli.config.validate import validate
 from dlcli.errors import DlcliError
 from dlcli.registry import (
     AUGMENTATIONS,
     CALLBACKS,
-    DATASETS,
     LOGGERS,
     LOSSES,
-    MODELS,
     OPTIMIZERS,
     SCHEDULERS,
 )
@@ -108,28 +105,23 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import pytorch_lightning as pl
     import torch
 
-    from dlcli.data.prepare import prepare
+    from dlcli.training.build import build_model, load_data
     from dlcli.training.module import ArrayDataModule, TaskModule
 
     _quiet_lightning()
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
     seed = cfg["seed"]
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    # data: load, decide the task, split, scale (fitted on train only)
+    # data: load, decide the task, split, scale (fitted on train only); then the model for it
+    prepared = load_data(cfg)
     data_cfg = cfg["data"]
-    common = set(dataclass_params(DataConfig))
-    table = DATASETS.get(data_cfg["name"]).build({k: v for k, v in data_cfg.items() if k not in common},
-                                                 seed=seed)
-    loss_entry = LOSSES.get(cfg["loss"]["name"])
-    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss_entry.name,
-                       loss_tasks=loss_entry.meta["tasks"], seed=seed)
     datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
+    model = build_model(cfg, prepared)
 
-    # model, loss, optimizer, scheduler, augmentation: each built from its registry by name
-    model = MODELS.get(cfg["model"]["name"]).build(component_params(cfg["model"]),
-                                                   in_shape=prepared.in_shape,
-                                                   out_features=prepared.out_features)
-    loss = loss_entry.build(component_params(cfg["loss"]))
+    # loss, optimizer, scheduler, augmentation: each built from its registry by name
+    loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
     n_train = len(prepared.splits["train"][0])
     steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
                                 / cfg["trainer"]["accumulate_grad_batches"])

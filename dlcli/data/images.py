@@ -1,0 +1,263 @@
+"""Image datasets from local files: IDX (MNIST, Fashion-MNIST), a folder per class, CIFAR-10 binary.
+
+dlcli never downloads a dataset: each loader reads files the user has put in place, and when
+they are missing the error says which files, where they are published, and where to put them.
+Every loader returns ``x`` as (N, C, H, W) float32 pixel values in 0..255; ``data.scaling``
+then rescales them, fitted on the train split only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from dlcli.data.table import Table
+from dlcli.errors import DataError
+from dlcli.registry import DATASETS, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# ---------------------------------------------------------------------------------------------- IDX
+
+IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions (N, H, W)
+IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension (N,)
+IDX_SOURCES = ("MNIST: http://yann.lecun.com/exdb/mnist/ (or one of its mirrors, e.g. "
+               "https://ossci-datasets.s3.amazonaws.com/mnist/); "
+               "Fashion-MNIST: https://github.com/zalandoresearch/fashion-mnist")
+
+
+def _list_dir(folder: Path, limit: int = 12) -> str:
+    names = sorted(p.name for p in folder.iterdir())
+    if not names:
+        return "the folder is empty"
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return "it holds: " + ", ".join(names[:limit]) + more
+
+
+def _find_idx(folder: Path, names: list[str]) -> list[Path]:
+    """The four IDX files, each raw or gzipped; one DataError listing every missing one."""
+    found, missing = [], []
+    for name in names:
+        path = next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+        if path is None:
+            missing.append(name)
+        else:
+            found.append(path)
+    if not missing and folder.is_dir():
+        return found
+    where = (f"{_list_dir(folder)}" if folder.is_dir() else "the folder does not exist")
+    hints = "".join(did_you_mean(m, [p.name for p in folder.iterdir()]) for m in missing[:1]) \
+        if folder.is_dir() else ""
+    raise DataError(
+        f"IDX dataset files not found in '{folder}' (data.root; {where}). Missing: {', '.join(missing)}.{hints} "
+        f"Expected the four files {', '.join(names)}, each raw or gzipped (.gz). "
+        f"dlcli never downloads data: get them from {IDX_SOURCES}, put them in '{folder}' "
+        "(or point data.root at their folder), and run again"
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    """A file's content, gunzipped when it is gzip (told by its first bytes, not its name)."""
+    import gzip
+    import zlib
+
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"corrupt gzip file '{path}': {e}. Download it again") from None
+    return data
+
+
+def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    """One IDX file of unsigned bytes as an array of its declared shape; DataError when it is not one."""
+    import numpy as np
+
+    data = _read_bytes(path)
+    what = "images" if magic == IDX_IMAGES_MAGIC else "labels"
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"'{path}' is not an IDX {what} file: only {len(data)} bytes, shorter than the "
+                        f"{header}-byte header. The file is truncated: download it again")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise DataError(f"'{path}' is not an IDX {what} file: magic number {found}, expected {magic}. "
+                        "It may be the other kind of IDX file, or not IDX at all (an HTML error page "
+                        "from a failed download): check the file name and download it again")
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]  # big-endian uint32
+    expected = header + int(np.prod(dims))
+    if len(data) != expected:
+        problem = "is truncated" if len(data) < expected else "has extra bytes at the end"
+        raise DataError(f"'{path}' {problem}: its header declares {' x '.join(map(str, dims))} {what} "
+                        f"({expected} bytes with the header), the file holds {len(data)} bytes. "
+                        "Download it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise DataError(f"data.limit must be at least 1 (or null for every image), got {limit}")
+
+
+def _named_classes(y: np.ndarray, class_names: list[str] | None, files: str) -> list[str] | None:
+    """The names of the labels present in ``y`` (sorted), from the names of all label ids."""
+    import numpy as np
+
+    if class_names is None:
+        return None
+    if len(y) and int(y.max()) >= len(class_names):
+        raise DataError(f"{files} hold labels up to {int(y.max())}, but data.class_names names only "
+                        f"{len(class_names)} classes (ids 0..{len(class_names) - 1}). Give one name per label")
+    return [str(class_names[i]) for i in np.unique(y)]
+
+
+@DATASETS.register()
+def idx(seed: int, root: str, train_images: str = "train-images-idx3-ubyte",
+        train_labels: str = "train-labels-idx1-ubyte", test_images: str = "t10k-images-idx3-ubyte",
+        test_labels: str = "t10k-labels-idx1-ubyte", limit: int | None = None,
+        class_names: list[str] | None = None):
+    """IDX image files (MNIST, Fashion-MNIST): train and test sets together, 1 channel, 0..255."""
+    import numpy as np
+
+    _check_limit(limit)
+    folder = Path(root).expanduser()
+    paths = _find_idx(folder, [train_images, train_labels, test_images, test_labels])
+    xs, ys = [], []
+    for img_path, lab_path in (paths[0:2], paths[2:4]):
+        x = _read_idx(img_path, IDX_IMAGES_MAGIC, 3)  # (N, H, W) uint8
+        y = _read_idx(lab_path, IDX_LABELS_MAGIC, 1)  # (N,) uint8
+        if len(x) != len(y):
+            raise DataError(f"'{img_path}' holds {len(x)} images but '{lab_path}' holds {len(y)} labels: "
+                            "the files do not belong together. Download both again")
+        if xs and x.shape[1:] != xs[0].shape[1:]:
+            raise DataError(f"'{img_path}' holds {x.shape[1]}x{x.shape[2]} images, but "
+                            f"'{paths[0]}' holds {xs[0].shape[1]}x{xs[0].shape[2]}: they are not one dataset")
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs)[:limit], np.concatenate(ys)[:limit].astype(np.int64)
+    names = _named_classes(y, class_names, f"'{paths[1]}' and '{paths[3]}'")
+    return Table(x[:, None].astype(np.float32), y, "classification", names)  # (N, H, W) -> (N, 1, H, W)
+
+
+# --------------------------------------------------------------------------------------- class folders
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _class_folders(root: str) -> tuple[Path, list[Path]]:
+    folder = Path(root).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"image folder not found: '{root}' (data.root). Give a folder holding one subfolder "
+                        "of images per class: data.root=/path/to/images")
+    classes = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.name)
+    if not classes:
+        raise DataError(f"'{root}' (data.root) has no class folders; {_list_dir(folder)}. Put each class's "
+                        f"images in a subfolder named after the class: {root}/<class>/<image>.png")
+    return folder, classes
+
+
+def _image_files(class_dir: Path) -> list[Path]:
+    files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"class folder '{class_dir}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                        f"{_list_dir(class_dir)}. Add images, or remove the folder")
+    return files
+
+
+def _load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """One image file, resized to ``size`` (H, W), as (H, W, 3) uint8."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = img.convert("RGB")  # palette, grayscale, alpha: all to 3 channels; alpha is dropped
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read image '{path}': {e}. Replace or remove the file") from None
+    if rgb.size != (size[1], size[0]):
+        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow takes (W, H)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+@DATASETS.register()
+def image_folder(seed: int, root: str, size: list[int] = (32, 32),
+                 color: Literal["grayscale", "rgb", "auto"] = "auto"):
+    """Your own images: one subfolder per class (png, jpg, bmp, gif), resized to one size, 0..255."""
+    import numpy as np
+
+    if len(size) != 2 or min(size) < 1:
+        raise DataError(f"data.size must be [height, width] with both at least 1, got {list(size)}")
+    folder, classes = _class_folders(root)
+    files = [(f, label) for label, d in enumerate(classes) for f in _image_files(d)]
+    rgb = np.stack([_load_rgb(f, (size[0], size[1])) for f, _ in files])  # (N, H, W, 3) uint8
+    if color == "auto":
+        # colour when any pixel's channels differ: an RGB-encoded grey scan stays 1 channel
+        colour = bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+        color = "rgb" if colour else "grayscale"
+    if color == "rgb":
+        x = rgb.transpose(0, 3, 1, 2).astype(np.float32)  # (N, H, W, 3) -> (N, 3, H, W)
+    else:
+        # ITU-R 601 luma, as Pillow's convert("L"); exact for grey pixels (R == G == B)
+        x = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, None]
+        x = np.clip(np.rint(x), 0, 255)  # (N, H, W) -> (N, 1, H, W)
+    y = np.array([label for _, label in files], dtype=np.int64)
+    return Table(x, y, "classification", [d.name for d in classes])
+
+
+# ------------------------------------------------------------------------------------------ CIFAR-10
+
+CIFAR10_DIR = "cifar-10-batches-bin"
+CIFAR10_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_RECORD = 1 + 3 * 32 * 32  # a label byte, then the red, green and blue 32x32 planes
+CIFAR10_SOURCE = ("https://www.cs.toronto.edu/~kriz/cifar.html (the \"CIFAR-10 binary version\", "
+                  "cifar-10-binary.tar.gz; extract it with `tar xzf cifar-10-binary.tar.gz`)")
+
+
+def _cifar10_folder(root: str) -> Path:
+    folder = Path(root).expanduser()
+    if (folder / CIFAR10_DIR).is_dir():  # root is where the archive was extracted
+        folder = folder / CIFAR10_DIR
+    missing = [n for n in CIFAR10_FILES if not (folder / n).is_file()]
+    if missing:
+        where = _list_dir(folder) if folder.is_dir() else "the folder does not exist"
+        pickled = " (it holds the Python version, which dlcli does not read: unpickling data is unsafe)" \
+            if folder.is_dir() and (folder / "data_batch_1").is_file() else ""
+        raise DataError(
+            f"CIFAR-10 files not found in '{folder}' (data.root; {where}){pickled}. Missing: {', '.join(missing)}. "
+            f"Expected the folder {CIFAR10_DIR}/ holding {', '.join(CIFAR10_FILES)}. dlcli never downloads "
+            f"data: get it from {CIFAR10_SOURCE}, then set data.root to the folder it was extracted in"
+        )
+    return folder
+
+
+@DATASETS.register()
+def cifar10(seed: int, root: str, limit: int | None = None):
+    """CIFAR-10 (binary version): 60,000 colour 32x32 images, 10 classes, train and test together, 0..255."""
+    import numpy as np
+
+    _check_limit(limit)
+    folder = _cifar10_folder(root)
+    batches = []
+    for name in CIFAR10_FILES:
+        path = folder / name
+        data = np.fromfile(path, dtype=np.uint8)
+        if len(data) == 0 or len(data) % CIFAR10_RECORD:
+            raise DataError(f"corrupt CIFAR-10 file '{path}': {len(data)} bytes is not a whole number of "
+                            f"{CIFAR10_RECORD}-byte records (1 label byte + 3x32x32 pixels); it is truncated or "
+                            f"not the binary version. Download it again from {CIFAR10_SOURCE}")
+        records = data.reshape(-1, CIFAR10_RECORD)  # (n, 1 + 3072)
+        if records[:, 0].max() >= len(CIFAR10_CLASSES):
+            raise DataError(f"corrupt CIFAR-10 file '{path}': label {int(records[:, 0].max())} is not in 0..9. "
+                            f"Download it again from {CIFAR10_SOURCE}")
+        batches.append(records)
+        if limit is not None and sum(map(len, batches)) >= limit:
+            break  # the first `limit` images are already read
+    records = np.concatenate(batches)[:limit]
+    x = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32)  # channel-major already: (N, 3, H, W)
+    y = records[:, 0].astype(np.int64)
+    return Table(x, y, "classification", [CIFAR10_CLASSES[i] for i in np.unique(y)])

@@ -1,0 +1,137 @@
+"""Sequence datasets: windows of a time series for forecasting, and synthetic waveforms to classify.
+
+Every loader returns inputs x of shape (N, T, F): N sequences of T steps with F features each.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlcli.data.files import _existing
+from dlcli.data.table import Table
+from dlcli.errors import DataError
+from dlcli.registry import DATASETS, did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+
+WAVEFORMS = ("sine", "square", "sawtooth", "triangle")
+
+
+def windows(inputs: np.ndarray, target: np.ndarray, window: int, horizon: int,
+            source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Slide a window over a series: x[i] = inputs[i : i+window], y[i] = target[i+window : i+window+horizon].
+
+    ``inputs`` is (P, F) and ``target`` (P,) for P time points; returns x (N, window, F) and y (N,) for
+    one step ahead or (N, horizon), with N = P - window - horizon + 1. ``source`` names the data in errors.
+    """
+    import numpy as np
+
+    if window < 1 or horizon < 1:
+        raise DataError(f"{source}: data.window and data.horizon must be at least 1, got {window} and {horizon}")
+    n = len(inputs) - window - horizon + 1
+    if n < 1:
+        raise DataError(f"{source} has {len(inputs)} time points: too few for data.window={window} plus "
+                        f"data.horizon={horizon}. Use a shorter window or more data")
+    # (P, F) -> (P - window + 1, F, window) -> (N, window, F); copied so that x owns its memory
+    x = np.lib.stride_tricks.sliding_window_view(inputs, window, axis=0)[:n].transpose(0, 2, 1)
+    y = np.lib.stride_tricks.sliding_window_view(target[window:], horizon)[:n]  # (N, horizon)
+    x, y = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
+    return x, (y[:, 0] if horizon == 1 else y)
+
+
+@DATASETS.register()
+def sine(seed: int, n_points: int = 2000, period: float = 50.0, noise: float = 0.05, window: int = 30,
+         horizon: int = 1):
+    """Noisy sine wave forecasting: windows of past values, predict the next horizon value(s) (synthetic)."""
+    import numpy as np
+
+    if period <= 0 or noise < 0:
+        raise DataError(f"sine: data.period must be > 0 and data.noise >= 0, got {period} and {noise}")
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_points)
+    series = np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)) + rng.normal(0, noise, n_points)
+    x, y = windows(series[:, None], series, window, horizon, "sine")  # (N, window, 1), (N,) or (N, horizon)
+    return Table(x, y, "regression", feature_names=["value"], ordered=True)
+
+
+@DATASETS.register()
+def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
+                   horizon: int = 1, delimiter: str = ","):
+    """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
+    import csv as csvlib
+
+    import numpy as np
+
+    p = _existing(path, "CSV", "path")
+    with p.open(newline="", encoding="utf-8-sig") as f:
+        # keep each row's line number for the error messages; blank lines carry nothing
+        rows = [(n, r) for n, r in enumerate(csvlib.reader(f, delimiter=delimiter), start=1)
+                if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise DataError(f"CSV file '{path}' needs a header row and at least one data row")
+    header = [h.strip() for h in rows[0][1]]
+    for lineno, row in rows[1:]:
+        if len(row) != len(header):
+            raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has "
+                            f"{len(header)}. Check the delimiter (data.delimiter='{delimiter}') and quoting")
+    names = list(features) if features is not None else [column]
+    for name, key in [(column, "column"), *((n, "features") for n in names)]:
+        if name not in header:
+            raise DataError(f"CSV '{path}' has no column '{name}' (data.{key}).{did_you_mean(name, header)} "
+                            f"Columns: {', '.join(header)}")
+    if not names:
+        raise DataError(f"CSV '{path}': data.features is empty; list the input columns, or null for just "
+                        f"the target column '{column}'")
+    wanted = list(dict.fromkeys([column, *names]))  # target first, each column parsed once
+    values = np.empty((len(rows) - 1, len(wanted)), dtype=np.float64)  # (P, columns)
+    for i, (lineno, row) in enumerate(rows[1:]):
+        for j, name in enumerate(wanted):
+            cell = row[header.index(name)]
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                what = "is empty (a missing value: fill it in, e.g. with the previous value)" if not cell.strip() \
+                    else "is not a number"
+                raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} {what}. "
+                                "Time series columns must be numeric") from None
+            if not np.isfinite(values[i, j]):
+                raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a finite number")
+    inputs = values[:, [wanted.index(n) for n in names]]  # (P, F)
+    x, y = windows(inputs, values[:, 0], window, horizon, f"CSV '{path}'")
+    return Table(x, y, "regression", feature_names=names, ordered=True)
+
+
+def _wave(kind: str, cycles: np.ndarray) -> np.ndarray:
+    """One period-1 waveform of amplitude 1 evaluated at ``cycles`` (time in periods, any shape)."""
+    import numpy as np
+
+    frac = cycles % 1.0
+    if kind == "sine":
+        return np.sin(2 * np.pi * cycles)
+    if kind == "square":
+        return np.where(frac < 0.5, 1.0, -1.0)
+    if kind == "sawtooth":
+        return 2 * frac - 1
+    return 1 - 4 * np.abs(frac - 0.5)  # triangle
+
+
+@DATASETS.register()
+def waveforms(seed: int, n_samples: int = 1000, length: int = 64, noise: float = 0.2):
+    """Which waveform is it: sine, square, sawtooth or triangle, random frequency and phase (synthetic)."""
+    import numpy as np
+
+    if n_samples < len(WAVEFORMS) or length < 2 or noise < 0:
+        raise DataError(f"waveforms: need data.n_samples >= {len(WAVEFORMS)}, data.length >= 2 and "
+                        f"data.noise >= 0; got {n_samples}, {length} and {noise}")
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n_samples) % len(WAVEFORMS))  # balanced classes, in random order
+    # 2 to 6 periods per sequence: at least two of each shape, at least ~10 steps per period at length 64
+    freq = rng.uniform(2, 6, size=(n_samples, 1)) / length  # periods per step
+    phase = rng.uniform(0, 1, size=(n_samples, 1))
+    cycles = freq * np.arange(length) + phase  # (N, length), time in periods
+    x = np.empty((n_samples, length))
+    for k, kind in enumerate(WAVEFORMS):
+        x[y == k] = _wave(kind, cycles[y == k])
+    x += rng.normal(0, noise, x.shape)
+    return Table(x[..., None].astype(np.float32), y, "classification", list(WAVEFORMS), ["value"])  # (N, length, 1)

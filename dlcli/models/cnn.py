@@ -1,0 +1,59 @@
+"""A configurable convolutional network: conv blocks, then a flatten or global-average-pooling head."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from dlcli.errors import DlcliError
+from dlcli.registry import MODELS
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", "sigmoid", "softplus", "maxout"]
+Norm = Literal["none", "batch", "layer", "instance", "group"]
+
+
+@MODELS.register(inputs="image")
+def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32, 64), convs_per_block: int = 1,
+        kernel_size: int = 3, stride: int = 1, padding: int | Literal["same", "valid"] = "same",
+        pool: Literal["max", "avg", "none"] = "max", pool_size: int = 2, norm: Norm = "batch",
+        activation: Activation = "relu", dropout: float = 0.0, head: Literal["gap", "flatten"] = "gap",
+        hidden: list[int] = (), head_dropout: float = 0.0):
+    """Convolutional network: blocks of [conv -> norm -> activation] x n -> pool -> dropout, then a dense head."""
+    from torch import nn
+
+    from dlcli.blocks import GlobalPool, conv_padding, make_activation, make_norm, output_shape
+
+    if len(in_shape) != 3:
+        raise DlcliError(f"model 'cnn' needs images (C, H, W); this data has samples of shape {tuple(in_shape)}")
+    layers: list[nn.Module] = []
+    shape = tuple(in_shape)
+    for width in channels:
+        for i in range(convs_per_block):
+            s = stride if i == 0 else 1
+            layers += [nn.Conv2d(shape[0], width, kernel_size, stride=s, padding=conv_padding(padding, kernel_size, s),
+                                 bias=norm == "none"),
+                       make_norm(norm, width, dims=2), make_activation(activation)]
+            try:
+                shape = output_shape(nn.Sequential(*layers), in_shape)
+            except RuntimeError:  # a kernel larger than what is left of the image
+                shape = (width, 0, 0)
+            if min(shape[1:]) < 1:
+                raise DlcliError(f"model 'cnn': the image {tuple(in_shape)} is too small for {len(channels)} blocks "
+                                 f"of {convs_per_block} {kernel_size}x{kernel_size} convolution(s) with padding "
+                                 f"{padding!r}: use fewer blocks, padding: same, or larger images")
+        if pool != "none" and min(shape[1:]) >= pool_size:  # a 1x1 map has nothing left to pool
+            layers.append((nn.MaxPool2d if pool == "max" else nn.AvgPool2d)(pool_size))
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        shape = output_shape(nn.Sequential(*layers), in_shape)
+    # (B, C, H, W) -> (B, C) with global average pooling, or (B, C*H*W) flattened
+    layers.append(GlobalPool("avg") if head == "gap" else nn.Flatten())
+    width = shape[0] if head == "gap" else shape[0] * shape[1] * shape[2]
+    for h in hidden:
+        layers += [nn.Linear(width, h), make_activation(activation)]
+        if head_dropout > 0:
+            layers.append(nn.Dropout(head_dropout))
+        width = h
+    if head_dropout > 0 and not hidden:
+        layers.append(nn.Dropout(head_dropout))
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
