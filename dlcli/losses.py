@@ -13,9 +13,9 @@ def cross_entropy(label_smoothing: float = 0.0):
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
-@LOSSES.register(tasks=("binary",))
+@LOSSES.register(tasks=("binary", "multilabel"))
 def bce(pos_weight: float | None = None):
-    """Binary cross-entropy on a single logit (BCEWithLogits)."""
+    """Binary cross-entropy on logits (BCEWithLogits): one logit, or one per label (multilabel)."""
     import torch
     from torch import nn
 
@@ -23,9 +23,9 @@ def bce(pos_weight: float | None = None):
     return nn.BCEWithLogitsLoss(pos_weight=weight)
 
 
-@LOSSES.register(tasks=("regression",))
+@LOSSES.register(tasks=("regression", "reconstruction"))
 def mse():
-    """Mean squared error (L2) for regression."""
+    """Mean squared error (L2) for regression and reconstruction."""
     from torch import nn
 
     return nn.MSELoss()

@@ -165,6 +165,7 @@ def load_components() -> None:
     from dlcli import augment, callbacks, loggers, losses, optim  # noqa: F401
     from dlcli.data import builtin, files, images, sequences, text  # noqa: F401
     from dlcli.models import (  # noqa: F401
+        autoencoder,
         cnn,
         composed,
         inception,

@@ -145,3 +145,19 @@ def test_model_summary_totals_match_the_model(model):
 def test_model_summary_shows_each_layer():
     result = CliRunner().invoke(app, ["model", "summary", "model=cnn"])
     assert "Conv2d" in result.stdout and "(32, 8, 8)" in result.stdout and "18,432" in result.stdout
+
+
+def test_autoencoders_reconstruct_the_input_shape_and_denoise_only_while_training():
+    dense = build("autoencoder", in_shape=(1, 8, 8), out=64, task="reconstruction", latent=4)
+    conv = build("autoencoder", in_shape=(3, 10, 14), out=3 * 10 * 14, task="reconstruction", kind="conv")
+    assert dense(torch.zeros(2, 1, 8, 8)).shape == (2, 64)
+    assert conv(torch.zeros(2, 3, 10, 14)).shape == (2, 3 * 10 * 14)
+    assert dense.encode(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
+    noisy = build("autoencoder", in_shape=(4,), out=4, task="reconstruction", noise=0.5)
+    x = torch.ones(3, 4)
+    noisy.eval()
+    assert torch.equal(noisy(x), noisy(x))  # no noise at evaluation
+    noisy.train()
+    assert not torch.equal(noisy(x), noisy(x))  # fresh noise on every training pass
+    with pytest.raises(DlcliError, match="kind=conv needs images"):
+        build("autoencoder", in_shape=(5,), out=5, kind="conv")

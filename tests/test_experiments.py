@@ -28,3 +28,26 @@ def test_text_gru_learns_the_reviews(make_config):
     composed = make_config("experiment=text_gru", "trainer.max_epochs=6")
     result = train(composed.config, composed.overrides)
     assert result.metrics["test/acc"] >= 0.9
+
+
+def test_digits_autoencoder_flags_the_held_out_digit(make_config):
+    composed = make_config("experiment=digits_autoencoder")
+    prepared = load_data(composed.config)
+    y_train, y_val, y_test = (prepared.splits[k][1] for k in ("train", "val", "test"))
+    assert y_train.sum() == 0 and y_val.sum() == 0  # no zeros seen while training or validating
+    assert y_test.sum() == 178  # every zero of the 1,797 digits is in the test split
+    assert prepared.out_features == 64  # it reconstructs the whole 1x8x8 image
+    result = train(composed.config, composed.overrides)
+    assert result.summary["task"] == "reconstruction" and result.best["monitor"] == "val/loss"
+    assert result.metrics["test/anomaly_auroc"] >= 0.9
+
+
+def test_multilabel_with_bce(make_config):
+    result = train(*_config(make_config, "data=multilabel", "loss=bce"))
+    assert result.summary["task"] == "multilabel"
+    assert result.metrics["test/acc"] >= 0.78 and result.metrics["test/f1"] >= 0.6
+
+
+def _config(make_config, *overrides):
+    composed = make_config(*overrides)
+    return composed.config, composed.overrides

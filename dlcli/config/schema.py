@@ -23,7 +23,7 @@ class TopConfig:
     seed: int = 42
     name: str = "run"
     output_dir: str = "outputs"
-    task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
+    task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction"] = "auto"
     threads: int | None = None
     data: dict | None = None
     model: dict | None = None
@@ -82,3 +82,4 @@ class DataConfig:
     scaling: Literal["none", "minmax", "symmetric", "standard"] = "standard"
     target_scaling: Literal["none", "standard"] = "standard"
     num_workers: int = 0
+    anomaly_classes: list[int | str] | None = None

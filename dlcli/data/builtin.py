@@ -68,3 +68,15 @@ def regression(seed: int, n_samples: int = 1000, n_features: int = 10, n_informa
     x, y = make_regression(n_samples=n_samples, n_features=n_features, n_informative=n_informative,
                            noise=noise, random_state=seed)
     return Table(x.astype(np.float32), y.astype(np.float32), "regression")
+
+
+@DATASETS.register()
+def multilabel(seed: int, n_samples: int = 1000, n_features: int = 20, n_labels: int = 5,
+               labels_per_sample: int = 2):
+    """Random multilabel problem: synthetic, each sample has several of n_labels labels (0/1 matrix)."""
+    import numpy as np
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(n_samples=n_samples, n_features=n_features, n_classes=n_labels,
+                                          n_labels=labels_per_sample, allow_unlabeled=True, random_state=seed)
+    return Table(x.astype(np.float32), y.astype(np.int64), "multilabel", [f"label_{i}" for i in range(n_labels)])

@@ -35,7 +35,9 @@ class Prepared:
 
 
 def infer_kind(y: np.ndarray) -> str:
-    """classification for strings, booleans and few integers; regression otherwise."""
+    """classification for strings, booleans and few integers; multilabel for a 0/1 matrix; else regression."""
+    if y.ndim == 2 and np.issubdtype(y.dtype, np.number) and np.isin(y, (0, 1)).all():
+        return "multilabel"
     if not np.issubdtype(y.dtype, np.number) or y.dtype == bool:
         return "classification"
     if y.ndim == 1 and np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0) \
@@ -48,7 +50,15 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
                  data_name: str) -> tuple[str, np.ndarray, list[str] | None]:
     """Decide the task kind; return (task, targets as class ids or floats, class names)."""
     kind = table.kind or infer_kind(table.y)
-    if requested == "regression" or (requested == "auto" and kind == "regression"):
+    if requested == "reconstruction":  # the targets are the inputs; y keeps the labels (for anomaly flags)
+        task, y, names = "reconstruction", table.y, None
+    elif requested == "multilabel" or (requested == "auto" and kind == "multilabel"):
+        if table.y.ndim != 2 or not np.isin(table.y, (0, 1)).all():
+            raise DataError(f"task=multilabel needs a 0/1 target matrix (N, labels); data '{data_name}' has "
+                            f"targets of shape {table.y.shape}")
+        task, y = "multilabel", table.y.astype(np.float32)
+        names = list(table.class_names or [f"label_{i}" for i in range(y.shape[1])])
+    elif requested == "regression" or (requested == "auto" and kind == "regression"):
         if not np.issubdtype(table.y.dtype, np.number):
             raise DataError(f"task=regression needs numeric targets; data '{data_name}' has labels such as "
                             f"{table.y[0]!r}. Use task=auto or task=multiclass")
@@ -70,10 +80,31 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
             raise DataError(f"data '{data_name}' has {len(classes)} distinct labels in {len(table.y)} rows: "
                             "that looks like a real-valued target. Use task=regression loss=mse")
     if task not in loss_tasks:
-        fix = {"regression": "loss=mse", "multiclass": "loss=cross_entropy", "binary": "loss=bce"}[task]
+        fix = {"regression": "loss=mse", "reconstruction": "loss=mse", "multiclass": "loss=cross_entropy",
+               "binary": "loss=bce", "multilabel": "loss=bce"}[task]
         raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
                          f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
     return task, y, names
+
+
+def _hold_out_anomalies(labels: np.ndarray, idx: dict[str, np.ndarray], anomaly_classes: list | None,
+                        data_name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Reconstruction: rows of ``anomaly_classes`` never train or validate; they all join the test split.
+
+    Returns y = 1.0 for an anomaly, 0.0 otherwise, and the adjusted indices.
+    """
+    if not anomaly_classes:
+        return np.zeros(len(labels), dtype=np.float32), idx
+    wanted = {str(a) for a in anomaly_classes}
+    flags = np.array([str(v.item() if hasattr(v, "item") else v) in wanted for v in labels])
+    if not flags.any():
+        present = sorted({str(v) for v in labels})[:20]
+        raise DataError(f"data.anomaly_classes {list(anomaly_classes)}: no such labels in data '{data_name}'. "
+                        f"Labels: {', '.join(present)}")
+    anomalies = np.flatnonzero(flags)
+    out = {k: v[~flags[v]] for k, v in idx.items()}
+    out["test"] = np.sort(np.union1d(out.get("test", np.array([], dtype=int)), anomalies))
+    return flags.astype(np.float32), out
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
@@ -146,10 +177,17 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     if table.text is None and not np.all(np.isfinite(table.x)):
         raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
-    stratify = cfg["stratify"] and task != "regression"
+    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction")
     idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
+    if task == "reconstruction":
+        y, idx = _hold_out_anomalies(y, idx, cfg.get("anomaly_classes"), cfg["name"])
+        pre_anomalies = int(y.sum())
+    else:
+        pre_anomalies = 0
     pre: dict[str, Any] = {"task": task, "feature_names": table.feature_names, "classes": class_names,
                            "split_sizes": {k: len(v) for k, v in idx.items()}}
+    if task == "reconstruction":
+        pre["anomaly_classes"], pre["anomalies"] = cfg.get("anomaly_classes"), pre_anomalies
     vocab_size = None
     if table.text is not None:
         # token ids: the vocabulary comes from the training texts only
@@ -170,6 +208,10 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     if task == "regression":
         pre["target_scaling"] = fit_scaler(y[idx["train"]].reshape(len(idx["train"]), -1),
                                            cfg["target_scaling"])
-    out_features = 1 if task in ("binary", "regression") and y.ndim == 1 else \
-        (y.shape[1] if task == "regression" else len(class_names))
+    if task == "reconstruction":
+        out_features = int(np.prod(in_shape))  # the model gives back a whole (flattened) input
+    elif task in ("binary", "regression") and y.ndim == 1:
+        out_features = 1
+    else:
+        out_features = y.shape[1] if task in ("regression", "multilabel") else len(class_names)
     return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size)

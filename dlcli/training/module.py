@@ -51,6 +51,13 @@ def task_metrics(task: str, num_classes: int | None) -> torchmetrics.MetricColle
             {"acc": torchmetrics.classification.MulticlassAccuracy(num_classes=num_classes, average="micro")})
     if task == "binary":
         return torchmetrics.MetricCollection({"acc": torchmetrics.classification.BinaryAccuracy()})
+    if task == "multilabel":  # acc: the share of (sample, label) decisions that are right
+        return torchmetrics.MetricCollection({
+            "acc": torchmetrics.classification.MultilabelAccuracy(num_labels=num_classes, average="micro"),
+            "f1": torchmetrics.classification.MultilabelF1Score(num_labels=num_classes, average="macro"),
+        })
+    if task == "reconstruction":  # scored by reconstruction error; the anomaly AUROC needs anomalies (test only)
+        return torchmetrics.MetricCollection({"anomaly_auroc": torchmetrics.classification.BinaryAUROC()})
     return torchmetrics.MetricCollection({
         "mae": torchmetrics.MeanAbsoluteError(),
         "rmse": torchmetrics.MeanSquaredError(squared=False),
@@ -59,7 +66,7 @@ def task_metrics(task: str, num_classes: int | None) -> torchmetrics.MetricColle
 
 
 class TaskModule(pl.LightningModule):
-    """Trains ``model`` with ``loss`` for a multiclass, binary or regression task.
+    """Trains ``model`` with ``loss`` for a multiclass, binary, multilabel, regression or reconstruction task.
 
     Logs ``{stage}/loss`` and the task's metrics (``val/acc``, ``test/mae``, ...) once per
     epoch. For regression with target scaling, the model learns standardised targets and
@@ -68,12 +75,17 @@ class TaskModule(pl.LightningModule):
 
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
                  make_optimizer: Callable[[Any], Any], make_scheduler: Callable[[Any], Any],
-                 augment: Callable | None = None, target_scaling: dict | None = None) -> None:
+                 augment: Callable | None = None, target_scaling: dict | None = None,
+                 has_anomalies: bool = False) -> None:
         super().__init__()
         self.model, self.loss_fn, self.task = model, loss, task
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
         metrics = task_metrics(task, num_classes)
         self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
+        if task == "reconstruction":  # validation holds no anomalies; the test split does, if any were named
+            self.metrics["val"] = torchmetrics.MetricCollection({})
+            if not has_anomalies:
+                self.metrics["test"] = torchmetrics.MetricCollection({})
         mean, std = 0.0, 1.0
         if target_scaling and target_scaling["method"] == "standard":
             mean, std = target_scaling["mean"], target_scaling["std"]
@@ -86,7 +98,9 @@ class TaskModule(pl.LightningModule):
             out = out.squeeze(-1)  # (B, 1) -> (B,)
         return out
 
-    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "reconstruction":
+            return self.loss_fn(out, x.flatten(1))  # (B, prod(in_shape)) against the input itself
         if self.task == "regression":
             y = (y - self.y_mean) / self.y_std  # the model learns standardised targets
         return self.loss_fn(out, y)
@@ -95,13 +109,15 @@ class TaskModule(pl.LightningModule):
         """Model outputs in the targets' terms: class probabilities, or original units."""
         if self.task == "regression":
             return out * self.y_std + self.y_mean
-        return torch.sigmoid(out) if self.task == "binary" else out.softmax(-1)
+        if self.task == "reconstruction":
+            return out
+        return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
         if self.augment is not None:
             x, y = self.augment(x, y)
-        loss = self._loss(self(x), y)
+        loss = self._loss(self(x), x, y)
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         # the live value in the progress bar; not a recorded metric (the per-epoch mean above is)
         self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
@@ -110,11 +126,15 @@ class TaskModule(pl.LightningModule):
     def _eval_step(self, batch, stage: str) -> None:
         x, y = batch
         out = self(x)
-        self.log(f"{stage}/loss", self._loss(out, y), on_step=False, on_epoch=True, prog_bar=stage == "val",
+        self.log(f"{stage}/loss", self._loss(out, x, y), on_step=False, on_epoch=True, prog_bar=stage == "val",
                  sync_dist=True)  # epoch-level: one reduction per epoch across devices
-        preds = self.predictions(out)
-        target = y.long() if self.task == "binary" else y
-        self.metrics[stage].update(preds, target)
+        if not len(self.metrics[stage]):
+            return
+        if self.task == "reconstruction":  # anomaly score: the sample's reconstruction error
+            self.metrics[stage].update(((out - x.flatten(1)) ** 2).mean(1), y.long())
+            return
+        target = y.long() if self.task in ("binary", "multilabel") else y
+        self.metrics[stage].update(self.predictions(out), target)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -123,6 +143,8 @@ class TaskModule(pl.LightningModule):
         self._eval_step(batch, "test")
 
     def _log_metrics(self, stage: str) -> None:
+        if not len(self.metrics[stage]):
+            return
         self.log_dict(self.metrics[stage].compute(), prog_bar=stage == "val")
         self.metrics[stage].reset()
 

@@ -62,7 +62,7 @@ def _claim_run_dir(cfg: dict) -> tuple[Path, bool]:
 
 def default_monitor(task: str) -> tuple[str, str]:
     """The metric that picks the best epoch when a callback says ``monitor: auto``."""
-    return ("val/loss", "min") if task == "regression" else ("val/acc", "max")
+    return ("val/loss", "min") if task in ("regression", "reconstruction") else ("val/acc", "max")
 
 
 def metric_mode(metric: str) -> str:
@@ -134,6 +134,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             max_epochs=cfg["trainer"]["max_epochs"], steps_per_epoch=steps_per_epoch),
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
         target_scaling=prepared.preprocessing.get("target_scaling"),
+        has_anomalies=bool(prepared.preprocessing.get("anomalies")),
     )
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -160,7 +161,8 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         folder.write_json(run_dir / folder.SUMMARY, summary)
     if console is not None and primary:
         sizes = prepared.preprocessing["split_sizes"]
-        kind = f"{prepared.task} ({prepared.num_classes} classes)" if prepared.num_classes else prepared.task
+        unit = "labels" if prepared.task == "multilabel" else "classes"
+        kind = f"{prepared.task} ({prepared.num_classes} {unit})" if prepared.num_classes else prepared.task
         console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                       f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
         console.print(f"run folder: {run_dir}")
