@@ -11,6 +11,14 @@ from dlcli.data.prepare import apply_scaler, fit_scaler, infer_kind, prepare, sp
 from dlcli.data.table import Table
 from dlcli.errors import DataError, DlcliError
 
+def tasks_of(loss: str) -> tuple[str, ...]:
+    """The tasks a registered loss declares (as train() passes them)."""
+    from dlcli.registry import LOSSES, load_components
+
+    load_components()
+    return LOSSES.get(loss).meta["tasks"]
+
+
 DATA = {"name": "t", "batch_size": 8, "val_fraction": 0.2, "test_fraction": 0.2, "stratify": True,
         "scaling": "standard", "target_scaling": "standard", "num_workers": 0}
 
@@ -41,7 +49,7 @@ def test_standard_scaling_fitted_on_train_only():
     rng = np.random.default_rng(0)
     table = Table(np.concatenate([rng.normal(5, 2, (100, 3))]).astype(np.float32), np.arange(100) % 2,
                   "classification")
-    p = prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass",), seed=0)
+    p = prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=tasks_of("cross_entropy"), seed=0)
     x_train = p.splits["train"][0]
     assert np.allclose(x_train.mean(axis=0), 0, atol=1e-5) and np.allclose(x_train.std(axis=0), 1, atol=1e-4)
     assert not np.allclose(p.splits["test"][0].mean(axis=0), 0, atol=1e-5)  # test statistics were not used
@@ -68,24 +76,24 @@ def test_infer_kind():
 
 def test_binary_task_from_bce_and_class_names():
     table = Table(np.random.rand(40, 2).astype(np.float32), np.array(["no", "yes"] * 20), None)
-    p = prepare(table, DATA, task="auto", loss_name="bce", loss_tasks=("binary",), seed=0)
+    p = prepare(table, DATA, task="auto", loss_name="bce", loss_tasks=tasks_of("bce"), seed=0)
     assert p.task == "binary" and p.out_features == 1 and p.class_names == ["no", "yes"]
 
 
 def test_bce_on_ten_classes_suggests_cross_entropy():
     with pytest.raises(DlcliError, match="has 10 classes. Use loss=cross_entropy"):
-        prepare(digits(seed=0), DATA, task="auto", loss_name="bce", loss_tasks=("binary",), seed=0)
+        prepare(digits(seed=0), DATA, task="auto", loss_name="bce", loss_tasks=tasks_of("bce"), seed=0)
 
 
 def test_classification_loss_on_regression_data_suggests_mse():
     table = Table(np.random.rand(50, 2).astype(np.float32), np.linspace(0, 1, 50), "regression")
     with pytest.raises(DlcliError, match="Use loss=mse"):
-        prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=("multiclass",), seed=0)
+        prepare(table, DATA, task="auto", loss_name="cross_entropy", loss_tasks=tasks_of("cross_entropy"), seed=0)
 
 
 def test_regression_target_scaling_is_recorded():
     table = Table(np.random.rand(50, 2).astype(np.float32), np.linspace(100, 200, 50), "regression")
-    p = prepare(table, DATA, task="auto", loss_name="mse", loss_tasks=("regression",), seed=0)
+    p = prepare(table, DATA, task="auto", loss_name="mse", loss_tasks=tasks_of("mse"), seed=0)
     assert p.task == "regression" and p.out_features == 1
     assert 140 < p.preprocessing["target_scaling"]["mean"][0] < 160
 

@@ -70,7 +70,7 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
         else:
             names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
         if requested == "auto":
-            task = "binary" if loss_tasks == ("binary",) else "multiclass"
+            task = "binary" if "binary" in loss_tasks and "multiclass" not in loss_tasks else "multiclass"
         else:
             task = requested
         if task == "binary" and len(classes) != 2:
