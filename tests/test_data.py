@@ -11,6 +11,7 @@ from dlcli.data.prepare import apply_scaler, fit_scaler, infer_kind, prepare, sp
 from dlcli.data.table import Table
 from dlcli.errors import DataError, DlcliError
 
+
 def tasks_of(loss: str) -> tuple[str, ...]:
     """The tasks a registered loss declares (as train() passes them)."""
     from dlcli.registry import LOSSES, load_components
