@@ -8,20 +8,36 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.errors import DlcliError
 from dlcli.registry import CALLBACKS
 
 Mode = Literal["auto", "min", "max"]
 
 
 @CALLBACKS.register()
-def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", save_last: bool = True):
-    """Keep the best epoch's weights (checkpoints/best.ckpt) and the latest (last.ckpt)."""
+def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", save_last: bool = True,
+                     save_top_k: int = 1, save_best_only: bool = True, save_weights_only: bool = False,
+                     every_n_epochs: int = 1):
+    """Keep the best epoch's weights (checkpoints/best.ckpt; top k: best-<epoch>.ckpt) and the latest (last.ckpt).
+
+    Returns one callback, or two when ``save_last``: the best checkpoint first.
+    """
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    ckpt = ModelCheckpoint(dirpath=f"{run_dir}/checkpoints", filename="best", monitor=monitor, mode=mode,
-                           save_top_k=1, save_last=save_last, auto_insert_metric_name=False)
-    ckpt.CHECKPOINT_NAME_LAST = "last"
-    return ckpt
+    if not save_best_only:  # Keras' save_best_only=False: keep every epoch's checkpoint
+        save_top_k = -1
+    if save_top_k == 0 or save_top_k < -1:
+        raise DlcliError(f"callbacks.model_checkpoint.save_top_k must be >= 1 or -1 (all), got {save_top_k}")
+    best = ModelCheckpoint(dirpath=f"{run_dir}/checkpoints", filename="best" if save_top_k == 1 else "best-{epoch}",
+                           monitor=monitor, mode=mode, save_top_k=save_top_k, save_weights_only=save_weights_only,
+                           every_n_epochs=every_n_epochs, auto_insert_metric_name=False)
+    if not save_last:
+        return best
+    # Lightning's own save_last only rewrites last.ckpt in epochs that also save a best checkpoint;
+    # a second, unmonitored checkpoint keeps last.ckpt at the latest epoch, every epoch.
+    last = ModelCheckpoint(dirpath=f"{run_dir}/checkpoints", filename="last", monitor=None, save_top_k=1,
+                           save_weights_only=save_weights_only, every_n_epochs=1, enable_version_counter=False)
+    return [best, last]
 
 
 @CALLBACKS.register()
@@ -31,3 +47,57 @@ def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", pat
     from pytorch_lightning.callbacks import EarlyStopping
 
     return EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
+
+
+@CALLBACKS.register()
+def terminate_on_nan(run_dir: str):
+    """Stop the run, marked failed, as soon as the training loss is NaN or infinite (names epoch and step)."""
+    from dlcli.nets.callbacks import TerminateOnNaN
+
+    return TerminateOnNaN()
+
+
+@CALLBACKS.register()
+def timer(run_dir: str, duration: str = "00:01:00:00"):
+    """Stop training after a wall-time budget ("DD:HH:MM:SS"); the best checkpoint so far is still tested."""
+    from pytorch_lightning.callbacks import Timer
+
+    return Timer(duration=duration, interval="step")
+
+
+@CALLBACKS.register()
+def ema(run_dir: str, decay: float = 0.999):
+    """Exponential moving average of the weights, used for validation, checkpoints and the test."""
+    from dlcli.nets.callbacks import EMA
+
+    if not 0 < decay < 1:
+        raise DlcliError(f"callbacks.ema.decay must be in (0, 1), got {decay}")
+    return EMA(decay)
+
+
+@CALLBACKS.register()
+def swa(run_dir: str, swa_lrs: float = 0.01, swa_epoch_start: float = 0.8, annealing_epochs: int = 5):
+    """Stochastic weight averaging over the last epochs (Lightning's StochasticWeightAveraging)."""
+    from pytorch_lightning.callbacks import StochasticWeightAveraging
+
+    return StochasticWeightAveraging(swa_lrs=swa_lrs, swa_epoch_start=swa_epoch_start,
+                                     annealing_epochs=annealing_epochs)
+
+
+@CALLBACKS.register()
+def reduce_lr_on_plateau(run_dir: str, monitor: str = "val/loss", mode: Mode = "auto", factor: float = 0.1,
+                         patience: int = 5, min_lr: float = 0.0, min_delta: float = 1e-4):
+    """Multiply the learning rate by `factor` when the monitored metric stalls for `patience` epochs (Keras)."""
+    from dlcli.nets.callbacks import ReduceLROnPlateau
+
+    if not 0 < factor < 1:
+        raise DlcliError(f"callbacks.reduce_lr_on_plateau.factor must be in (0, 1), got {factor}")
+    return ReduceLROnPlateau(monitor, mode, factor, patience, min_lr, min_delta)
+
+
+@CALLBACKS.register()
+def lr_monitor(run_dir: str, logging_interval: Literal["step", "epoch"] = "step"):
+    """Log the learning rate to the experiment logger (metrics.csv records it per epoch regardless)."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    return LearningRateMonitor(logging_interval=logging_interval)

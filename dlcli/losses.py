@@ -1,16 +1,55 @@
-"""Loss functions. ``tasks`` says which task kinds a loss fits; validation checks it."""
+"""Loss functions. ``tasks`` says which task kinds a loss fits; dlcli checks it before training.
+
+Classification losses take logits: (B, C) for multiclass, (B,) for binary, (B, K) for multilabel.
+Multiclass targets are class ids (B,) ("sparse categorical") or, where noted, probabilities (B, C)
+("categorical": one-hot or soft, e.g. from mixup).
+"""
 
 from __future__ import annotations
 
 from dlcli.registry import LOSSES
 
 
-@LOSSES.register(tasks=("multiclass",))  # two classes: two logits, still "multiclass"
-def cross_entropy(label_smoothing: float = 0.0):
-    """Cross-entropy on logits with integer class labels (sparse categorical)."""
+@LOSSES.register(tasks=("multiclass",))
+def cross_entropy(label_smoothing: float = 0.0, class_weights: list[float] | None = None):
+    """Cross-entropy on logits; class-id targets (sparse categorical) or probabilities (categorical)."""
+    import torch
     from torch import nn
 
-    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+
+
+@LOSSES.register(tasks=("multiclass",))
+def nll():
+    """Negative log-likelihood of the true class under log-softmax of the logits."""
+    from dlcli.nets.losses import NLLOnLogits
+
+    return NLLOnLogits()
+
+
+@LOSSES.register(tasks=("multiclass",))
+def kl_div():
+    """Kullback-Leibler divergence from the target distribution to softmax(logits); ids become one-hot."""
+    from dlcli.nets.losses import KLDivOnLogits
+
+    return KLDivOnLogits()
+
+
+@LOSSES.register(tasks=("multiclass",))
+def focal(gamma: float = 2.0, alpha: list[float] | None = None):
+    """Focal loss: cross-entropy scaled by (1 - p_true)^gamma, focusing on hard examples."""
+    from dlcli.nets.losses import FocalLoss
+
+    return FocalLoss(gamma, alpha)
+
+
+@LOSSES.register(tasks=("binary", "multiclass"))
+def hinge(margin: float = 1.0):
+    """Hinge (SVM) loss: binary on one logit with ±1 targets, or the multiclass margin loss."""
+    from dlcli.nets.losses import HingeLoss
+
+    return HingeLoss(margin)
 
 
 @LOSSES.register(tasks=("binary", "multilabel"))
@@ -29,3 +68,27 @@ def mse():
     from torch import nn
 
     return nn.MSELoss()
+
+
+@LOSSES.register(tasks=("regression", "reconstruction"))
+def mae():
+    """Mean absolute error (L1): less swayed by outliers than MSE."""
+    from torch import nn
+
+    return nn.L1Loss()
+
+
+@LOSSES.register(tasks=("regression", "reconstruction"))
+def huber(delta: float = 1.0):
+    """Huber loss: quadratic for errors under delta, linear beyond (robust regression)."""
+    from torch import nn
+
+    return nn.HuberLoss(delta=delta)
+
+
+@LOSSES.register(tasks=("regression", "reconstruction"))
+def smooth_l1(beta: float = 1.0):
+    """Smooth L1: Huber divided by beta (quadratic under beta, |error| - beta/2 beyond)."""
+    from torch import nn
+
+    return nn.SmoothL1Loss(beta=beta)

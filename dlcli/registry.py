@@ -162,7 +162,7 @@ def load_components() -> None:
     An explicit list, not a folder scan: what is registered is visible here. These
     modules are light; their builders import torch only when called.
     """
-    from dlcli import augment, callbacks, loggers, losses, optim  # noqa: F401
+    from dlcli import augment, callbacks, loggers, losses, optim, schedulers  # noqa: F401
     from dlcli.data import builtin, files, images, sequences, text  # noqa: F401
     from dlcli.models import (  # noqa: F401
         autoencoder,

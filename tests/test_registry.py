@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from dlcli.config.compose import shipped_config_dir
-from dlcli.config.schema import DataConfig, ModelConfig
+from dlcli.config.schema import DataConfig, ModelConfig, OptimizerConfig, SchedulerConfig
 from dlcli.config.validate import dataclass_params
 from dlcli.data.table import Table
 from dlcli.errors import DlcliError
@@ -64,7 +64,8 @@ def test_each_component_has_a_matching_yaml(kind, entry):
     assert path.is_file(), f"missing {path}"
     node = yaml.safe_load(path.read_text()) or {}
     assert node.pop("name") == entry.name
-    common = {"dataset": DataConfig, "model": ModelConfig}.get(kind)
+    common = {"dataset": DataConfig, "model": ModelConfig, "scheduler": SchedulerConfig,
+              "optimizer": OptimizerConfig}.get(kind)
     if common is not None:
         for key in dataclass_params(common):
             node.pop(key, None)
@@ -157,6 +158,10 @@ def _loss_inputs(task):
         return torch.randn(6, 3, requires_grad=True), torch.tensor([0, 1, 2, 0, 1, 2])
     if task == "binary":
         return torch.randn(6, requires_grad=True), torch.tensor([0.0, 1, 0, 1, 1, 0])
+    if task == "multilabel":
+        return torch.randn(6, 3, requires_grad=True), torch.randint(0, 2, (6, 3)).float()
+    if task == "reconstruction":
+        return torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
     return torch.randn(6, requires_grad=True), torch.randn(6)
 
 
@@ -192,9 +197,12 @@ def test_scheduler_steps(entry):
     if sched is None:
         return  # constant learning rate
     assert sched["interval"] in ("epoch", "step")
-    for _ in range(20):
+    for _ in range(19):  # as many steps as the run has, less the last (schedules may end at 0 after it)
         _one_step(opt, param)
-        sched["scheduler"].step()
+        if "monitor" in sched:  # reduce-on-plateau takes the monitored value
+            sched["scheduler"].step(1.0)
+        else:
+            sched["scheduler"].step()
     assert opt.param_groups[0]["lr"] > 0
 
 
@@ -214,7 +222,8 @@ def test_callback_builds(entry, tmp_path):
 
     params = {k: ("val/loss" if k == "monitor" else "min" if k == "mode" else v.default)
               for k, v in entry.params.items() if not v.required}
-    assert isinstance(entry.build(params, run_dir=str(tmp_path)), pl.Callback)
+    built = entry.build(params, run_dir=str(tmp_path))
+    assert all(isinstance(cb, pl.Callback) for cb in (built if isinstance(built, list) else [built]))
 
 
 @pytest.mark.parametrize("entry", entries("logger"))

@@ -25,6 +25,7 @@ class TopConfig:
     output_dir: str = "outputs"
     task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction"] = "auto"
     threads: int | None = None
+    regularization: dict | None = None
     data: dict | None = None
     model: dict | None = None
     loss: dict | None = None
@@ -68,6 +69,32 @@ class ModelConfig:
     name: str = "mlp"
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
                   "orthogonal", "normal"] = "default"
+
+
+@dataclass
+class OptimizerConfig:
+    """Keys every optimizer takes, applied by dlcli when it groups the parameters."""
+
+    name: str = "adam"
+    param_groups: dict[str, float] | None = None
+    decay_bias_and_norm: bool = True
+
+
+@dataclass
+class RegularizationConfig:
+    """Penalties added to the training loss."""
+
+    l1: float = 0.0
+
+
+@dataclass
+class SchedulerConfig:
+    """Keys every scheduler takes: linear warmup from warmup_start_factor x lr, then the schedule."""
+
+    name: str = "none"
+    warmup_epochs: int = 0
+    warmup_steps: int = 0
+    warmup_start_factor: float = 0.01
 
 
 @dataclass

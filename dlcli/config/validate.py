@@ -13,7 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from dlcli.config.schema import DataConfig, ModelConfig, TopConfig, TrainerConfig
+from dlcli.config.schema import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    RegularizationConfig,
+    SchedulerConfig,
+    TopConfig,
+    TrainerConfig,
+)
 from dlcli.config.types import conform, describe, show
 from dlcli.errors import DlcliError
 from dlcli.registry import (
@@ -159,9 +167,12 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
     check = _Checker(where)
     out = check.fields(dataclass_params(TopConfig), raw, "", "the top level")
     out["trainer"] = check.fields(dataclass_params(TrainerConfig), raw.get("trainer"), "trainer", "trainer")
+    out["regularization"] = check.fields(dataclass_params(RegularizationConfig), raw.get("regularization"),
+                                         "regularization", "regularization")
     out["data"] = check.component(DATASETS, raw.get("data"), "data", extra=dataclass_params(DataConfig))
     for group in COMPONENT_GROUPS:
-        extra = dataclass_params(ModelConfig) if group == "model" else None
+        common = {"model": ModelConfig, "scheduler": SchedulerConfig, "optimizer": OptimizerConfig}.get(group)
+        extra = dataclass_params(common) if common else None
         out[group] = check.component(REGISTRIES[group], raw.get(group), group, extra=extra)
     out["callbacks"] = check.callbacks(raw.get("callbacks"))
     data = out["data"]
@@ -172,6 +183,9 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
                           f"and leave data to train on (now {data['val_fraction']} + {data['test_fraction']})")
     if isinstance(data.get("batch_size"), int) and data["batch_size"] < 1:
         check.problem("data.batch_size", f"must be at least 1, got {data['batch_size']}")
+    sched = out["scheduler"]
+    if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
+        check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")
     if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
         check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
     if check.problems:

@@ -76,8 +76,9 @@ class TaskModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
                  make_optimizer: Callable[[Any], Any], make_scheduler: Callable[[Any], Any],
                  augment: Callable | None = None, target_scaling: dict | None = None,
-                 has_anomalies: bool = False) -> None:
+                 has_anomalies: bool = False, l1: float = 0.0) -> None:
         super().__init__()
+        self.l1 = l1
         self.model, self.loss_fn, self.task = model, loss, task
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
         metrics = task_metrics(task, num_classes)
@@ -118,6 +119,8 @@ class TaskModule(pl.LightningModule):
         if self.augment is not None:
             x, y = self.augment(x, y)
         loss = self._loss(self(x), x, y)
+        if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
+            loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
         # the live value in the progress bar; not a recorded metric (the per-epoch mean above is)
         self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
@@ -155,7 +158,7 @@ class TaskModule(pl.LightningModule):
         self._log_metrics("test")
 
     def configure_optimizers(self):
-        optimizer = self.make_optimizer(self.parameters())
+        optimizer = self.make_optimizer(self.model.named_parameters())
         scheduler = self.make_scheduler(optimizer)
         if scheduler is None:
             return optimizer

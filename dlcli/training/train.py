@@ -23,8 +23,6 @@ from dlcli.registry import (
     CALLBACKS,
     LOGGERS,
     LOSSES,
-    OPTIMIZERS,
-    SCHEDULERS,
 )
 from dlcli.runs import folder
 
@@ -105,6 +103,8 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import pytorch_lightning as pl
     import torch
 
+    from dlcli.optim import build_optimizer
+    from dlcli.schedulers import build_scheduler
     from dlcli.training.build import build_model, load_data
     from dlcli.training.module import ArrayDataModule, TaskModule
 
@@ -125,16 +125,15 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     n_train = len(prepared.splits["train"][0])
     steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
                                 / cfg["trainer"]["accumulate_grad_batches"])
-    opt_entry, sched_entry = OPTIMIZERS.get(cfg["optimizer"]["name"]), SCHEDULERS.get(cfg["scheduler"]["name"])
     module = TaskModule(
         model, loss, prepared.task, prepared.num_classes,
-        make_optimizer=lambda params: opt_entry.build(component_params(cfg["optimizer"]), params=params),
-        make_scheduler=lambda opt: sched_entry.build(
-            component_params(cfg["scheduler"]), optimizer=opt,
-            max_epochs=cfg["trainer"]["max_epochs"], steps_per_epoch=steps_per_epoch),
+        make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
+        make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
+                                                   steps_per_epoch),
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
         target_scaling=prepared.preprocessing.get("target_scaling"),
         has_anomalies=bool(prepared.preprocessing.get("anomalies")),
+        l1=cfg["regularization"]["l1"],
     )
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -216,10 +215,11 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
             params["monitor"] = monitor
         if params.get("mode") == "auto":
             params["mode"] = metric_mode(params["monitor"])
-        cb = CALLBACKS.get(name).build(params, run_dir=str(run_dir))
+        built = CALLBACKS.get(name).build(params, run_dir=str(run_dir))
+        built = built if isinstance(built, list) else [built]  # a builder may return several
         if name == "model_checkpoint":  # its metric decides the best epoch
-            checkpoint, monitor, mode = cb, params["monitor"], params["mode"]
-        callbacks.append(cb)
+            checkpoint, monitor, mode = built[0], params["monitor"], params["mode"]
+        callbacks += built
     recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
     callbacks.append(recorder)
     progress = progress and cfg["trainer"]["enable_progress_bar"]

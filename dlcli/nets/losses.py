@@ -1,0 +1,60 @@
+"""Loss modules that torch does not ship in the form dlcli needs (logits in, class ids or probabilities)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def as_distribution(target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class ids (B,) -> one-hot (B, C); probabilities (B, C) pass through."""
+    return F.one_hot(target, num_classes).float() if target.ndim == 1 else target
+
+
+class NLLOnLogits(nn.Module):
+    """NLL of log_softmax(logits): the textbook form of cross-entropy."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.nll_loss(F.log_softmax(logits, dim=-1), target)
+
+
+class KLDivOnLogits(nn.Module):
+    """KL(target || softmax(logits)), averaged over the batch."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = as_distribution(target, logits.shape[-1])
+        return F.kl_div(F.log_softmax(logits, dim=-1), p, reduction="batchmean")
+
+
+class FocalLoss(nn.Module):
+    """-alpha_t (1 - p_t)^gamma log p_t (Lin et al., 2017); gamma 0 and no alpha is cross-entropy."""
+
+    def __init__(self, gamma: float = 2.0, alpha: list[float] | None = None) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("alpha", None if alpha is None else torch.tensor(alpha, dtype=torch.float32))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits, dim=-1)
+        p_true = as_distribution(target, logits.shape[-1])
+        ce = -(p_true * log_p).sum(-1)  # (B,)
+        pt = (p_true * log_p.exp()).sum(-1)  # probability given to the target
+        loss = (1 - pt).pow(self.gamma) * ce
+        if self.alpha is not None:
+            loss = loss * (p_true * self.alpha).sum(-1)
+        return loss.mean()
+
+
+class HingeLoss(nn.Module):
+    """Binary: mean(max(0, margin - t * logit)) with t = 2y - 1 in {-1, +1}; multiclass: the margin loss."""
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 1:  # binary, one logit per sample; targets 0/1
+            t = target.float() * 2 - 1
+            return torch.clamp(self.margin - t * logits, min=0).mean()
+        return F.multi_margin_loss(logits, target, margin=self.margin)
