@@ -26,6 +26,7 @@ class TopConfig:
     task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction"] = "auto"
     threads: int | None = None
     regularization: dict | None = None
+    metrics: list[str] | None = None
     data: dict | None = None
     model: dict | None = None
     loss: dict | None = None

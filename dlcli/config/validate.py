@@ -183,6 +183,15 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
                           f"and leave data to train on (now {data['val_fraction']} + {data['test_fraction']})")
     if isinstance(data.get("batch_size"), int) and data["batch_size"] < 1:
         check.problem("data.batch_size", f"must be at least 1, got {data['batch_size']}")
+    from dlcli.metrics import known
+
+    for i, name in enumerate(out.get("metrics") or []):
+        if not known(name):
+            from dlcli.metrics import CLASSIFICATION, RECONSTRUCTION, REGRESSION
+
+            names = CLASSIFICATION + REGRESSION + RECONSTRUCTION + ("top<k>_acc",)
+            check.problem(f"metrics[{i}]", f"unknown metric '{name}'.{did_you_mean(name, names)} "
+                                          f"Available: {', '.join(names)}")
     sched = out["scheduler"]
     if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
         check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")

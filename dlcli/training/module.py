@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlcli.data.prepare import Prepared
+from dlcli.metrics import task_metrics
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -44,27 +45,6 @@ class ArrayDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-def task_metrics(task: str, num_classes: int | None) -> torchmetrics.MetricCollection:
-    """The metrics each task reports, by their short names (acc, mae, ...)."""
-    if task == "multiclass":
-        return torchmetrics.MetricCollection(
-            {"acc": torchmetrics.classification.MulticlassAccuracy(num_classes=num_classes, average="micro")})
-    if task == "binary":
-        return torchmetrics.MetricCollection({"acc": torchmetrics.classification.BinaryAccuracy()})
-    if task == "multilabel":  # acc: the share of (sample, label) decisions that are right
-        return torchmetrics.MetricCollection({
-            "acc": torchmetrics.classification.MultilabelAccuracy(num_labels=num_classes, average="micro"),
-            "f1": torchmetrics.classification.MultilabelF1Score(num_labels=num_classes, average="macro"),
-        })
-    if task == "reconstruction":  # scored by reconstruction error; the anomaly AUROC needs anomalies (test only)
-        return torchmetrics.MetricCollection({"anomaly_auroc": torchmetrics.classification.BinaryAUROC()})
-    return torchmetrics.MetricCollection({
-        "mae": torchmetrics.MeanAbsoluteError(),
-        "rmse": torchmetrics.MeanSquaredError(squared=False),
-        "r2": torchmetrics.R2Score(),
-    })
-
-
 class TaskModule(pl.LightningModule):
     """Trains ``model`` with ``loss`` for a multiclass, binary, multilabel, regression or reconstruction task.
 
@@ -76,12 +56,17 @@ class TaskModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
                  make_optimizer: Callable[[Any], Any], make_scheduler: Callable[[Any], Any],
                  augment: Callable | None = None, target_scaling: dict | None = None,
-                 has_anomalies: bool = False, l1: float = 0.0) -> None:
+                 has_anomalies: bool = False, l1: float = 0.0, metrics: list[str] | None = None) -> None:
         super().__init__()
         self.l1 = l1
         self.model, self.loss_fn, self.task = model, loss, task
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
-        metrics = task_metrics(task, num_classes)
+        # the test confusion matrix is saved with the run (confusion_matrix.csv and .png)
+        self.confusion = torchmetrics.classification.MulticlassConfusionMatrix(num_classes=num_classes) \
+            if task == "multiclass" else torchmetrics.classification.BinaryConfusionMatrix() \
+            if task == "binary" else None
+        self.test_confusion: torch.Tensor | None = None
+        metrics = task_metrics(task, num_classes, metrics)
         self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
         if task == "reconstruction":  # validation holds no anomalies; the test split does, if any were named
             self.metrics["val"] = torchmetrics.MetricCollection({})
@@ -137,7 +122,10 @@ class TaskModule(pl.LightningModule):
             self.metrics[stage].update(((out - x.flatten(1)) ** 2).mean(1), y.long())
             return
         target = y.long() if self.task in ("binary", "multilabel") else y
-        self.metrics[stage].update(self.predictions(out), target)
+        preds = self.predictions(out)
+        self.metrics[stage].update(preds, target)
+        if stage == "test" and self.confusion is not None:
+            self.confusion.update(preds, target)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -156,6 +144,9 @@ class TaskModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_metrics("test")
+        if self.confusion is not None:
+            self.test_confusion = self.confusion.compute().cpu()  # (true class, predicted class) counts
+            self.confusion.reset()
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.model.named_parameters())

@@ -133,7 +133,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
         target_scaling=prepared.preprocessing.get("target_scaling"),
         has_anomalies=bool(prepared.preprocessing.get("anomalies")),
-        l1=cfg["regularization"]["l1"],
+        l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],
     )
     n_params = sum(p.numel() for p in model.parameters())
 
@@ -187,6 +187,11 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
                 metrics[key] = float(value)
         summary["metrics"] = metrics
+        if primary and module.test_confusion is not None:
+            from dlcli.runs.plots import save_confusion
+
+            names = prepared.class_names if prepared.task == "multiclass" else list(prepared.class_names or [])
+            save_confusion(run_dir, module.test_confusion.tolist(), names)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
         finish("interrupted")
         raise KeyboardInterrupt from None
