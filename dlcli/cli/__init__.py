@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from dlcli.cli import config as config_cmd
-from dlcli.cli import listing, train
+from dlcli.cli import listing, lr_find, train
 from dlcli.cli import model as model_cmd
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.command("train")(train.train_command)
 app.command("list")(listing.list_command)
+app.command("lr-find")(lr_find.lr_find_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(model_cmd.app, name="model")
 

@@ -33,3 +33,38 @@ def build_model(cfg: dict, prepared: Prepared) -> Any:
         in_shape=prepared.in_shape, out_features=prepared.out_features, task=prepared.task,
         vocab_size=prepared.vocab_size)
     return initialize(model, cfg["model"]["init"])
+
+
+def component_params(node: dict) -> dict:
+    """A component node's own parameters: everything but its registry name."""
+    return {k: v for k, v in node.items() if k != "name"}
+
+
+def build_run(cfg: dict) -> tuple[Prepared, Any, Any]:
+    """(prepared data, its DataModule, the task's LightningModule) for a validated config."""
+    import math
+
+    from dlcli.optim import build_optimizer
+    from dlcli.registry import AUGMENTATIONS
+    from dlcli.schedulers import build_scheduler
+    from dlcli.training.module import ArrayDataModule, TaskModule
+
+    prepared = load_data(cfg)
+    data_cfg = cfg["data"]
+    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
+    model = build_model(cfg, prepared)
+    loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
+    n_train = len(prepared.splits["train"][0])
+    steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
+                                / cfg["trainer"]["accumulate_grad_batches"])
+    module = TaskModule(
+        model, loss, prepared.task, prepared.num_classes,
+        make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
+        make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
+                                                   steps_per_epoch),
+        augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
+        target_scaling=prepared.preprocessing.get("target_scaling"),
+        has_anomalies=bool(prepared.preprocessing.get("anomalies")),
+        l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],
+    )
+    return prepared, datamodule, module

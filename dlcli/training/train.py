@@ -7,7 +7,6 @@ checkpoint -> summary.json -> RunResult
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import shutil
 import time
@@ -18,13 +17,9 @@ from typing import Any
 
 from dlcli.config.validate import validate
 from dlcli.errors import DlcliError
-from dlcli.registry import (
-    AUGMENTATIONS,
-    CALLBACKS,
-    LOGGERS,
-    LOSSES,
-)
+from dlcli.registry import CALLBACKS, LOGGERS
 from dlcli.runs import folder
+from dlcli.training.build import component_params
 
 
 @dataclass
@@ -68,10 +63,6 @@ def metric_mode(metric: str) -> str:
     return "max" if metric.rsplit("/", 1)[-1] in ("acc", "r2", "f1", "auroc", "precision", "recall") else "min"
 
 
-def component_params(node: dict) -> dict:
-    return {k: v for k, v in node.items() if k != "name"}
-
-
 def versions() -> dict[str, str]:
     import pytorch_lightning as pl
     import torch
@@ -103,10 +94,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import pytorch_lightning as pl
     import torch
 
-    from dlcli.optim import build_optimizer
-    from dlcli.schedulers import build_scheduler
-    from dlcli.training.build import build_model, load_data
-    from dlcli.training.module import ArrayDataModule, TaskModule
+    from dlcli.training.build import build_run
 
     _quiet_lightning()
     if cfg["threads"]:
@@ -114,27 +102,9 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     seed = cfg["seed"]
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    # data: load, decide the task, split, scale (fitted on train only); then the model for it
-    prepared = load_data(cfg)
-    data_cfg = cfg["data"]
-    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
-    model = build_model(cfg, prepared)
-
-    # loss, optimizer, scheduler, augmentation: each built from its registry by name
-    loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
-    n_train = len(prepared.splits["train"][0])
-    steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
-                                / cfg["trainer"]["accumulate_grad_batches"])
-    module = TaskModule(
-        model, loss, prepared.task, prepared.num_classes,
-        make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
-        make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
-                                                   steps_per_epoch),
-        augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
-        target_scaling=prepared.preprocessing.get("target_scaling"),
-        has_anomalies=bool(prepared.preprocessing.get("anomalies")),
-        l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],
-    )
+    # data (split, scaled on train only), then the model, loss, optimizer, schedule: all by registry name
+    prepared, datamodule, module = build_run(cfg)
+    model, data_cfg = module.model, cfg["data"]
     n_params = sum(p.numel() for p in model.parameters())
 
     # the run folder: made now, filled once everything that can refuse the config has accepted it
