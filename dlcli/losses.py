@@ -92,3 +92,11 @@ def smooth_l1(beta: float = 1.0):
     from torch import nn
 
     return nn.SmoothL1Loss(beta=beta)
+
+
+@LOSSES.register(tasks=("transcription",))
+def ctc(zero_infinity: bool = True):
+    """Connectionist temporal classification: unaligned symbol sequences from per-step scores (blank = 0)."""
+    from dlcli.nets.losses import CTCOnLogits
+
+    return CTCOnLogits(zero_infinity)

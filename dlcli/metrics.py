@@ -2,7 +2,7 @@
 
 Classification: acc, top<k>_acc (e.g. top5_acc), precision, recall, f1 (macro averages), f1_micro,
 auroc, average_precision. Regression: mae, mse, rmse, r2, explained_variance. Reconstruction:
-anomaly_auroc. torchmetrics is imported only when metrics are built.
+anomaly_auroc. Transcription: cer (character error rate). torchmetrics is imported only when metrics are built.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from dlcli.errors import DlcliError
 CLASSIFICATION = ("acc", "precision", "recall", "f1", "f1_micro", "auroc", "average_precision")
 REGRESSION = ("mae", "mse", "rmse", "r2", "explained_variance")
 RECONSTRUCTION = ("anomaly_auroc",)
+TRANSCRIPTION = ("cer",)
 DEFAULTS = {"multiclass": ["acc"], "binary": ["acc"], "multilabel": ["acc", "f1"],
-            "regression": ["mae", "rmse", "r2"], "reconstruction": ["anomaly_auroc"]}
+            "regression": ["mae", "rmse", "r2"], "reconstruction": ["anomaly_auroc"], "transcription": ["cer"]}
 _TOP_K = re.compile(r"top(\d+)_acc$")
 
 
 def known(name: str) -> bool:
-    return name in CLASSIFICATION + REGRESSION + RECONSTRUCTION or bool(_TOP_K.match(name))
+    return name in CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION or bool(_TOP_K.match(name))
 
 
 def make_metric(name: str, task: str, num_classes: int | None):
@@ -59,8 +60,13 @@ def make_metric(name: str, task: str, num_classes: int | None):
             squared=False), "r2": R.R2Score, "explained_variance": R.ExplainedVariance}[name]()
     if task == "reconstruction" and name in RECONSTRUCTION:
         return C.BinaryAUROC()
+    if task == "transcription" and name in TRANSCRIPTION:
+        from torchmetrics.text import CharErrorRate
+
+        return CharErrorRate()
     offered = {"multiclass": CLASSIFICATION + ("top<k>_acc",), "binary": CLASSIFICATION,
-               "multilabel": CLASSIFICATION, "regression": REGRESSION, "reconstruction": RECONSTRUCTION}[task]
+               "multilabel": CLASSIFICATION, "regression": REGRESSION, "reconstruction": RECONSTRUCTION,
+               "transcription": TRANSCRIPTION}[task]
     raise DlcliError(f"metric '{name}' does not apply to a {task} task. Metrics for it: {', '.join(offered)}")
 
 

@@ -23,7 +23,8 @@ class TopConfig:
     seed: int = 42
     name: str = "run"
     output_dir: str = "outputs"
-    task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction"] = "auto"
+    task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction",
+                  "transcription"] = "auto"
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None

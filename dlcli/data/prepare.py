@@ -50,7 +50,12 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
                  data_name: str) -> tuple[str, np.ndarray, list[str] | None]:
     """Decide the task kind; return (task, targets as class ids or floats, class names)."""
     kind = table.kind or infer_kind(table.y)
-    if requested == "reconstruction":  # the targets are the inputs; y keeps the labels (for anomaly flags)
+    if requested == "transcription" or (requested == "auto" and kind == "transcription"):
+        if table.y.ndim != 2 or not table.class_names:
+            raise DataError(f"task=transcription needs symbol sequences (N, L) and the symbols' names; data "
+                            f"'{data_name}' has targets of shape {table.y.shape}")
+        task, y, names = "transcription", table.y.astype(np.int64), ["<blank>", *table.class_names]
+    elif requested == "reconstruction":  # the targets are the inputs; y keeps the labels (for anomaly flags)
         task, y, names = "reconstruction", table.y, None
     elif requested == "multilabel" or (requested == "auto" and kind == "multilabel"):
         if table.y.ndim != 2 or not np.isin(table.y, (0, 1)).all():
@@ -81,7 +86,7 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
                             "that looks like a real-valued target. Use task=regression loss=mse")
     if task not in loss_tasks:
         fix = {"regression": "loss=mse", "reconstruction": "loss=mse", "multiclass": "loss=cross_entropy",
-               "binary": "loss=bce", "multilabel": "loss=bce"}[task]
+               "binary": "loss=bce", "multilabel": "loss=bce", "transcription": "loss=ctc"}[task]
         raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
                          f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
     return task, y, names
@@ -210,6 +215,8 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
                                            cfg["target_scaling"])
     if task == "reconstruction":
         out_features = int(np.prod(in_shape))  # the model gives back a whole (flattened) input
+    elif task == "transcription":
+        out_features = in_shape[0] * len(class_names)  # per time step, a score for blank and each symbol
     elif task in ("binary", "regression") and y.ndim == 1:
         out_features = 1
     else:

@@ -135,3 +135,30 @@ def waveforms(seed: int, n_samples: int = 1000, length: int = 64, noise: float =
         x[y == k] = _wave(kind, cycles[y == k])
     x += rng.normal(0, noise, x.shape)
     return Table(x[..., None].astype(np.float32), y, "classification", list(WAVEFORMS), ["value"])  # (N, length, 1)
+
+
+@DATASETS.register()
+def transcription(seed: int, n_samples: int = 1200, alphabet: str = "abcde", min_symbols: int = 2,
+                  max_symbols: int = 4, min_frames: int = 2, max_frames: int = 4, noise: float = 0.3):
+    """Synthetic sequence transcription (for ctc): frames of noisy symbol codes -> the symbol string, unaligned."""
+    import numpy as np
+
+    from dlcli.data.table import Table
+
+    if not 1 <= min_symbols <= max_symbols or not 1 <= min_frames <= max_frames:
+        from dlcli.errors import DataError
+
+        raise DataError("data: need 1 <= min_symbols <= max_symbols and 1 <= min_frames <= max_frames")
+    rng = np.random.default_rng(seed)
+    k, length = len(alphabet), max_symbols * (max_frames + 1)  # room for every symbol and a pause after it
+    x = rng.normal(0, noise, (n_samples, length, k)).astype(np.float32)
+    y = np.zeros((n_samples, max_symbols), dtype=np.int64)  # symbol ids 1..k, 0 pads (and is CTC's blank)
+    for i in range(n_samples):
+        t = 0
+        for j in range(rng.integers(min_symbols, max_symbols + 1)):
+            s = rng.integers(k)
+            hold = rng.integers(min_frames, max_frames + 1)
+            x[i, t:t + hold, s] += 1.0  # the symbol's code, held for a few frames
+            y[i, j] = s + 1
+            t += hold + rng.integers(0, 2)  # sometimes a pause: repeats stay distinguishable
+    return Table(x, y, "transcription", list(alphabet), [f"code_{c}" for c in alphabet])

@@ -14,8 +14,10 @@ class Table:
     """A whole dataset in memory, before splitting."""
 
     x: np.ndarray  # (N, *sample_shape), float; or (N,) strings for text, with `text` set
-    y: np.ndarray  # (N,) class labels of any dtype, (N, K) 0/1 labels, or (N,) / (N, T) real-valued targets
-    kind: Literal["classification", "multilabel", "regression"] | None = None  # None: infer from y
+    # (N,) class labels of any dtype, (N, K) 0/1 labels, (N,) / (N, T) real-valued targets, or
+    # (N, L) symbol ids 1..C padded with 0 (transcription; class_names are the C symbols)
+    y: np.ndarray
+    kind: Literal["classification", "multilabel", "regression", "transcription"] | None = None  # None: infer
     class_names: list[str] | None = None  # names of the sorted unique labels, when known
     feature_names: list[str] | None = None
     ordered: bool = False  # rows follow time (forecasting windows): split chronologically, never shuffled

@@ -58,3 +58,31 @@ class HingeLoss(nn.Module):
             t = target.float() * 2 - 1
             return torch.clamp(self.margin - t * logits, min=0).mean()
         return F.multi_margin_loss(logits, target, margin=self.margin)
+
+
+class CTCOnLogits(nn.Module):
+    """CTC on per-step logits (B, T, C) (class 0 is the blank) against padded targets (B, L), 0 = padding."""
+
+    def __init__(self, zero_infinity: bool = True) -> None:
+        super().__init__()
+        self.zero_infinity = zero_infinity  # a target longer than the input gives inf: count it as 0
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        log_probs = F.log_softmax(logits, dim=-1).transpose(0, 1)  # (T, B, C), as torch's ctc_loss wants
+        steps = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long, device=logits.device)
+        lengths = (target > 0).sum(1)
+        return F.ctc_loss(log_probs, target, steps, lengths, blank=0, zero_infinity=self.zero_infinity)
+
+
+def greedy_decode(logits: torch.Tensor) -> list[list[int]]:
+    """Best path per sample: the top class per step, repeats merged, blanks (0) dropped."""
+    best = logits.argmax(-1).tolist()  # (B, T)
+    out = []
+    for row in best:
+        seq, prev = [], 0
+        for c in row:
+            if c != prev and c != 0:
+                seq.append(c)
+            prev = c
+        out.append(seq)
+    return out

@@ -22,7 +22,7 @@ class ArrayDataModule(pl.LightningDataModule):
     def __init__(self, prepared: Prepared, batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
-        y_dtype = torch.long if prepared.task == "multiclass" else torch.float32
+        y_dtype = torch.long if prepared.task in ("multiclass", "transcription") else torch.float32
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
                                 torch.as_tensor(y, dtype=y_dtype))
@@ -85,11 +85,27 @@ class TaskModule(pl.LightningModule):
         return out
 
     def _loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "transcription":
+            return self.loss_fn(self._per_step(out, x), y)
         if self.task == "reconstruction":
             return self.loss_fn(out, x.flatten(1))  # (B, prod(in_shape)) against the input itself
         if self.task == "regression":
             y = (y - self.y_mean) / self.y_std  # the model learns standardised targets
         return self.loss_fn(out, y)
+
+    @staticmethod
+    def _per_step(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return out.view(out.shape[0], x.shape[1], -1)  # (B, T*C) -> (B, T, C): a score per step and class
+
+    def _transcripts(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[list[str], list[str]]:
+        """Greedy CTC decoding, as strings of symbol ids (one character per symbol)."""
+        from dlcli.nets.losses import greedy_decode
+
+        def text(ids: list[int]) -> str:  # one character per symbol id, whatever the alphabet
+            return "".join(chr(0x4E00 + i) for i in ids)
+
+        preds = [text(seq) for seq in greedy_decode(self._per_step(out, x))]
+        return preds, [text([i for i in row if i > 0]) for row in y.tolist()]
 
     def predictions(self, out: torch.Tensor) -> torch.Tensor:
         """Model outputs in the targets' terms: class probabilities, or original units."""
@@ -117,6 +133,9 @@ class TaskModule(pl.LightningModule):
         self.log(f"{stage}/loss", self._loss(out, x, y), on_step=False, on_epoch=True, prog_bar=stage == "val",
                  sync_dist=True)  # epoch-level: one reduction per epoch across devices
         if not len(self.metrics[stage]):
+            return
+        if self.task == "transcription":
+            self.metrics[stage].update(*self._transcripts(out, x, y))
             return
         if self.task == "reconstruction":  # anomaly score: the sample's reconstruction error
             self.metrics[stage].update(((out - x.flatten(1)) ** 2).mean(1), y.long())

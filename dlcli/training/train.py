@@ -55,6 +55,8 @@ def _claim_run_dir(cfg: dict) -> tuple[Path, bool]:
 
 def default_monitor(task: str) -> tuple[str, str]:
     """The metric that picks the best epoch when a callback says ``monitor: auto``."""
+    if task == "transcription":
+        return "val/cer", "min"
     return ("val/loss", "min") if task in ("regression", "reconstruction") else ("val/acc", "max")
 
 
