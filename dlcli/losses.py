@@ -100,3 +100,19 @@ def ctc(zero_infinity: bool = True):
     from dlcli.nets.losses import CTCOnLogits
 
     return CTCOnLogits(zero_infinity)
+
+
+@LOSSES.register(tasks=("metric_learning",))
+def triplet(margin: float = 0.2, embedding_dim: int = 32):
+    """Triplet loss, batch-hard: same-class embeddings closer than other-class ones by a margin."""
+    from dlcli.nets.losses import BatchHardTriplet
+
+    return BatchHardTriplet(margin)
+
+
+@LOSSES.register(tasks=("metric_learning",))
+def cosine_embedding(margin: float = 0.5, embedding_dim: int = 32):
+    """Cosine embedding loss over all pairs: same class -> cosine 1, other classes -> below margin."""
+    from dlcli.nets.losses import PairwiseCosineEmbedding
+
+    return PairwiseCosineEmbedding(margin)

@@ -15,13 +15,16 @@ CLASSIFICATION = ("acc", "precision", "recall", "f1", "f1_micro", "auroc", "aver
 REGRESSION = ("mae", "mse", "rmse", "r2", "explained_variance")
 RECONSTRUCTION = ("anomaly_auroc",)
 TRANSCRIPTION = ("cer",)
+METRIC_LEARNING = ("recall_at_1",)
 DEFAULTS = {"multiclass": ["acc"], "binary": ["acc"], "multilabel": ["acc", "f1"],
-            "regression": ["mae", "rmse", "r2"], "reconstruction": ["anomaly_auroc"], "transcription": ["cer"]}
+            "regression": ["mae", "rmse", "r2"], "reconstruction": ["anomaly_auroc"], "transcription": ["cer"],
+            "metric_learning": ["recall_at_1"]}
 _TOP_K = re.compile(r"top(\d+)_acc$")
 
 
 def known(name: str) -> bool:
-    return name in CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION or bool(_TOP_K.match(name))
+    return name in CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION + METRIC_LEARNING \
+        or bool(_TOP_K.match(name))
 
 
 def make_metric(name: str, task: str, num_classes: int | None):
@@ -64,9 +67,13 @@ def make_metric(name: str, task: str, num_classes: int | None):
         from torchmetrics.text import CharErrorRate
 
         return CharErrorRate()
+    if task == "metric_learning" and name in METRIC_LEARNING:
+        from dlcli.nets.metrics import RecallAtOne
+
+        return RecallAtOne()
     offered = {"multiclass": CLASSIFICATION + ("top<k>_acc",), "binary": CLASSIFICATION,
                "multilabel": CLASSIFICATION, "regression": REGRESSION, "reconstruction": RECONSTRUCTION,
-               "transcription": TRANSCRIPTION}[task]
+               "transcription": TRANSCRIPTION, "metric_learning": METRIC_LEARNING}[task]
     raise DlcliError(f"metric '{name}' does not apply to a {task} task. Metrics for it: {', '.join(offered)}")
 
 

@@ -71,3 +71,44 @@ def test_huber_trains_on_diabetes(make_config):
     composed = make_config("data=diabetes", "loss=huber")
     result = train(composed.config, composed.overrides)
     assert result.metrics["test/r2"] > 0.3
+
+
+def test_batch_hard_triplet_on_a_hand_made_batch():
+    # unit vectors at angles 0, 10 deg (class 0) and 90, 100 deg (class 1)
+    angles = torch.tensor([0.0, 10.0, 90.0, 100.0]).deg2rad()
+    emb = torch.stack([angles.cos(), angles.sin()], 1)
+    labels = torch.tensor([0, 0, 1, 1])
+    chord = lambda deg: 2 * torch.sin(torch.tensor(deg).deg2rad() / 2)  # noqa: E731  distance of unit vectors
+    # hardest positive: always 10 deg away; nearest negative: 90 deg for the outer anchors (0, 100 deg),
+    # 80 deg for the inner ones (10, 90 deg)
+    expected = ((torch.relu(chord(10.0) - chord(90.0) + 1.5) + torch.relu(chord(10.0) - chord(80.0) + 1.5)) / 2).item()
+    assert loss("triplet", margin=1.5)(emb, labels).item() == pytest.approx(expected, rel=1e-5)
+    assert loss("triplet", margin=0.2)(emb, labels).item() == 0.0  # already separated by more than 0.2
+
+
+def test_cosine_embedding_over_pairs():
+    emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0, 1])
+    # same-class pair: 1 - cos = 0; other-class pairs: cos 0 -> max(0, 0 - margin) = 0 (x4 ordered pairs)
+    assert loss("cosine_embedding")(emb, labels).item() == pytest.approx(0.0, abs=1e-6)
+    flipped = torch.tensor([0, 1, 1])  # the identical pair now counts as different classes: cos 1 - 0.5
+    assert loss("cosine_embedding", margin=0.5)(emb, flipped).item() == pytest.approx(2 * 0.5 / 6 + 2 * 1 / 6)
+
+
+def test_recall_at_one():
+    from dlcli.nets.metrics import RecallAtOne
+
+    metric = RecallAtOne()
+    metric.update(torch.tensor([[1.0, 0.0], [0.9, 0.1]]), torch.tensor([0, 0]))
+    metric.update(torch.tensor([[0.0, 1.0], [0.8, 0.2]]), torch.tensor([1, 1]))  # the last one sits with class 0
+    # 0 and 1 find each other; 2's nearest is 3 (same class); 3's nearest is 1 (class 0)
+    assert metric.compute().item() == pytest.approx(3 / 4)
+
+
+def test_triplet_metric_learning_on_digits(make_config):
+    from dlcli.training.train import train
+
+    composed = make_config("experiment=digits_triplet", "trainer.max_epochs=15")
+    result = train(composed.config, composed.overrides)
+    assert result.summary["task"] == "metric_learning" and result.best["monitor"] == "val/recall_at_1"
+    assert result.metrics["test/recall_at_1"] >= 0.9

@@ -162,6 +162,8 @@ def _loss_inputs(task):
         return torch.randn(6, 3, requires_grad=True), torch.randint(0, 2, (6, 3)).float()
     if task == "reconstruction":
         return torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
+    if task == "metric_learning":  # embeddings and class ids, several per class
+        return torch.randn(6, 4, requires_grad=True), torch.tensor([0, 0, 1, 1, 2, 2])
     if task == "transcription":  # per-step scores (B, T, blank + 3 symbols); targets padded with 0
         return torch.randn(6, 10, 4, requires_grad=True), torch.tensor([[1, 2, 0]] * 3 + [[3, 3, 1]] * 3)
     return torch.randn(6, requires_grad=True), torch.randn(6)

@@ -24,7 +24,7 @@ class TopConfig:
     name: str = "run"
     output_dir: str = "outputs"
     task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction",
-                  "transcription"] = "auto"
+                  "transcription", "metric_learning"] = "auto"
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None

@@ -187,9 +187,9 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
 
     for i, name in enumerate(out.get("metrics") or []):
         if not known(name):
-            from dlcli.metrics import CLASSIFICATION, RECONSTRUCTION, REGRESSION, TRANSCRIPTION
+            from dlcli.metrics import CLASSIFICATION, METRIC_LEARNING, RECONSTRUCTION, REGRESSION, TRANSCRIPTION
 
-            names = CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION + ("top<k>_acc",)
+            names = CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION + METRIC_LEARNING + ("top<k>_acc",)
             check.problem(f"metrics[{i}]", f"unknown metric '{name}'.{did_you_mean(name, names)} "
                                           f"Available: {', '.join(names)}")
     sched = out["scheduler"]

@@ -74,7 +74,9 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
             names = list(table.class_names)
         else:
             names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
-        if requested == "auto":
+        if requested == "auto" and loss_tasks == ("metric_learning",):
+            task = "metric_learning"
+        elif requested == "auto":
             task = "binary" if "binary" in loss_tasks and "multiclass" not in loss_tasks else "multiclass"
         else:
             task = requested
@@ -85,7 +87,8 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
             raise DataError(f"data '{data_name}' has {len(classes)} distinct labels in {len(table.y)} rows: "
                             "that looks like a real-valued target. Use task=regression loss=mse")
     if task not in loss_tasks:
-        fix = {"regression": "loss=mse", "reconstruction": "loss=mse", "multiclass": "loss=cross_entropy",
+        fix = {"metric_learning": "loss=triplet", "regression": "loss=mse", "reconstruction": "loss=mse",
+               "multiclass": "loss=cross_entropy",
                "binary": "loss=bce", "multilabel": "loss=bce", "transcription": "loss=ctc"}[task]
         raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
                          f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
@@ -177,12 +180,12 @@ def apply_scaler(x: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
 
 
 def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
-            seed: int) -> Prepared:
+            seed: int, embedding_dim: int = 32) -> Prepared:
     """Task, split, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node."""
     if table.text is None and not np.all(np.isfinite(table.x)):
         raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
-    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction")
+    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning")
     idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
     if task == "reconstruction":
         y, idx = _hold_out_anomalies(y, idx, cfg.get("anomaly_classes"), cfg["name"])
@@ -215,6 +218,8 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
                                            cfg["target_scaling"])
     if task == "reconstruction":
         out_features = int(np.prod(in_shape))  # the model gives back a whole (flattened) input
+    elif task == "metric_learning":
+        out_features = embedding_dim  # the model outputs an embedding, compared by cosine
     elif task == "transcription":
         out_features = in_shape[0] * len(class_names)  # per time step, a score for blank and each symbol
     elif task in ("binary", "regression") and y.ndim == 1:

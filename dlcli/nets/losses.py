@@ -86,3 +86,47 @@ def greedy_decode(logits: torch.Tensor) -> list[list[int]]:
             prev = c
         out.append(seq)
     return out
+
+
+def _normalized_distances(emb: torch.Tensor) -> torch.Tensor:
+    z = F.normalize(emb, dim=-1)
+    return torch.cdist(z, z)  # (B, B) euclidean distances between unit vectors
+
+
+class BatchHardTriplet(nn.Module):
+    """Triplet loss with in-batch mining: for each anchor, its farthest same-class sample and nearest other-class
+    sample; mean of max(0, d(a, p) - d(a, n) + margin) over anchors that have both (Hermans et al., 2017)."""
+
+    def __init__(self, margin: float = 0.2) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        d = _normalized_distances(emb)
+        same = labels[:, None] == labels[None, :]
+        eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+        pos = (same & ~eye).float()
+        neg = (~same).float()
+        hardest_pos = (d * pos).amax(1)
+        hardest_neg = (d + 1e6 * (1 - neg)).amin(1)  # other-class distances only
+        valid = (pos.sum(1) > 0) & (neg.sum(1) > 0)
+        if not valid.any():
+            return emb.sum() * 0.0  # no usable triplet in this batch
+        return F.relu(hardest_pos - hardest_neg + self.margin)[valid].mean()
+
+
+class PairwiseCosineEmbedding(nn.Module):
+    """Cosine embedding loss over every pair in the batch: 1 - cos for same-class pairs, max(0, cos - margin)
+    for different-class pairs."""
+
+    def __init__(self, margin: float = 0.5) -> None:
+        super().__init__()
+        self.margin = margin
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(emb, dim=-1)
+        cos = z @ z.T
+        same = labels[:, None] == labels[None, :]
+        off = ~torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+        loss = torch.where(same, 1 - cos, F.relu(cos - self.margin))
+        return loss[off].mean()

@@ -20,7 +20,7 @@ def load_data(cfg: dict) -> Prepared:
                                                  seed=cfg["seed"])
     loss = LOSSES.get(cfg["loss"]["name"])
     return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
-                   seed=cfg["seed"])
+                   seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32))
 
 
 def build_model(cfg: dict, prepared: Prepared) -> Any:

@@ -22,7 +22,7 @@ class ArrayDataModule(pl.LightningDataModule):
     def __init__(self, prepared: Prepared, batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
-        y_dtype = torch.long if prepared.task in ("multiclass", "transcription") else torch.float32
+        y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning") else torch.float32
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
                                 torch.as_tensor(y, dtype=y_dtype))
@@ -111,7 +111,7 @@ class TaskModule(pl.LightningModule):
         """Model outputs in the targets' terms: class probabilities, or original units."""
         if self.task == "regression":
             return out * self.y_std + self.y_mean
-        if self.task == "reconstruction":
+        if self.task in ("reconstruction", "metric_learning"):
             return out
         return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
 

@@ -57,12 +57,15 @@ def default_monitor(task: str) -> tuple[str, str]:
     """The metric that picks the best epoch when a callback says ``monitor: auto``."""
     if task == "transcription":
         return "val/cer", "min"
+    if task == "metric_learning":
+        return "val/recall_at_1", "max"
     return ("val/loss", "min") if task in ("regression", "reconstruction") else ("val/acc", "max")
 
 
 def metric_mode(metric: str) -> str:
     """max for metrics where higher is better, min for losses and errors."""
-    return "max" if metric.rsplit("/", 1)[-1] in ("acc", "r2", "f1", "auroc", "precision", "recall") else "min"
+    return "max" if metric.rsplit("/", 1)[-1] in ("acc", "r2", "f1", "auroc", "precision", "recall",
+                                                       "recall_at_1", "anomaly_auroc", "average_precision") else "min"
 
 
 def versions() -> dict[str, str]:
