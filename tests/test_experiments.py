@@ -51,3 +51,15 @@ def test_multilabel_with_bce(make_config):
 def _config(make_config, *overrides):
     composed = make_config(*overrides)
     return composed.config, composed.overrides
+
+
+def test_sgd_nesterov_with_onecycle_records_the_lr_curve(make_config):
+    import csv
+
+    result = train(*_config(make_config, "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.nesterov=true",
+                            "scheduler=onecycle", "trainer.max_epochs=6", "~callbacks.early_stopping"))
+    lrs = [float(r["lr"]) for r in csv.DictReader((result.run_dir / "metrics.csv").open())]
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < len(lrs) - 1  # up, then down: one cycle
+    assert lrs[0] < max(lrs) / 5 and lrs[-1] < max(lrs) / 5
+    assert result.metrics["test/acc"] > 0.9
