@@ -102,12 +102,13 @@ def sample_batch(kind: str, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(4, *shape)
 
 
-def model_cases():
-    for entry in REGISTRIES["model"]:
-        kind = entry.meta.get("inputs")
-        assert kind in SAMPLE_SHAPES, f"model '{entry.name}' must declare inputs= one of {list(SAMPLE_SHAPES)}"
-        for shape in SAMPLE_SHAPES[kind]:
-            yield pytest.param(entry, kind, shape, id=f"{entry.name}-{'x'.join(map(str, shape))}")
+def input_cases(kind: str):
+    """(entry, input kind, sample shape) for every entry of a registry, by the inputs it declares."""
+    for entry in REGISTRIES[kind]:
+        inputs = entry.meta.get("inputs")
+        assert inputs in SAMPLE_SHAPES, f"{kind} '{entry.name}' must declare inputs= one of {list(SAMPLE_SHAPES)}"
+        for shape in SAMPLE_SHAPES[inputs]:
+            yield pytest.param(entry, inputs, shape, id=f"{entry.name}-{'x'.join(map(str, shape))}")
 
 
 # Values for models' required parameters (a model with no defaults for something needs an example here).
@@ -119,7 +120,7 @@ MODEL_EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(model_cases()))
+@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(input_cases("model")))
 def test_model_forward_backward(entry, kind, in_shape):
     params = MODEL_EXAMPLES.get(entry.name, {})
     required = {n for n, p in entry.params.items() if p.required}
@@ -132,15 +133,7 @@ def test_model_forward_backward(entry, kind, in_shape):
     assert not missing, f"no gradient reaches {missing}"
 
 
-def layer_cases():
-    for entry in REGISTRIES["layer"]:
-        kind = entry.meta.get("inputs")
-        assert kind in SAMPLE_SHAPES, f"layer '{entry.name}' must declare inputs= one of {list(SAMPLE_SHAPES)}"
-        for shape in SAMPLE_SHAPES[kind]:
-            yield pytest.param(entry, kind, shape, id=f"{entry.name}-{'x'.join(map(str, shape))}")
-
-
-@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(layer_cases()))
+@pytest.mark.parametrize(("entry", "kind", "in_shape"), list(input_cases("layer")))
 def test_layer_forward_backward(entry, kind, in_shape):
     params = {"units": 4} if entry.name == "dense" else {"groups": 1} if entry.name == "group_norm" else {}
     layer = entry.build(params, in_shape=in_shape, vocab_size=VOCAB)
