@@ -138,7 +138,8 @@ LAYERS = Registry("layer", injected=("in_shape", "vocab_size"))
 LOSSES = Registry("loss")
 OPTIMIZERS = Registry("optimizer", injected=("params",))
 SCHEDULERS = Registry("scheduler", injected=("optimizer", "max_epochs", "steps_per_epoch"))
-AUGMENTATIONS = Registry("augmentation")
+AUGMENTATIONS = Registry("augmentation", injected=("in_shape", "num_classes", "task"))
+AUG_OPS = Registry("augmentation op", injected=("in_shape",))  # the ops an augmentation pipeline lists
 CALLBACKS = Registry("callback", injected=("run_dir",))
 DATASETS = Registry("dataset", injected=("seed",))
 LOGGERS = Registry("logger", injected=("run_dir",))
@@ -150,6 +151,7 @@ REGISTRIES: dict[str, Registry] = {
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
     "augmentation": AUGMENTATIONS,
+    "augmentation_op": AUG_OPS,
     "callback": CALLBACKS,
     "dataset": DATASETS,
     "logger": LOGGERS,

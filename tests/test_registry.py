@@ -205,12 +205,24 @@ def test_scheduler_steps(entry):
 
 @pytest.mark.parametrize("entry", entries("augmentation"))
 def test_augmentation_keeps_batch_shapes(entry):
-    aug = entry.build({})
+    aug = entry.build({}, in_shape=(1, 8, 8), num_classes=3, task="multiclass")
     if aug is None:
         return
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
     x2, y2 = aug(x, y)
     assert x2.shape == x.shape and len(y2) == 4
+
+
+@pytest.mark.parametrize("entry", entries("augmentation_op"))
+@pytest.mark.parametrize("in_shape", [(1, 8, 8), (3, 12, 10)])
+def test_augmentation_op_keeps_shapes(entry, in_shape):
+    if entry.name in ("saturation", "hue") and in_shape[0] != 3:
+        return  # RGB only; refusing grayscale is tested with the pipeline
+    op = entry.build({}, in_shape=in_shape)
+    x = torch.rand(4, *in_shape)
+    out = op(x, torch.tensor([0, 1, 2, 0]), 3) if entry.name in ("mixup", "cutmix") else op(x)
+    out_x = out[0] if isinstance(out, tuple) else out
+    assert out_x.shape == x.shape
 
 
 @pytest.mark.parametrize("entry", entries("callback"))

@@ -62,7 +62,9 @@ def build_run(cfg: dict) -> tuple[Prepared, Any, Any]:
         make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
         make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
                                                    steps_per_epoch),
-        augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(component_params(cfg["augmentation"])),
+        augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
+            component_params(cfg["augmentation"]), in_shape=prepared.in_shape, num_classes=prepared.num_classes,
+            task=prepared.task),
         target_scaling=prepared.preprocessing.get("target_scaling"),
         has_anomalies=bool(prepared.preprocessing.get("anomalies")),
         l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],

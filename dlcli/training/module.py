@@ -115,6 +115,10 @@ class TaskModule(pl.LightningModule):
             return out
         return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
 
+    def on_train_epoch_start(self) -> None:
+        if hasattr(self.augment, "set_epoch"):  # e.g. mixup switched off for the last epochs
+            self.augment.set_epoch(self.current_epoch, self.trainer.max_epochs)
+
     def training_step(self, batch, batch_idx):
         x, y = batch
         if self.augment is not None:
