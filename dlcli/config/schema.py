@@ -28,6 +28,7 @@ class TopConfig:
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None
+    finetune: dict | None = None
     data: dict | None = None
     model: dict | None = None
     loss: dict | None = None
@@ -71,6 +72,14 @@ class ModelConfig:
     name: str = "mlp"
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
                   "orthogonal", "normal"] = "default"
+    pretrained: str | None = None
+
+
+@dataclass
+class FinetuneConfig:
+    """Which parameters stay fixed while the rest trains."""
+
+    freeze: list[str] | None = None
 
 
 @dataclass

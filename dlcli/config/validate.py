@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 
 from dlcli.config.schema import (
     DataConfig,
+    FinetuneConfig,
     ModelConfig,
     OptimizerConfig,
     RegularizationConfig,
@@ -167,6 +168,7 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
     check = _Checker(where)
     out = check.fields(dataclass_params(TopConfig), raw, "", "the top level")
     out["trainer"] = check.fields(dataclass_params(TrainerConfig), raw.get("trainer"), "trainer", "trainer")
+    out["finetune"] = check.fields(dataclass_params(FinetuneConfig), raw.get("finetune"), "finetune", "finetune")
     out["regularization"] = check.fields(dataclass_params(RegularizationConfig), raw.get("regularization"),
                                          "regularization", "regularization")
     out["data"] = check.component(DATASETS, raw.get("data"), "data", extra=dataclass_params(DataConfig))

@@ -32,7 +32,17 @@ def build_model(cfg: dict, prepared: Prepared) -> Any:
         {k: v for k, v in cfg["model"].items() if k not in common},
         in_shape=prepared.in_shape, out_features=prepared.out_features, task=prepared.task,
         vocab_size=prepared.vocab_size)
-    return initialize(model, cfg["model"]["init"])
+    initialize(model, cfg["model"]["init"])
+    model.dlcli_pretrained = None
+    if cfg["model"].get("pretrained"):
+        from dlcli.training.transfer import load_pretrained
+
+        model.dlcli_pretrained = load_pretrained(model, cfg["model"]["pretrained"], cfg["output_dir"])
+    if (cfg.get("finetune") or {}).get("freeze"):
+        from dlcli.training.transfer import freeze
+
+        freeze(model, cfg["finetune"]["freeze"])
+    return model
 
 
 def component_params(node: dict) -> dict:

@@ -116,6 +116,9 @@ class TaskModule(pl.LightningModule):
         return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
 
     def on_train_epoch_start(self) -> None:
+        for m in self.model.modules():  # frozen batch norms keep their running statistics (finetune.freeze)
+            if getattr(m, "dlcli_frozen", False):
+                m.eval()
         if hasattr(self.augment, "set_epoch"):  # e.g. mixup switched off for the last epochs
             self.augment.set_epoch(self.current_epoch, self.trainer.max_epochs)
 

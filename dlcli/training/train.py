@@ -111,6 +111,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     prepared, datamodule, module = build_run(cfg)
     model, data_cfg = module.model, cfg["data"]
     n_params = sum(p.numel() for p in model.parameters())
+    pretrained = getattr(model, "dlcli_pretrained", None)
 
     # the run folder: made now, filled once everything that can refuse the config has accepted it
     run_dir, primary = _claim_run_dir(cfg)
@@ -127,6 +128,8 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
         "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "pretrained": pretrained.as_dict() if pretrained else None,
     }
     if primary:
         folder.write_yaml(run_dir / folder.CONFIG, cfg)
@@ -140,6 +143,10 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                       f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
         console.print(f"run folder: {run_dir}")
+        if pretrained:
+            console.print(f"pretrained: {len(pretrained.loaded)} tensors loaded from {pretrained.source}; "
+                          f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
+                          f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
 
     def finish(status: str, **extra: Any) -> None:
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3), **extra)

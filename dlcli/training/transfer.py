@@ -1,0 +1,99 @@
+"""Transfer learning: load an earlier run's weights into a compatible model; freeze parameters by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from dlcli.errors import DlcliError
+
+
+@dataclass
+class LoadReport:
+    source: str
+    loaded: list[str] = field(default_factory=list)  # same name and shape: copied
+    skipped: list[str] = field(default_factory=list)  # same name, other shape (e.g. a new head): re-initialised
+    new: list[str] = field(default_factory=list)  # in this model only
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "loaded": len(self.loaded), "skipped": self.skipped, "new": self.new}
+
+
+def resolve_checkpoint(ref: str, output_dir: str) -> Path:
+    """A checkpoint file; a run folder (its best, else last checkpoint); or a run id / id prefix under output_dir."""
+    path = Path(ref).expanduser()
+    if not path.exists():
+        matches = sorted(Path(output_dir).glob(f"{ref}*")) if Path(output_dir).is_dir() else []
+        if len(matches) > 1:
+            raise DlcliError(f"model.pretrained='{ref}' matches {len(matches)} runs in {output_dir}: "
+                             f"{', '.join(m.name for m in matches[:5])}. Give more of the run id")
+        if not matches:
+            raise DlcliError(f"model.pretrained='{ref}': no such checkpoint file, run folder, or run id under "
+                             f"{output_dir}")
+        path = matches[0]
+    if path.is_dir():
+        for name in ("best.ckpt", "last.ckpt"):
+            if (path / "checkpoints" / name).is_file():
+                return path / "checkpoints" / name
+        raise DlcliError(f"model.pretrained: run folder {path} has no checkpoints/best.ckpt or last.ckpt")
+    return path
+
+
+def load_pretrained(model: Any, ref: str, output_dir: str) -> LoadReport:
+    """Copy every tensor whose name and shape match; others keep their fresh initialisation.
+
+    Loading uses ``weights_only=True``: a checkpoint that carries code is refused, never run.
+    """
+    import pickle
+
+    import torch
+
+    ckpt = resolve_checkpoint(ref, output_dir)
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError) as e:
+        raise DlcliError(f"model.pretrained: cannot load {ckpt} safely (weights only): "
+                         f"{str(e).splitlines()[0]}") from None
+    weights = state.get("state_dict", state) if isinstance(state, dict) else {}
+    # dlcli's checkpoints hold the task module's tensors: the model's are under "model."
+    weights = {k.removeprefix("model."): v for k, v in weights.items() if torch.is_tensor(v)}
+    report = LoadReport(str(ckpt))
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in weights:
+            report.new.append(name)
+        elif weights[name].shape != tensor.shape:
+            report.skipped.append(name)
+        else:
+            own[name] = weights[name]
+            report.loaded.append(name)
+    if not report.loaded:
+        raise DlcliError(f"model.pretrained: no tensor of {ckpt} fits this model (names or shapes differ): is it "
+                         "the same model family?")
+    model.load_state_dict(own)
+    return report
+
+
+def freeze(model: Any, patterns: list[str]) -> list[str]:
+    """Stop training the parameters whose names match any pattern; return their names."""
+    import torch
+
+    frozen = []
+    for name, p in model.named_parameters():
+        if any(fnmatchcase(name, pat) for pat in patterns):
+            p.requires_grad_(False)
+            frozen.append(name)
+    unused = [pat for pat in patterns if not any(fnmatchcase(n, pat) for n, _ in model.named_parameters())]
+    if unused:
+        names = [n for n, _ in model.named_parameters()][:8]
+        raise DlcliError(f"finetune.freeze: pattern(s) {', '.join(map(repr, unused))} match no parameter. "
+                         f"Parameter names look like: {', '.join(names)}")
+    # batch-norm statistics of fully frozen norm layers stay fixed too (see FrozenNormEval)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.dlcli_frozen = True
+    return frozen
