@@ -67,3 +67,48 @@ def test_a_checkpoint_carrying_code_is_refused_and_never_runs(make_config, tmp_p
     with pytest.raises(DlcliError, match="cannot load .*evil.ckpt safely"):
         run(make_config, f"model.pretrained={evil}")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_stages_freeze_then_release_with_their_learning_rates(make_config, out_dir):
+    import csv
+
+    composed = make_config("optimizer.lr=0.01", "~callbacks.early_stopping",
+                           "finetune.stages=[{epochs:2,train:[4.*],lr:0.02},{epochs:2,lr_multiplier:0.1}]")
+    snapshots = []
+
+    import pytorch_lightning as pl
+
+    class Snap(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            snapshots.append({n: p.detach().clone() for n, p in pl_module.model.named_parameters()})
+
+    from dlcli.training import train as train_mod
+
+    original = train_mod.make_trainer
+
+    def with_snap(*args, **kwargs):
+        trainer, checkpoint, recorder = original(*args, **kwargs)
+        trainer.callbacks.append(Snap())
+        return trainer, checkpoint, recorder
+
+    train_mod.make_trainer = with_snap
+    try:
+        result = train(composed.config, composed.overrides)
+    finally:
+        train_mod.make_trainer = original
+    assert result.summary["epochs"] == 4  # the stages' epochs together
+    # stage 1 (epochs 0, 1): only the head moves; stage 2 (epochs 2, 3): everything does
+    assert torch.equal(snapshots[0]["1.weight"], snapshots[1]["1.weight"])
+    assert not torch.equal(snapshots[0]["4.weight"], snapshots[1]["4.weight"])
+    assert not torch.equal(snapshots[1]["1.weight"], snapshots[3]["1.weight"])
+    lrs = [float(r["lr"]) for r in csv.DictReader((result.run_dir / "metrics.csv").open())]
+    assert lrs == pytest.approx([0.02, 0.02, 0.001, 0.001])  # stage 2: the configured 0.01 x 0.1
+
+
+def test_stages_need_a_constant_schedule(make_config):
+    from dlcli.config.validate import ConfigError
+
+    with pytest.raises(ConfigError, match="use scheduler=none"):
+        make_config("scheduler=step", "finetune.stages=[{epochs:1}]")
+    with pytest.raises(ConfigError, match="give lr or lr_multiplier, not both"):
+        make_config("finetune.stages=[{epochs:1,lr:0.1,lr_multiplier:0.5}]")

@@ -80,6 +80,7 @@ class FinetuneConfig:
     """Which parameters stay fixed while the rest trains."""
 
     freeze: list[str] | None = None
+    stages: list[dict] | None = None
 
 
 @dataclass

@@ -194,6 +194,18 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
             names = CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION + METRIC_LEARNING + ("top<k>_acc",)
             check.problem(f"metrics[{i}]", f"unknown metric '{name}'.{did_you_mean(name, names)} "
                                           f"Available: {', '.join(names)}")
+    stage_keys = {"epochs": Param("epochs", int), "train": Param("train", list[str] | None, None),
+                  "lr": Param("lr", float | None, None), "lr_multiplier": Param("lr_multiplier", float | None, None)}
+    stages = (out.get("finetune") or {}).get("stages") or []
+    for i, stage in enumerate(stages):
+        fixed = check.fields(stage_keys, stage, f"finetune.stages[{i}]", "a fine-tuning stage")
+        if fixed.get("lr") is not None and fixed.get("lr_multiplier") is not None:
+            check.problem(f"finetune.stages[{i}]", "give lr or lr_multiplier, not both")
+        if isinstance(fixed.get("epochs"), int) and fixed["epochs"] < 1:
+            check.problem(f"finetune.stages[{i}].epochs", f"must be at least 1, got {fixed['epochs']}")
+        stages[i] = fixed
+    if stages and out["scheduler"].get("name") != "none":
+        check.problem("finetune.stages", "stages set each stage's learning rate; use scheduler=none with them")
     sched = out["scheduler"]
     if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
         check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")

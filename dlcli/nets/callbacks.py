@@ -109,3 +109,45 @@ class ReduceLROnPlateau(pl.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.wait = state["best"], state["wait"]
+
+
+class StagedFinetune(pl.Callback):
+    """Fine-tuning in stages within one fit: each stage trains the parameters matching its patterns (all when
+    none are given), for its epochs, at its learning rate (``lr``, or the configured rate x ``lr_multiplier``)."""
+
+    def __init__(self, stages: list[dict]) -> None:
+        self.stages = stages
+        self.base_lrs: list[float] = []
+        self.current: int | None = None
+
+    def stage_at(self, epoch: int) -> int:
+        end = 0
+        for i, stage in enumerate(self.stages):
+            end += stage["epochs"]
+            if epoch < end:
+                return i
+        return len(self.stages) - 1
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        from fnmatch import fnmatchcase
+
+        index = self.stage_at(trainer.current_epoch)
+        if index == self.current:
+            return
+        self.current, stage = index, self.stages[index]
+        patterns = stage.get("train")
+        for name, p in pl_module.model.named_parameters():
+            p.requires_grad_(not patterns or any(fnmatchcase(name, pat) for pat in patterns))
+        for module in pl_module.model.modules():  # norm layers with nothing to train keep their statistics
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                params = list(module.parameters(recurse=False))
+                module.dlcli_frozen = bool(params) and not any(p.requires_grad for p in params)
+                module.train(not module.dlcli_frozen)
+        groups = [g for opt in trainer.optimizers for g in opt.param_groups]
+        if not self.base_lrs:
+            self.base_lrs = [g["lr"] for g in groups]
+        for group, base in zip(groups, self.base_lrs, strict=True):
+            if stage.get("lr") is not None:
+                group["lr"] = stage["lr"]
+            else:
+                group["lr"] = base * (stage.get("lr_multiplier") or 1.0)

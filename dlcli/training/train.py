@@ -207,6 +207,11 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         if name == "model_checkpoint":  # its metric decides the best epoch
             checkpoint, monitor, mode = built[0], params["monitor"], params["mode"]
         callbacks += built
+    stages = (cfg.get("finetune") or {}).get("stages")
+    if stages:  # one fit, stage after stage; the run lasts as long as the stages together
+        from dlcli.nets.callbacks import StagedFinetune
+
+        callbacks.append(StagedFinetune(stages))
     recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
     callbacks.append(recorder)
     progress = progress and cfg["trainer"]["enable_progress_bar"]
@@ -216,6 +221,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         callbacks.append(EpochProgressBar(leave=False))
     logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
     kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
+    if stages:
+        kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
     kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
                   enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir))
     try:
