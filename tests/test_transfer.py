@@ -112,3 +112,11 @@ def test_stages_need_a_constant_schedule(make_config):
         make_config("scheduler=step", "finetune.stages=[{epochs:1}]")
     with pytest.raises(ConfigError, match="give lr or lr_multiplier, not both"):
         make_config("finetune.stages=[{epochs:1,lr:0.1,lr_multiplier:0.5}]")
+
+
+def test_frozen_batch_norm_keeps_its_running_statistics(make_config):
+    result = run(make_config, "model.norm=batch", "finetune.freeze=[1.*,2.*]", "trainer.max_epochs=2")
+    state = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert torch.equal(state["model.2.running_mean"], torch.zeros(256))  # never updated from its initial values
+    assert torch.equal(state["model.2.running_var"], torch.ones(256))
+    assert result.summary["trainable_params"] == 256 * 10 + 10

@@ -138,11 +138,10 @@ class StagedFinetune(pl.Callback):
         patterns = stage.get("train")
         for name, p in pl_module.model.named_parameters():
             p.requires_grad_(not patterns or any(fnmatchcase(name, pat) for pat in patterns))
-        for module in pl_module.model.modules():  # norm layers with nothing to train keep their statistics
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                params = list(module.parameters(recurse=False))
-                module.dlcli_frozen = bool(params) and not any(p.requires_grad for p in params)
-                module.train(not module.dlcli_frozen)
+        from dlcli.training.transfer import mark_frozen_norms
+
+        mark_frozen_norms(pl_module.model)  # the task module then keeps those in eval mode
+        pl_module.model.train()
         groups = [g for opt in trainer.optimizers for g in opt.param_groups]
         if not self.base_lrs:
             self.base_lrs = [g["lr"] for g in groups]

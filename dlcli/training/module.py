@@ -130,8 +130,10 @@ class TaskModule(pl.LightningModule):
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-        # the live value in the progress bar; not a recorded metric (the per-epoch mean above is)
-        self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        if self._trainer is not None and self.trainer.progress_bar_callback is not None:
+            # the live value in the progress bar (not a recorded metric: the per-epoch mean above is);
+            # skipped when nothing shows it, to keep the step lean
+            self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return loss
 
     def _eval_step(self, batch, stage: str) -> None:

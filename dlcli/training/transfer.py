@@ -78,8 +78,6 @@ def load_pretrained(model: Any, ref: str, output_dir: str) -> LoadReport:
 
 def freeze(model: Any, patterns: list[str]) -> list[str]:
     """Stop training the parameters whose names match any pattern; return their names."""
-    import torch
-
     frozen = []
     for name, p in model.named_parameters():
         if any(fnmatchcase(name, pat) for pat in patterns):
@@ -90,10 +88,16 @@ def freeze(model: Any, patterns: list[str]) -> list[str]:
         names = [n for n, _ in model.named_parameters()][:8]
         raise DlcliError(f"finetune.freeze: pattern(s) {', '.join(map(repr, unused))} match no parameter. "
                          f"Parameter names look like: {', '.join(names)}")
-    # batch-norm statistics of fully frozen norm layers stay fixed too (see FrozenNormEval)
+    mark_frozen_norms(model)
+    return frozen
+
+
+def mark_frozen_norms(model: Any) -> None:
+    """Flag batch-norm layers with nothing left to train, so their running statistics stay fixed too
+    (the task module keeps flagged layers in eval mode while training)."""
+    import torch
+
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                module.dlcli_frozen = True
-    return frozen
+            module.dlcli_frozen = bool(params) and not any(p.requires_grad for p in params)
