@@ -138,7 +138,7 @@ LAYERS = Registry("layer", injected=("in_shape", "vocab_size"))
 LOSSES = Registry("loss")
 OPTIMIZERS = Registry("optimizer", injected=("params",))
 SCHEDULERS = Registry("scheduler", injected=("optimizer", "max_epochs", "steps_per_epoch"))
-AUGMENTATIONS = Registry("augmentation", injected=("in_shape", "num_classes", "task"))
+AUGMENTATIONS = Registry("augmentation", injected=("in_shape", "num_classes", "task", "vocab", "text"))
 AUG_OPS = Registry("augmentation op", injected=("in_shape",))  # the ops an augmentation pipeline lists
 CALLBACKS = Registry("callback", injected=("run_dir",))
 DATASETS = Registry("dataset", injected=("seed",))
@@ -164,7 +164,7 @@ def load_components() -> None:
     An explicit list, not a folder scan: what is registered is visible here. These
     modules are light; their builders import torch only when called.
     """
-    from dlcli import augment, callbacks, loggers, losses, optim, schedulers  # noqa: F401
+    from dlcli import augment, callbacks, loggers, losses, optim, schedulers, text_augment  # noqa: F401
     from dlcli.data import builtin, files, images, sequences, text  # noqa: F401
     from dlcli.models import (  # noqa: F401
         autoencoder,
