@@ -47,7 +47,7 @@ def test_run_id_prefix_and_errors(make_config, out_dir):
     source = run(make_config, "trainer.max_epochs=1")
     composed = make_config(f"model.pretrained={source.run_dir.name[:15]}", "trainer.max_epochs=1")
     assert train(composed.config, composed.overrides).summary["pretrained"]["loaded"] == 4
-    with pytest.raises(DlcliError, match="no such checkpoint file, run folder, or run id"):
+    with pytest.raises(DlcliError, match="no such run folder, or run id"):
         run(make_config, "model.pretrained=nope")
     with pytest.raises(DlcliError, match=r"finetune.freeze: pattern\(s\) 'backbone.\*' match no parameter"):
         run(make_config, "finetune.freeze=[backbone.*]")

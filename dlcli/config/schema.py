@@ -24,7 +24,7 @@ class TopConfig:
     name: str = "run"
     output_dir: str = "outputs"
     task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction",
-                  "transcription", "metric_learning"] = "auto"
+                  "transcription", "metric_learning", "contrastive"] = "auto"
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None
@@ -118,7 +118,12 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     stratify: bool = True
-    scaling: Literal["none", "minmax", "symmetric", "standard"] = "standard"
+    scaling: Literal["none", "minmax", "symmetric", "standard", "channel"] = "standard"
+    channel_mean: list[float] | None = None
+    channel_std: list[float] | None = None
+    resize: int | list[int] | None = None
+    channels: Literal[1, 3] | None = None
+    label_fraction: float = 1.0
     target_scaling: Literal["none", "standard"] = "standard"
     num_workers: int = 0
     anomaly_classes: list[int | str] | None = None

@@ -74,8 +74,8 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
             names = list(table.class_names)
         else:
             names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
-        if requested == "auto" and loss_tasks == ("metric_learning",):
-            task = "metric_learning"
+        if requested == "auto" and loss_tasks in (("metric_learning",), ("contrastive",)):
+            task = loss_tasks[0]
         elif requested == "auto":
             task = "binary" if "binary" in loss_tasks and "multiclass" not in loss_tasks else "multiclass"
         else:
@@ -88,11 +88,44 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
                             "that looks like a real-valued target. Use task=regression loss=mse")
     if task not in loss_tasks:
         fix = {"metric_learning": "loss=triplet", "regression": "loss=mse", "reconstruction": "loss=mse",
-               "multiclass": "loss=cross_entropy",
+               "multiclass": "loss=cross_entropy", "contrastive": "loss=nt_xent",
                "binary": "loss=bce", "multilabel": "loss=bce", "transcription": "loss=ctc"}[task]
         raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
                          f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
     return task, y, names
+
+
+def label_subset(y: np.ndarray, train: np.ndarray, fraction: float, seed: int, stratify: bool) -> np.ndarray:
+    """A seeded share of the training rows (stratified by class when asked): training with fewer labels."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction <= 1:
+        raise DataError(f"data.label_fraction is a share of the training split in (0, 1], got {fraction}")
+    try:
+        keep, _ = train_test_split(train, train_size=fraction, random_state=seed,
+                                   stratify=y[train] if stratify else None)
+    except ValueError as e:
+        raise DataError(f"data.label_fraction={fraction} keeps too few of the {len(train)} training rows: {e}. "
+                        "Use a larger fraction, or data.stratify=false") from None
+    return np.sort(keep)
+
+
+def _check_fits(fitted: dict[str, Any], shape: tuple[int, ...]) -> None:
+    """The pretrained run's saved scaling must apply to these inputs (same channels, or same shape)."""
+    scaler, source = fitted["scaling"], tuple(fitted["input_shape"])
+    if scaler["method"] == "none" or tuple(shape) == source:
+        return
+    if scaler["method"] == "channel" and shape[scaler["axis"] - 1] == source[scaler["axis"] - 1]:
+        return
+    fix = []
+    if len(shape) == 3 and len(source) == 3:
+        if shape[0] != source[0]:
+            fix.append(f"data.channels={source[0]}")
+        if shape[1:] != source[1:]:
+            fix.append(f"data.resize=[{source[1]},{source[2]}]")
+    raise DataError(f"the pretrained run was trained on inputs of shape {source}; this data gives {tuple(shape)}, "
+                    f"so its {scaler['method']} scaling cannot be re-applied"
+                    + (f". Convert the inputs to fit: {' '.join(fix)}" if fix else ""))
 
 
 def _hold_out_anomalies(labels: np.ndarray, idx: dict[str, np.ndarray], anomaly_classes: list | None,
@@ -151,8 +184,27 @@ def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed
     return {k: np.sort(out[k]) for k in ("train", "val", "test") if k in out}
 
 
-def fit_scaler(x: np.ndarray, method: str) -> dict[str, Any]:
-    """Per-feature statistics of the train inputs for ``method``."""
+def fit_scaler(x: np.ndarray, method: str, mean: list[float] | None = None,
+               std: list[float] | None = None) -> dict[str, Any]:
+    """Statistics of the train inputs for ``method``: per feature, or per channel for ``channel``.
+
+    ``channel`` standardises each channel of images (N, C, H, W), or each last-axis feature of
+    tables and sequences; ``mean`` and ``std`` given (e.g. a backbone's) are used instead of fitted.
+    """
+    if method == "channel":
+        axis = _channel_axis(x)
+        if mean is None or std is None:
+            reduce = tuple(a for a in range(x.ndim) if a != axis)
+            fitted_mean, fitted_std = x.mean(axis=reduce, dtype=np.float64), x.std(axis=reduce, dtype=np.float64)
+            mean = fitted_mean.tolist() if mean is None else mean
+            std = np.where(fitted_std > 0, fitted_std, 1).tolist() if std is None else std
+        for key, values in (("channel_mean", mean), ("channel_std", std)):
+            if len(values) != x.shape[axis]:
+                raise DataError(f"data.{key} has {len(values)} values, but the inputs have {x.shape[axis]} "
+                                f"channels (samples of shape {tuple(x.shape[1:])})")
+        if any(v <= 0 for v in std):
+            raise DataError(f"data.channel_std must be positive, got {list(std)}")
+        return {"method": method, "axis": axis, "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     flat = x.reshape(len(x), -1).astype(np.float64)  # (N, *S) -> (N, F)
     if method == "standard":
         std = flat.std(axis=0)
@@ -163,12 +215,24 @@ def fit_scaler(x: np.ndarray, method: str) -> dict[str, Any]:
     return {"method": "none"}
 
 
+def _channel_axis(x: np.ndarray) -> int:
+    return 1 if x.ndim == 4 else x.ndim - 1  # images: the channel axis; otherwise the last (feature) axis
+
+
 def apply_scaler(x: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
     """Apply statistics from :func:`fit_scaler` (to any split, or to new data later)."""
     method = scaler["method"]
     if method == "none":
         return x.astype(np.float32)
+    if method == "channel":
+        shape = [1] * x.ndim
+        shape[scaler["axis"]] = -1  # broadcast the per-channel values along their axis
+        mean, std = np.reshape(scaler["mean"], shape), np.reshape(scaler["std"], shape)
+        return ((x - mean) / std).astype(np.float32)
     flat = x.reshape(len(x), -1).astype(np.float64)
+    if flat.shape[1] != len(scaler.get("mean", scaler.get("min", []))):
+        raise DataError(f"inputs of shape {tuple(x.shape[1:])} do not fit the saved {method} scaling of "
+                        f"{len(scaler.get('mean', scaler.get('min', [])))} features")
     if method == "standard":
         out = (flat - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
     else:
@@ -179,14 +243,75 @@ def apply_scaler(x: np.ndarray, scaler: dict[str, Any]) -> np.ndarray:
     return out.reshape(x.shape).astype(np.float32)
 
 
+def image_options(cfg: dict, x: np.ndarray, data_name: str) -> dict[str, Any] | None:
+    """The configured image conversion (data.channels, data.resize), checked against the inputs."""
+    channels, resize = cfg.get("channels"), cfg.get("resize")
+    if channels is None and resize is None:
+        return None
+    if x.ndim != 4:
+        key = "channels" if channels is not None else "resize"
+        raise DataError(f"data.{key} converts images (C, H, W); data '{data_name}' has samples of shape "
+                        f"{tuple(x.shape[1:])}. Remove data.{key}")
+    if channels is not None and x.shape[1] not in (1, 3):
+        raise DataError(f"data.channels converts between 1 (grayscale) and 3 (RGB) channels; data "
+                        f"'{data_name}' has {x.shape[1]}")
+    if resize is not None:
+        resize = [int(resize), int(resize)] if isinstance(resize, int) else [int(v) for v in resize]
+        if len(resize) != 2 or min(resize) < 1:
+            raise DataError(f"data.resize is [height, width] (or one size for both), got {cfg['resize']}")
+    return {"channels": channels, "resize": resize}
+
+
+def convert_images(x: np.ndarray, image: dict[str, Any] | None) -> np.ndarray:
+    """(N, C, H, W) -> grayscale <-> RGB as asked, then resized (bilinear, antialiased)."""
+    if not image:
+        return x
+    channels, resize = image.get("channels"), image.get("resize")
+    if channels is not None and channels != x.shape[1]:
+        if channels == 3:  # gray -> RGB: the same values in each channel
+            x = np.repeat(x, 3, axis=1)
+        else:  # RGB -> gray: luma weights (ITU-R BT.601, as kornia's rgb_to_grayscale)
+            x = np.tensordot(np.array([0.299, 0.587, 0.114]), x, axes=([0], [1]))[:, None].astype(x.dtype)
+    if resize is not None and list(x.shape[-2:]) != list(resize):
+        import torch
+        import torch.nn.functional as F
+
+        out = [F.interpolate(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)), size=tuple(resize),
+                             mode="bilinear", align_corners=False, antialias=True).numpy()
+               for chunk in np.array_split(x, max(1, len(x) // 4096))]  # chunks bound the memory of big sets
+        x = np.concatenate(out)
+    return x
+
+
+def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
+    """Raw inputs -> model inputs with a run's saved preprocessing: the same steps as in training.
+
+    Texts are encoded with the saved vocabulary; arrays are converted (image channels, size) and
+    scaled with the saved statistics. Training, fine-tuning and reloading a run all go through here.
+    """
+    if pre.get("text") is not None:
+        from dlcli.data.tokenize import encode
+
+        return encode([str(t) for t in x], pre["vocab"], pre["text"])
+    x = convert_images(np.asarray(x), pre.get("image"))
+    return apply_scaler(x, pre["scaling"])
+
+
 def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
-            seed: int, embedding_dim: int = 32) -> Prepared:
-    """Task, split, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node."""
+            seed: int, embedding_dim: int = 32, fitted: dict[str, Any] | None = None) -> Prepared:
+    """Task, split, image conversion, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node.
+
+    ``fitted`` is an earlier run's preprocessing (fine-tuning from it): its scaling statistics and
+    vocabulary are re-applied instead of being fitted again, so the inputs mean what they meant there.
+    """
     if table.text is None and not np.all(np.isfinite(table.x)):
         raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
-    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning")
+    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning",
+                                            "contrastive")
     idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
+    if cfg.get("label_fraction", 1.0) < 1:
+        idx["train"] = label_subset(y, idx["train"], cfg["label_fraction"], seed, stratify)
     if task == "reconstruction":
         y, idx = _hold_out_anomalies(y, idx, cfg.get("anomaly_classes"), cfg["name"])
         pre_anomalies = int(y.sum())
@@ -194,23 +319,42 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         pre_anomalies = 0
     pre: dict[str, Any] = {"task": task, "feature_names": table.feature_names, "classes": class_names,
                            "split_sizes": {k: len(v) for k, v in idx.items()}}
+    if cfg.get("label_fraction", 1.0) < 1:
+        pre["label_fraction"] = cfg["label_fraction"]
     if task == "reconstruction":
         pre["anomaly_classes"], pre["anomalies"] = cfg.get("anomaly_classes"), pre_anomalies
+    if (cfg.get("channel_mean") is not None or cfg.get("channel_std") is not None) and cfg["scaling"] != "channel":
+        raise DataError("data.channel_mean and data.channel_std are the statistics of scaling=channel: "
+                        "add data.scaling=channel")
     vocab_size = None
+    if fitted is not None and (fitted.get("text") is None) != (table.text is None):
+        kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
+        raise DataError(f"data '{cfg['name']}' gives {kinds[0]}, but the pretrained run was trained on {kinds[1]}: "
+                        "fine-tune on the same kind of data")
     if table.text is not None:
-        # token ids: the vocabulary comes from the training texts only
-        from dlcli.data.tokenize import build_vocab, encode
+        # token ids: the vocabulary comes from the training texts only (or from the pretrained run)
+        from dlcli.data.tokenize import build_vocab
 
-        texts = [str(t) for t in table.x]
-        vocab = build_vocab([texts[i] for i in idx["train"]], table.text)
-        x = encode(texts, vocab, table.text)  # (N,) texts -> (N, max_length) ids
-        pre.update(text=table.text, vocab=vocab)
-        vocab_size = len(vocab)
+        if fitted is not None:
+            pre.update(text=fitted["text"], vocab=fitted["vocab"])
+        else:
+            texts = [str(t) for t in table.x]
+            pre.update(text=table.text, vocab=build_vocab([texts[i] for i in idx["train"]], table.text))
+        x = transform_inputs(table.x, pre)  # (N,) texts -> (N, max_length) ids
+        vocab_size = len(pre["vocab"])
         splits = {name: (x[i], y[i]) for name, i in idx.items()}
     else:
-        x_scaler = fit_scaler(table.x[idx["train"]], cfg["scaling"])
-        pre["scaling"] = x_scaler
-        splits = {name: (apply_scaler(table.x[i], x_scaler), y[i]) for name, i in idx.items()}
+        image = image_options(cfg, table.x, cfg["name"])
+        x = convert_images(table.x, image)
+        if fitted is not None:
+            _check_fits(fitted, x.shape[1:])
+            scaler = fitted["scaling"]
+        else:
+            scaler = fit_scaler(x[idx["train"]], cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
+        if image:
+            pre["image"] = image
+        pre["scaling"] = scaler
+        splits = {name: (apply_scaler(x[i], scaler), y[i]) for name, i in idx.items()}
     in_shape = tuple(splits["train"][0].shape[1:])
     pre["input_shape"] = list(in_shape)
     if task == "regression":
@@ -218,7 +362,7 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
                                            cfg["target_scaling"])
     if task == "reconstruction":
         out_features = int(np.prod(in_shape))  # the model gives back a whole (flattened) input
-    elif task == "metric_learning":
+    elif task in ("metric_learning", "contrastive"):
         out_features = embedding_dim  # the model outputs an embedding, compared by cosine
     elif task == "transcription":
         out_features = in_shape[0] * len(class_names)  # per time step, a score for blank and each symbol
@@ -226,4 +370,5 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         out_features = 1
     else:
         out_features = y.shape[1] if task in ("regression", "multilabel") else len(class_names)
+    pre["out_features"] = out_features
     return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size)

@@ -94,3 +94,26 @@ def _plain(value: Any) -> Any:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:
+    """A run folder from a path, a run id, an id prefix, or ``last`` (the newest run under output_dir).
+
+    ``key`` names what the user gave (e.g. ``model.pretrained``) in the error messages.
+    """
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    root = Path(output_dir).expanduser()
+    runs = sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    if ref == "last":
+        if not runs:
+            raise FileNotFoundError(f"{key}=last: no runs under {root}")
+        return runs[-1].resolve()  # run ids start with their start time: the last sorts last
+    matches = [p for p in runs if p.name.startswith(ref)] or [p for p in runs if ref in p.name]
+    if len(matches) > 1:
+        raise FileNotFoundError(f"{key}='{ref}' matches {len(matches)} runs in {root}: "
+                                f"{', '.join(m.name for m in matches[:5])}. Give more of the run id")
+    if not matches:
+        raise FileNotFoundError(f"{key}='{ref}': no such run folder, or run id under {root}")
+    return matches[0].resolve()

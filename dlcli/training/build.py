@@ -19,8 +19,17 @@ def load_data(cfg: dict) -> Prepared:
     table = DATASETS.get(data_cfg["name"]).build({k: v for k, v in data_cfg.items() if k not in common},
                                                  seed=cfg["seed"])
     loss = LOSSES.get(cfg["loss"]["name"])
-    return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
-                   seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32))
+    source = None
+    if cfg["model"].get("pretrained"):  # fine-tuning: the earlier run's scaling and vocabulary are re-applied
+        from dlcli.training.transfer import pretrained_preprocessing
+
+        source = pretrained_preprocessing(cfg["model"]["pretrained"], cfg["output_dir"])
+    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+                       seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
+                       fitted=source[1] if source else None)
+    if source:
+        prepared.preprocessing["reused_from"] = str(source[0])
+    return prepared
 
 
 def build_model(cfg: dict, prepared: Prepared) -> Any:
@@ -74,7 +83,7 @@ def build_run(cfg: dict) -> tuple[Prepared, Any, Any]:
                                                    steps_per_epoch),
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
             component_params(cfg["augmentation"]), in_shape=prepared.in_shape, num_classes=prepared.num_classes,
-            task=prepared.task),
+            task=prepared.task, vocab=prepared.preprocessing.get("vocab"), text=prepared.preprocessing.get("text")),
         target_scaling=prepared.preprocessing.get("target_scaling"),
         has_anomalies=bool(prepared.preprocessing.get("anomalies")),
         l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],

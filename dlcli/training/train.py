@@ -59,7 +59,7 @@ def default_monitor(task: str) -> tuple[str, str]:
         return "val/cer", "min"
     if task == "metric_learning":
         return "val/recall_at_1", "max"
-    return ("val/loss", "min") if task in ("regression", "reconstruction") else ("val/acc", "max")
+    return ("val/loss", "min") if task in ("regression", "reconstruction", "contrastive") else ("val/acc", "max")
 
 
 def metric_mode(metric: str) -> str:
@@ -147,6 +147,10 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             console.print(f"pretrained: {len(pretrained.loaded)} tensors loaded from {pretrained.source}; "
                           f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
                           f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
+        if prepared.preprocessing.get("reused_from"):
+            what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
+            console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
+                          markup=False)
 
     def finish(status: str, **extra: Any) -> None:
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3), **extra)

@@ -22,23 +22,31 @@ class LoadReport:
 
 
 def resolve_checkpoint(ref: str, output_dir: str) -> Path:
-    """A checkpoint file; a run folder (its best, else last checkpoint); or a run id / id prefix under output_dir."""
+    """A checkpoint file; a run folder (its best, else last checkpoint); or a run id / id prefix / ``last``."""
+    from dlcli.runs.folder import resolve_run
+
     path = Path(ref).expanduser()
-    if not path.exists():
-        matches = sorted(Path(output_dir).glob(f"{ref}*")) if Path(output_dir).is_dir() else []
-        if len(matches) > 1:
-            raise DlcliError(f"model.pretrained='{ref}' matches {len(matches)} runs in {output_dir}: "
-                             f"{', '.join(m.name for m in matches[:5])}. Give more of the run id")
-        if not matches:
-            raise DlcliError(f"model.pretrained='{ref}': no such checkpoint file, run folder, or run id under "
-                             f"{output_dir}")
-        path = matches[0]
-    if path.is_dir():
-        for name in ("best.ckpt", "last.ckpt"):
-            if (path / "checkpoints" / name).is_file():
-                return path / "checkpoints" / name
-        raise DlcliError(f"model.pretrained: run folder {path} has no checkpoints/best.ckpt or last.ckpt")
-    return path
+    if path.is_file():
+        return path
+    try:
+        path = resolve_run(ref, output_dir, "model.pretrained")
+    except FileNotFoundError as e:
+        raise DlcliError(f"{e}. Give a checkpoint file, a run folder, or a run id") from None
+    for name in ("best.ckpt", "last.ckpt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name
+    raise DlcliError(f"model.pretrained: run folder {path} has no checkpoints/best.ckpt or last.ckpt")
+
+
+def pretrained_preprocessing(ref: str, output_dir: str) -> tuple[Path, dict[str, Any]] | None:
+    """(run folder, its saved preprocessing) for the run that ``model.pretrained`` names, if it is a dlcli run."""
+    from dlcli.runs.folder import PREPROCESSING, read_json
+
+    ckpt = resolve_checkpoint(ref, output_dir)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    if not (run_dir / PREPROCESSING).is_file():
+        return None  # a bare checkpoint: this run fits its own preprocessing
+    return run_dir, read_json(run_dir / PREPROCESSING)
 
 
 def load_pretrained(model: Any, ref: str, output_dir: str) -> LoadReport:
