@@ -3,7 +3,8 @@
 `augmentation: {name: pipeline, ops: [...]}` lists ops in order, like a sequential model's layers:
 `- rotation: {degrees: 15, p: 0.5}`. Image ops come from kornia and work on (B, C, H, W) batches;
 `mixup` and `cutmix` mix pairs of samples and their targets (class ids become soft targets, which
-cross_entropy takes as they are). Validation and test batches are never augmented.
+cross_entropy takes as they are). Validation and test batches are never augmented, except for
+task=contrastive: its loss compares two augmented views of each image, on every split.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dlcli.registry import AUG_OPS, AUGMENTATIONS
 
 # The ops a pipeline may list (AUG_OPS): each builder takes `in_shape` (C, H, W) and its own parameters.
 MIXERS = ("mixup", "cutmix")
+NEEDS_VIEWS = ("task=contrastive learns from two augmented views of each image: choose an augmentation, "
+               "e.g. augmentation=standard")
 
 
 def _pair(v: float | list[float]) -> tuple[float, float]:
@@ -149,6 +152,8 @@ def cutmix(in_shape: tuple[int, ...], alpha: float = 1.0, p: float = 1.0):
 @AUGMENTATIONS.register()
 def none(in_shape: tuple[int, ...], num_classes: int | None, task: str):
     """No augmentation."""
+    if task == "contrastive":
+        raise DlcliError(NEEDS_VIEWS)
     return None
 
 
@@ -171,6 +176,9 @@ def pipeline(in_shape: tuple[int, ...], num_classes: int | None, task: str, ops:
         if not 0 <= params.get("p", 1.0) <= 1:
             raise DlcliError(f"{where}.p: a probability in [0, 1], got {params['p']}")
         if name in MIXERS:
+            if task == "contrastive":
+                raise DlcliError(f"{where}: {name} blends two images into one; task=contrastive needs views "
+                                 f"of a single image. Remove {name}")
             if task not in ("multiclass", "binary"):
                 raise DlcliError(f"{where}: {name} mixes class targets; this is a {task} task")
             mixers.append(entry.build(params, in_shape=in_shape))
@@ -178,4 +186,6 @@ def pipeline(in_shape: tuple[int, ...], num_classes: int | None, task: str, ops:
         if len(in_shape) != 3:
             raise DlcliError(f"{where}: image op '{name}' needs images (C, H, W); samples here are {tuple(in_shape)}")
         image_ops.append(entry.build(params, in_shape=in_shape))
+    if task == "contrastive" and not image_ops:
+        raise DlcliError(f"augmentation: no image ops. {NEEDS_VIEWS}")
     return Pipeline(image_ops, mixers, num_classes if task == "multiclass" else 2, mix_off_last_epochs)

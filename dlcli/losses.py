@@ -116,3 +116,11 @@ def cosine_embedding(margin: float = 0.5, embedding_dim: int = 32):
     from dlcli.nets.losses import PairwiseCosineEmbedding
 
     return PairwiseCosineEmbedding(margin)
+
+
+@LOSSES.register(tasks=("contrastive",))
+def nt_xent(temperature: float = 0.5, embedding_dim: int = 64):
+    """NT-Xent (SimCLR): two augmented views of an image embed close, other images apart; no labels."""
+    from dlcli.nets.losses import NTXent
+
+    return NTXent(temperature)

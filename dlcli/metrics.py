@@ -2,7 +2,8 @@
 
 Classification: acc, top<k>_acc (e.g. top5_acc), precision, recall, f1 (macro averages), f1_micro,
 auroc, average_precision. Regression: mae, mse, rmse, r2, explained_variance. Reconstruction:
-anomaly_auroc. Transcription: cer (character error rate). torchmetrics is imported only when metrics are built.
+anomaly_auroc. Transcription: cer (character error rate). Metric learning and contrastive: recall_at_1.
+torchmetrics is imported only when metrics are built.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ TRANSCRIPTION = ("cer",)
 METRIC_LEARNING = ("recall_at_1",)
 DEFAULTS = {"multiclass": ["acc"], "binary": ["acc"], "multilabel": ["acc", "f1"],
             "regression": ["mae", "rmse", "r2"], "reconstruction": ["anomaly_auroc"], "transcription": ["cer"],
-            "metric_learning": ["recall_at_1"]}
+            "metric_learning": ["recall_at_1"], "contrastive": ["recall_at_1"]}
 _TOP_K = re.compile(r"top(\d+)_acc$")
 
 
@@ -67,13 +68,14 @@ def make_metric(name: str, task: str, num_classes: int | None):
         from torchmetrics.text import CharErrorRate
 
         return CharErrorRate()
-    if task == "metric_learning" and name in METRIC_LEARNING:
+    if task in ("metric_learning", "contrastive") and name in METRIC_LEARNING:
         from dlcli.nets.metrics import RecallAtOne
 
         return RecallAtOne()
     offered = {"multiclass": CLASSIFICATION + ("top<k>_acc",), "binary": CLASSIFICATION,
                "multilabel": CLASSIFICATION, "regression": REGRESSION, "reconstruction": RECONSTRUCTION,
-               "transcription": TRANSCRIPTION, "metric_learning": METRIC_LEARNING}[task]
+               "transcription": TRANSCRIPTION, "metric_learning": METRIC_LEARNING,
+               "contrastive": METRIC_LEARNING}[task]
     raise DlcliError(f"metric '{name}' does not apply to a {task} task. Metrics for it: {', '.join(offered)}")
 
 

@@ -157,6 +157,8 @@ def _loss_inputs(task):
         return torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
     if task == "metric_learning":  # embeddings and class ids, several per class
         return torch.randn(6, 4, requires_grad=True), torch.tensor([0, 0, 1, 1, 2, 2])
+    if task == "contrastive":  # embeddings of two views of the same 6 images
+        return torch.randn(6, 4, requires_grad=True), torch.randn(6, 4)
     if task == "transcription":  # per-step scores (B, T, blank + 3 symbols); targets padded with 0
         return torch.randn(6, 10, 4, requires_grad=True), torch.tensor([[1, 2, 0]] * 3 + [[3, 3, 1]] * 3)
     return torch.randn(6, requires_grad=True), torch.randn(6)
@@ -205,12 +207,18 @@ def test_scheduler_steps(entry):
 
 @pytest.mark.parametrize("entry", entries("augmentation"))
 def test_augmentation_keeps_batch_shapes(entry):
-    aug = entry.build({}, in_shape=(1, 8, 8), num_classes=3, task="multiclass")
+    if entry.meta.get("inputs") == "tokens":  # text augmentation: word-level token ids and their vocabulary
+        text = {"level": "word", "max_length": 10, "min_freq": 1, "max_vocab": None, "lowercase": True}
+        aug = entry.build({"p": 1.0}, in_shape=(10,), num_classes=3, task="multiclass",
+                          vocab=["<pad>", "<unk>", *(f"w{i}" for i in range(VOCAB - 2))], text=text)
+        x = sample_batch("tokens", (10,))
+    else:
+        aug = entry.build({}, in_shape=(1, 8, 8), num_classes=3, task="multiclass")
+        x = torch.rand(4, 1, 8, 8)
     if aug is None:
         return
-    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
-    x2, y2 = aug(x, y)
-    assert x2.shape == x.shape and len(y2) == 4
+    x2, y2 = aug(x, torch.tensor([0, 1, 2, 0]))
+    assert x2.shape == x.shape and x2.dtype == x.dtype and len(y2) == 4
 
 
 @pytest.mark.parametrize("entry", entries("augmentation_op"))

@@ -130,3 +130,20 @@ class PairwiseCosineEmbedding(nn.Module):
         off = ~torch.eye(len(labels), dtype=torch.bool, device=emb.device)
         loss = torch.where(same, 1 - cos, F.relu(cos - self.margin))
         return loss[off].mean()
+
+
+class NTXent(nn.Module):
+    """NT-Xent / InfoNCE (Chen et al., 2020, SimCLR): each of the 2B embeddings of two views must pick out the
+    other view of its own image among the 2B - 1 others, by cosine similarity / temperature."""
+
+    def __init__(self, temperature: float = 0.5) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(torch.cat([view1, view2]), dim=-1)  # (2B, D) unit vectors
+        sim = z @ z.T / self.temperature  # (2B, 2B)
+        sim = sim.masked_fill(torch.eye(len(z), dtype=torch.bool, device=z.device), float("-inf"))  # not yourself
+        b = len(view1)
+        positive = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)  # i <-> i + B
+        return F.cross_entropy(sim, positive)

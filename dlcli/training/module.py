@@ -22,7 +22,8 @@ class ArrayDataModule(pl.LightningDataModule):
     def __init__(self, prepared: Prepared, batch_size: int, num_workers: int = 0) -> None:
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
-        y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning") else torch.float32
+        y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning",
+                                                  "contrastive") else torch.float32
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
                                 torch.as_tensor(y, dtype=y_dtype))
@@ -50,7 +51,9 @@ class TaskModule(pl.LightningModule):
 
     Logs ``{stage}/loss`` and the task's metrics (``val/acc``, ``test/mae``, ...) once per
     epoch. For regression with target scaling, the model learns standardised targets and
-    the metrics are reported in the targets' original units.
+    the metrics are reported in the targets' original units. For ``contrastive`` (self-supervised)
+    the loss compares two augmented views of each image and never reads the labels; see
+    :meth:`_contrastive_loss`.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
@@ -111,7 +114,7 @@ class TaskModule(pl.LightningModule):
         """Model outputs in the targets' terms: class probabilities, or original units."""
         if self.task == "regression":
             return out * self.y_std + self.y_mean
-        if self.task in ("reconstruction", "metric_learning"):
+        if self.task in ("reconstruction", "metric_learning", "contrastive"):
             return out
         return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
 
@@ -122,11 +125,30 @@ class TaskModule(pl.LightningModule):
         if hasattr(self.augment, "set_epoch"):  # e.g. mixup switched off for the last epochs
             self.augment.set_epoch(self.current_epoch, self.trainer.max_epochs)
 
+    def _contrastive_loss(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """NT-Xent between two independently augmented views of ``x``; the labels are never passed.
+
+        Validation and test batches are augmented here too (the only place they are), because the loss
+        needs views; ``seed`` draws the same views every epoch, so that epochs compare on equal terms.
+        """
+        if seed is None:
+            views = [self.augment(x, None)[0] for _ in range(2)]
+        else:
+            devices = [x.device.index or 0] if x.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):  # training's random stream is left as it was
+                torch.manual_seed(seed)
+                views = [self.augment(x, None)[0] for _ in range(2)]
+        out = self(torch.cat(views))  # (2B, *S) -> (2B, D): one pass, batch norm sees both views
+        return self.loss_fn(*out.chunk(2))
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        if self.augment is not None:
-            x, y = self.augment(x, y)
-        loss = self._loss(self(x), x, y)
+        if self.task == "contrastive":  # self-supervised: y is never read
+            loss = self._contrastive_loss(x)
+        else:
+            if self.augment is not None:
+                x, y = self.augment(x, y)
+            loss = self._loss(self(x), x, y)
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         self.log("train/loss", loss, on_step=False, on_epoch=True, sync_dist=True)
@@ -136,10 +158,11 @@ class TaskModule(pl.LightningModule):
             self.log("loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return loss
 
-    def _eval_step(self, batch, stage: str) -> None:
+    def _eval_step(self, batch, stage: str, batch_idx: int = 0) -> None:
         x, y = batch
-        out = self(x)
-        self.log(f"{stage}/loss", self._loss(out, x, y), on_step=False, on_epoch=True, prog_bar=stage == "val",
+        out = self(x)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
+        loss = self._contrastive_loss(x, seed=batch_idx) if self.task == "contrastive" else self._loss(out, x, y)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage == "val",
                  sync_dist=True)  # epoch-level: one reduction per epoch across devices
         if not len(self.metrics[stage]):
             return
@@ -156,10 +179,10 @@ class TaskModule(pl.LightningModule):
             self.confusion.update(preds, target)
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, "val")
+        self._eval_step(batch, "val", batch_idx)
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, "test")
+        self._eval_step(batch, "test", batch_idx)
 
     def _log_metrics(self, stage: str) -> None:
         if not len(self.metrics[stage]):
