@@ -14,11 +14,16 @@ Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh"
 def autoencoder(in_shape: tuple[int, ...], out_features: int, kind: Literal["dense", "conv"] = "dense",
                 hidden: list[int] = (128,), channels: list[int] = (16, 32), latent: int = 16,
                 activation: Activation = "relu", output_activation: Literal["none", "sigmoid"] = "none",
-                noise: float = 0.0):
-    """Autoencoder (dense or conv): input -> latent code -> reconstruction; noise > 0 makes it denoising."""
+                noise: float = 0.0, task: str = "reconstruction"):
+    """Autoencoder (dense or conv): input -> latent code -> reconstruction; noise > 0 makes it denoising.
+
+    For any other task (e.g. multiclass), the encoder gets a head on its latent code instead of the
+    decoder: the model a pretrained autoencoder is fine-tuned into (``model.pretrained=RUN``).
+    """
     from torch import nn
 
-    from dlcli.nets.autoencoder import AutoEncoder, conv_autoencoder, dense_autoencoder
+    from dlcli.blocks import make_activation
+    from dlcli.nets.autoencoder import AutoEncoder, EncoderHead, conv_autoencoder, dense_autoencoder
 
     if latent < 1:
         raise DlcliError(f"model.latent must be at least 1, got {latent}")
@@ -32,4 +37,6 @@ def autoencoder(in_shape: tuple[int, ...], out_features: int, kind: Literal["den
         encoder, decoder = conv_autoencoder(in_shape, out_features, list(channels), latent, activation, output)
     else:
         encoder, decoder = dense_autoencoder(in_shape, out_features, list(hidden), latent, activation, output)
+    if task != "reconstruction":
+        return EncoderHead(encoder, nn.Sequential(make_activation(activation), nn.Linear(latent, out_features)), noise)
     return AutoEncoder(encoder, decoder, noise)

@@ -30,6 +30,23 @@ class AutoEncoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class EncoderHead(nn.Module):
+    """An autoencoder's encoder with a head on its latent code, for any task but reconstruction.
+
+    Its ``encoder.*`` tensors are named as in :class:`AutoEncoder`, so ``model.pretrained`` loads a
+    pretrained autoencoder's encoder into it and the head (``head.*``) starts fresh.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, noise: float = 0.0) -> None:
+        super().__init__()
+        self.encoder, self.head, self.noise = encoder, head, noise
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.noise > 0:
+            x = x + self.noise * torch.randn_like(x)
+        return self.head(self.encoder(x))  # (B, latent) -> (B, out_features)
+
+
 def dense_autoencoder(in_shape: tuple[int, ...], out_features: int, hidden: list[int], latent: int,
                       activation: str, output: nn.Module) -> tuple[nn.Module, nn.Module]:
     """Encoder Linear layers down through ``hidden`` to ``latent``; the decoder mirrors them."""
