@@ -94,6 +94,15 @@ def test_missing_required_params_are_named():
     assert "set it with data.path=" in message
 
 
+def test_a_value_a_config_marks_required_must_be_given(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tuned.yaml").write_text("name: mlp\npretrained: ???\n")
+    problems, message = problems_of("model=tuned", config_dirs=[tmp_path])
+    assert [p.path for p in problems] == ["model.pretrained"]
+    assert "this config needs a value" in message and "set it with model.pretrained=..." in message
+    assert compose(["model=tuned", "model.pretrained=some_run"], [tmp_path]).config["model"]["pretrained"] == "some_run"
+
+
 def test_bad_override_syntax_is_a_config_error():
     problems, message = problems_of("x=[")
     assert "cannot parse override 'x=['" in message

@@ -91,7 +91,13 @@ class _Checker:
             self.problem(path, f"expected a mapping for {owner}, got {show(node)}")
             return {}
         out: dict[str, Any] = {}
-        node = {k: v for k, v in node.items() if v != "???"}  # Hydra's "required, not set yet"
+        required = [k for k, v in node.items() if v == "???"]  # Hydra's "required, not set yet"
+        node = {k: v for k, v in node.items() if v != "???"}
+        for key in required:
+            if key in params and not params[key].required:  # optional in general, required by this config
+                sub = f"{path}.{key}" if path else str(key)
+                self.problem(sub, f"missing: this config needs a value ({describe(params[key].annotation)}); "
+                                  f"set it with {sub}=...")
         for key, value in node.items():
             sub = f"{path}.{key}" if path else str(key)
             if key not in params:
