@@ -159,11 +159,16 @@ REGISTRIES: dict[str, Registry] = {
 
 
 def load_components() -> None:
-    """Import the modules that register dlcli's built-in components.
+    """Import the modules that register dlcli's built-in components, then the installed plugins.
 
     An explicit list, not a folder scan: what is registered is visible here. These
     modules are light; their builders import torch only when called.
     """
+    _load_builtins()
+    _load_installed_plugins()
+
+
+def _load_builtins() -> None:
     from dlcli import augment, callbacks, loggers, losses, optim, schedulers, text_augment  # noqa: F401
     from dlcli.data import builtin, files, images, sequences, text  # noqa: F401
     from dlcli.models import (  # noqa: F401
@@ -179,3 +184,82 @@ def load_components() -> None:
         vgg,
         vit,
     )
+
+
+# ---------------------------------------------------------------------------------------------- plugins
+# Your own components come from Python modules you name, never from YAML: a plugin module registers
+# them with the decorators above when imported. Three ways to name one, all explicit:
+#   --plugin MODULE on any command; the DLCLI_PLUGINS environment variable (comma-separated modules);
+#   an installed distribution's entry point in the group "dlcli.plugins".
+
+PLUGIN_GROUP = "dlcli.plugins"
+PLUGINS_ENV = "DLCLI_PLUGINS"
+_plugins: dict[str, str] = {}  # imported plugin module -> how it was named
+_installed_loaded = False
+
+
+def plugins() -> dict[str, str]:
+    """The plugin modules imported so far, each with how it was named (``--plugin``, an entry point, ...)."""
+    return dict(_plugins)
+
+
+def load_plugins(modules: Iterable[str] = ()) -> None:
+    """Import dlcli's components, the installed plugins, and the plugin ``modules`` (``--plugin``).
+
+    Built-ins come first, so a plugin that reuses a built-in name is refused as a duplicate.
+    """
+    load_components()
+    for module in modules:
+        import_plugin(module, "--plugin")
+
+
+def _load_installed_plugins() -> None:
+    """Once per process: the ``dlcli.plugins`` entry points of installed distributions, then DLCLI_PLUGINS."""
+    global _installed_loaded
+    if _installed_loaded:
+        return
+    _installed_loaded = True  # set first: a plugin that fails is reported once, not on every call
+    import os
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        dist = getattr(ep.dist, "name", None)
+        source = f"entry point '{ep.name}' in group {PLUGIN_GROUP}" + (f" of {dist}" if dist else "")
+        import_plugin(ep.module, source, fix="fix or uninstall that distribution")
+    for module in os.environ.get(PLUGINS_ENV, "").split(","):
+        if module.strip():
+            import_plugin(module.strip(), PLUGINS_ENV)
+
+
+def import_plugin(module: str, source: str, fix: str = "") -> None:
+    """Import one plugin module; a DlcliError naming it if it cannot be found or fails to import.
+
+    A module that is not on the import path is looked for in the current folder too, as
+    ``python -m`` would: ``--plugin my_plugin`` finds ``./my_plugin.py``.
+    """
+    import importlib
+    import os
+    import sys
+
+    if module in _plugins:
+        return
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise DlcliError(f"plugin '{module}' ({source}) is not a Python module name: give a module such as "
+                         "my_plugin (for ./my_plugin.py) or my_package.components")
+    fix = fix or "fix the module, or leave it out"
+    try:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module.split(".")[0] or os.getcwd() in sys.path:
+                raise
+            sys.path.append(os.getcwd())  # a module of the user's, beside them
+            importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module or module.startswith(f"{e.name}."):  # the plugin itself, not one of its imports
+            raise DlcliError(f"plugin module '{module}' ({source}) not found. Put {module.split('.')[0]}.py (or "
+                             "its package) in the current folder or on PYTHONPATH, or install it") from e
+        raise DlcliError(f"plugin '{module}' ({source}) failed to import: {type(e).__name__}: {e}; {fix}") from e
+    except Exception as e:  # the plugin's own code: any error is the plugin's, named as such
+        raise DlcliError(f"plugin '{module}' ({source}) failed to import: {type(e).__name__}: {e}; {fix}") from e
+    _plugins[module] = source

@@ -61,12 +61,32 @@ class Payload:
 
 
 def test_a_checkpoint_carrying_code_is_refused_and_never_runs(make_config, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {"model.1.weight": torch.zeros(256, 64)}, "x": Payload()}, evil)
-    with pytest.raises(DlcliError, match="cannot load .*evil.ckpt safely"):
+    with pytest.raises(DlcliError, match=r"model.pretrained: .*evil.ckpt was refused: it holds more than tensors "
+                                         r"and plain data \(unsupported GLOBAL posix.system\)"):
         run(make_config, f"model.pretrained={evil}")
     assert not (tmp_path / "pwned").exists()
+    # the command line: exit 2, the message, no traceback, no run folder, and still no side effect
+    result = CliRunner().invoke(app, ["train", "model.pretrained=evil.ckpt", "output_dir=out", "threads=1"])
+    assert result.exit_code == 2, result.output
+    assert "evil.ckpt was refused" in result.stderr and "weights_only=False" not in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "pwned").exists()
+    assert not list(tmp_path.glob("out/*"))
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not a checkpoint\n"], ids=["empty", "text"])
+def test_a_file_that_is_no_checkpoint_is_named(make_config, tmp_path, content):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content)
+    with pytest.raises(DlcliError, match=r"model.pretrained: .*bad.ckpt: cannot read it as a PyTorch checkpoint"):
+        run(make_config, f"model.pretrained={bad}")
 
 
 def test_stages_freeze_then_release_with_their_learning_rates(make_config, out_dir):

@@ -26,6 +26,12 @@ CONFIG_DIRS = typer.Option(
     show_default=False,
 )
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks for errors.")
+PLUGINS = typer.Option(
+    None, "--plugin", metavar="MODULE",
+    help="Import a Python module of yours that registers components (repeatable): --plugin my_plugin "
+         "for ./my_plugin.py. Also DLCLI_PLUGINS=mod1,mod2, and installed 'dlcli.plugins' entry points.",
+    show_default=False,
+)
 
 
 @contextmanager
@@ -49,6 +55,16 @@ def user_errors(debug: bool) -> Iterator[None]:
         err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}", soft_wrap=True)
         err.print("Run again with --debug for the full traceback.")
         raise typer.Exit(1) from None
+
+
+def use_plugins(modules: list[str] | None) -> None:
+    """Register dlcli's components and the plugins' (``--plugin``, DLCLI_PLUGINS, entry points).
+
+    Call it inside :func:`user_errors`, before composing: a plugin that fails exits 2, naming it.
+    """
+    from dlcli.registry import load_plugins
+
+    load_plugins(modules or [])
 
 
 def print_notes(notes: list[str]) -> None:

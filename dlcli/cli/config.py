@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, print_notes, user_errors
+from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, print_notes, use_plugins, user_errors
 
 app = typer.Typer(help="Inspect the composed config.", no_args_is_help=True)
 
@@ -15,6 +15,7 @@ app = typer.Typer(help="Inspect the composed config.", no_args_is_help=True)
 def show(
     overrides: list[str] = OVERRIDES,
     config_dir: list[Path] = CONFIG_DIRS,
+    plugin: list[str] = PLUGINS,
     debug: bool = DEBUG,
     check: bool = typer.Option(True, "--check/--no-check",
                                help="Validate the config (names, keys, types) and fill in defaults."),
@@ -25,6 +26,7 @@ def show(
     from dlcli.config.compose import compose
 
     with user_errors(debug):
+        use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [], check=check)
     print_notes(composed.notes)
     typer.echo(OmegaConf.to_yaml(OmegaConf.create(composed.config)), nl=False)

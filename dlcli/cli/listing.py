@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from dlcli.cli.common import err, escape, out
+from dlcli.cli.common import DEBUG, PLUGINS, err, escape, out, use_plugins, user_errors
 
 KINDS_HELP = "model, loss, optimizer, scheduler, augmentation, callback, dataset, logger (plural works too)"
 
 
 def list_command(
     kind: str = typer.Argument(None, help=f"Only this kind: {KINDS_HELP}.", show_default=False),
+    plugin: list[str] = PLUGINS,
+    debug: bool = DEBUG,
 ) -> None:
     """List registered components (what a config's `name:` can say) and their parameters."""
     from rich.table import Table
 
-    from dlcli.registry import REGISTRIES, closest, load_components
+    from dlcli.registry import REGISTRIES, closest
 
-    load_components()
+    with user_errors(debug):
+        use_plugins(plugin)  # dlcli's components, and the plugins'
     kinds = list(REGISTRIES)
     if kind is not None:
         aliases = {alias: k for k in REGISTRIES for alias in (k, k + "s", k + "es")}  # loss, losses, models

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, out, print_notes, user_errors
+from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, out, print_notes, use_plugins, user_errors
 
 
 def lr_find_command(
     overrides: list[str] = OVERRIDES,
     config_dir: list[Path] = CONFIG_DIRS,
+    plugin: list[str] = PLUGINS,
     min_lr: float = typer.Option(1e-6, "--min-lr", help="The rate to start from."),
     max_lr: float = typer.Option(1.0, "--max-lr", help="The rate to end at."),
     steps: int = typer.Option(100, "--steps", help="Training steps, the rate growing exponentially."),
@@ -24,6 +25,7 @@ def lr_find_command(
     from dlcli.config.compose import compose
 
     with user_errors(debug):
+        use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
         print_notes(composed.notes)
         from dlcli.training.lr_find import lr_find

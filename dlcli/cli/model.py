@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, escape, out, print_notes, user_errors
+from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, escape, out, print_notes, use_plugins, user_errors
 
 app = typer.Typer(help="Inspect the composed model.", no_args_is_help=True)
 
@@ -15,6 +15,7 @@ app = typer.Typer(help="Inspect the composed model.", no_args_is_help=True)
 def summary(
     overrides: list[str] = OVERRIDES,
     config_dir: list[Path] = CONFIG_DIRS,
+    plugin: list[str] = PLUGINS,
     depth: int = typer.Option(4, "--depth", help="How many levels of nested modules to show."),
     debug: bool = DEBUG,
 ) -> None:
@@ -27,6 +28,7 @@ def summary(
     from dlcli.config.compose import compose
 
     with user_errors(debug):
+        use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
         print_notes(composed.notes)
         from dlcli.training.summary import summarize

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, err, out, print_notes, user_errors
+from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, err, out, print_notes, use_plugins, user_errors
 
 
 def train_command(
     overrides: list[str] = OVERRIDES,
     config_dir: list[Path] = CONFIG_DIRS,
+    plugin: list[str] = PLUGINS,
     debug: bool = DEBUG,
 ) -> None:
     """Train a model from the composed config, test its best checkpoint, and write a run folder.
@@ -20,6 +21,7 @@ def train_command(
     from dlcli.config.compose import compose
 
     with user_errors(debug):
+        use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
         print_notes(composed.notes)
         from dlcli.training.train import train

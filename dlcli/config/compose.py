@@ -9,6 +9,9 @@ Hydra stops at the first bad override. To report every problem at once, a failin
 override is set aside, composition is retried without it, and the problem is reported
 with the rest: an unknown key is put back into the plain config so the validator names
 it with the closest valid key.
+
+A config that would run code (a ``_target_`` key, a resolver outside the safe few) is
+refused before anything is resolved (see :mod:`dlcli.config.safety`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dlcli.config.safety import code_problems, only_safe_resolvers, yaml_tag_message
+from dlcli.config.types import show
 from dlcli.config.validate import ConfigError, Problem, validate
 from dlcli.errors import DlcliError
 from dlcli.registry import closest
@@ -61,8 +66,11 @@ class Composed:
 def _where(path: str, overrides: list[str], choices: dict[str, str], dirs: list[Path]) -> str:
     """Where the key at ``path`` was set: an override, or the YAML file of its group."""
     for line in overrides:
-        key = line.split("=", 1)[0].lstrip("+~")
-        if key == path or key.startswith(path + ".") or (path.startswith(key + ".") and key not in choices):
+        key, _, value = line.partition("=")
+        key = key.lstrip("+~")
+        inline = value.lstrip().startswith("{")  # key={a: 1}: the override holds the keys below it
+        if key == path or key.startswith(path + ".") or \
+                (path.startswith((key + ".", key + "[")) and (key not in choices or inline)):
             return f"from override '{line}'"
     group = path.split(".", 1)[0]
     rel = f"{group}/{choices[group]}.yaml" if group in choices else f"{PRIMARY}.yaml"
@@ -108,7 +116,13 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
     dirs = config_dirs_checked(list(config_dirs)) + [shipped_config_dir()]
     overrides = list(overrides)
     parsed, problems = _parse(overrides)
-    raw, choices = _compose_setting_aside(parsed, dirs, problems)
+    cfg, choices, unknown = _compose_setting_aside(parsed, dirs, problems)
+    # no code from configuration: refused before anything is resolved, validated, built or run
+    refused = [Problem(path, message, _where(path, overrides, choices, dirs))
+               for path, message in code_problems(_plain_config(cfg, unknown, resolve=False))]
+    if refused:
+        raise ConfigError(problems + refused)
+    raw = _resolved(cfg, unknown, problems)
     composed = Composed(raw, overrides, choices, dirs, _precedence_notes(dirs))
     if check:
         try:
@@ -157,20 +171,20 @@ def _hydra(dirs: list[Path]) -> Iterator[None]:
 
 
 def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
-                           problems: list[Problem]) -> tuple[dict, dict[str, str]]:
+                           problems: list[Problem]) -> tuple[Any, dict[str, str], list[tuple[str, Any]]]:
     """Compose with every override Hydra accepts; a refused one becomes a problem and is set aside.
 
-    Returns the plain config (with unknown keys put back for the validator to name) and the
-    group choices (model -> mlp). Appends to ``problems``; raises ConfigError when nothing
-    can be composed at all.
+    Returns the composed config (unresolved, without Hydra's own node), the group choices
+    (model -> mlp), and the plain-key overrides Hydra refused as (key, value), to be put back
+    for the validator to name. Appends to ``problems``; raises ConfigError when nothing can be
+    composed at all.
     """
     from hydra import compose as hydra_compose
     from hydra.errors import ConfigCompositionException, MissingConfigException
     from omegaconf import OmegaConf, open_dict
-    from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    active = list(parsed)
+    active = [line for line in parsed if not _bad_group_choice(line, parsed[line], dirs, problems)]
     unknown: list[tuple[str, Any]] = []  # plain-key overrides Hydra refused: validated later
     with _hydra(dirs):
         while True:
@@ -208,20 +222,54 @@ def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
                     problems.append(Problem(ov.key_or_group, message, f"from override '{line}'"))
                 active.remove(line)
             except YAMLError as e:
-                problems.append(Problem("", f"invalid YAML: {' '.join(str(e).split())}"))
+                problems.append(Problem("", yaml_tag_message(e) or f"invalid YAML: {' '.join(str(e).split())}"))
                 raise ConfigError(problems) from None
+            except (ValueError, TypeError) as e:  # Hydra refusing an input it cannot name the override of
+                problems.append(Problem("", f"{e}. Overrides: {' '.join(active)}"))
+                raise ConfigError(problems) from e
     choices = {k: v for k, v in OmegaConf.to_container(cfg.hydra.runtime.choices).items()
                if not k.startswith("hydra/") and isinstance(v, str)}
     with open_dict(cfg):
         del cfg["hydra"]
+    return cfg, choices, unknown
+
+
+def _plain_config(cfg: Any, unknown: list[tuple[str, Any]], resolve: bool) -> dict:
+    """The composed config as a plain dict, with the overrides Hydra refused put back."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg, resolve=resolve)
+    for key, value in unknown:
+        set_path(raw, key, plain_value(value))
+    return raw
+
+
+def _resolved(cfg: Any, unknown: list[tuple[str, Any]], problems: list[Problem]) -> dict:
+    """Interpolations resolved, with only the safe resolvers registered; a failure becomes a problem."""
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        raw = OmegaConf.to_container(cfg, resolve=True)
+        with only_safe_resolvers():
+            return _plain_config(cfg, unknown, resolve=True)
     except OmegaConfBaseException as e:
         problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
-        raw = OmegaConf.to_container(cfg, resolve=False)
-    for key, value in unknown:
-        _set_path(raw, key, _plain(value))
-    return raw, choices
+        return _plain_config(cfg, unknown, resolve=False)
+
+
+def _bad_group_choice(line: str, ov: Any, dirs: list[Path], problems: list[Problem]) -> bool:
+    """``model=0`` or ``~model=1``: a config group takes an option's name (Hydra raises a bare ValueError)."""
+    group = ov.key_or_group
+    options = group_options(group, dirs) if "." not in group and group.isidentifier() else []
+    value = ov.value()
+    if not options or ov.is_sweep_override() or isinstance(value, str) or (value is None and ov.is_delete()):
+        return False
+    if isinstance(value, dict) and not ov.is_delete():
+        return False  # a mapping sets keys of the group's node
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and not ov.is_delete():
+        return False  # several options, merged in order (Hydra checks that each exists)
+    problems.append(Problem(group, f"a config group takes the name of one of its options, got {show(value)}. "
+                                   f"Available: {', '.join(options)}", f"from override '{line}'"))
+    return True
 
 
 def _failing_override(message: str, active: list[str], parsed: dict) -> str | None:
@@ -237,16 +285,17 @@ def _failing_override(message: str, active: list[str], parsed: dict) -> str | No
     return None
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Hydra override values as plain Python (its parser returns its own containers)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value
 
 
-def _set_path(cfg: dict, dotted: str, value: Any) -> None:
+def set_path(cfg: dict, dotted: str, value: Any) -> None:
+    """cfg[a][b][c] = value for dotted 'a.b.c', making the missing parents."""
     node = cfg
     *parents, last = dotted.split(".")
     for key in parents:

@@ -170,6 +170,11 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
 
     ``where(path)`` tells where a key came from (an override, a YAML file), for the messages.
     """
+    from dlcli.config.safety import code_problems
+
+    refused = [Problem(path, message, where(path)) for path, message in code_problems(raw)]
+    if refused:  # a config that would run code is refused on its own, before anything else is looked at
+        raise ConfigError(refused)
     load_components()
     check = _Checker(where)
     out = check.fields(dataclass_params(TopConfig), raw, "", "the top level")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from dlcli.data.table import Table
@@ -10,28 +11,75 @@ from dlcli.registry import DATASETS, did_you_mean
 
 
 def _existing(path: str, what: str, key: str) -> Path:
+    """The data file at ``path``; a DataError naming it and ``data.<key>`` if it is missing, a folder or
+    unreadable."""
+    import os
+
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise DataError(f"'{path}' (data.{key}) is a folder, not a {what} file. "
+                        f"Give a file in it: data.{key}={Path(path) / ('<file>.' + what.lower())}")
     if not p.is_file():
         raise DataError(f"{what} file not found: '{path}' (data.{key}). "
                         f"Give an existing file: data.{key}=/path/to/file")
+    if not os.access(p, os.R_OK):
+        raise DataError(f"cannot read {what} file '{path}' (data.{key}): permission denied. "
+                        "Make it readable (chmod +r), or copy it somewhere you can read")
     return p
+
+
+def read_text(p: Path, path: str, key: str) -> str:
+    """A text file's content (UTF-8, with or without a byte-order mark); DataError if it is not text."""
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = e.object[:e.start].count(b"\n") + 1
+        raise DataError(f"'{path}' (data.{key}) is not UTF-8 text: byte {e.object[e.start]:#04x} on line {line}. "
+                        "Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`); if it is not a "
+                        "CSV file at all, give the right file") from None
+    except OSError as e:
+        raise DataError(f"cannot read '{path}' (data.{key}): {e.strerror or e}") from None
+
+
+def csv_rows(path: str, delimiter: str, key: str = "path") -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank row of a CSV file, the header first.
+
+    DataError when the file is missing, unreadable, not UTF-8 text, not parseable, or has no data row.
+    """
+    import csv as csvlib
+    import io
+
+    delimiter = {"\\t": "\t"}.get(delimiter, delimiter)  # data.delimiter='\t' on a command line is a tab
+    if len(delimiter) != 1:
+        raise DataError(f"data.delimiter must be one character, got {delimiter!r}: e.g. data.delimiter=';' "
+                        "(a tab: data.delimiter='\\t')")
+    p = _existing(path, "CSV", key)
+    text = read_text(p, path, key)
+    reader = csvlib.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        # the reader's line_num after a row is where that row ends: a quoted field may span lines
+        rows = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
+    except csvlib.Error as e:
+        raise DataError(f"malformed CSV '{path}' near line {reader.line_num}: {e}. Check the delimiter "
+                        f"(data.delimiter='{delimiter}') and quoting") from None
+    if not rows:
+        raise DataError(f"CSV file '{path}' (data.{key}) is empty: it needs a header row and at least one data row")
+    if len(rows) < 2:
+        raise DataError(f"CSV file '{path}' (data.{key}) has a header row but no data rows")
+    return rows
 
 
 @DATASETS.register()
 def csv(seed: int, path: str, target: str, features: list[str] | None = None, delimiter: str = ","):
     """A CSV file with a header row: one target column, numeric feature columns."""
-    import csv as csvlib
+    import math
 
     import numpy as np
 
-    p = _existing(path, "CSV", "path")
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        rows = list(csvlib.reader(f, delimiter=delimiter))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]  # blank lines carry nothing
-    if len(rows) < 2:
-        raise DataError(f"CSV file '{path}' needs a header row and at least one data row")
+    numbered = csv_rows(path, delimiter)  # blank lines carry nothing and are left out
+    lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     header = [h.strip() for h in rows[0]]
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, row in numbered[1:]:
         if len(row) != len(header):
             raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has "
                             f"{len(header)}. Check the delimiter (data.delimiter='{delimiter}') and quoting")
@@ -50,23 +98,31 @@ def csv(seed: int, path: str, target: str, features: list[str] | None = None, de
     for i, row in enumerate(rows[1:]):
         for j, c in enumerate(cols):
             try:
-                x[i, j] = float(row[c])
+                x[i, j] = value = float(row[c])
             except ValueError:
+                value = None
+            if value is None or not math.isfinite(value):
                 what = "is empty (a missing value: fill it in or drop the row)" if not row[c].strip() \
-                    else "is not a number"
+                    else "is not a number" if value is None \
+                    else "is not a finite number (a missing value: fill it in or drop the row)"
                 raise DataError(
-                    f"CSV '{path}', row {i + 2}, column '{features[j]}': {row[c]!r} {what}. "
+                    f"CSV '{path}', row {lines[i + 1]}, column '{features[j]}': {row[c]!r} {what}. "
                     "Feature columns must be numeric: encode it, or leave the column out with "
                     "data.features=[...]"
-                ) from None
+                )
     labels = [row[header.index(target)].strip() for row in rows[1:]]
     if any(v == "" for v in labels):
-        line = next(i + 2 for i, v in enumerate(labels) if v == "")
+        line = next(lines[i + 1] for i, v in enumerate(labels) if v == "")
         raise DataError(f"CSV '{path}', row {line}: the target column '{target}' is empty")
     try:
         y = np.array([float(v) for v in labels])
     except ValueError:
         y = np.array(labels)  # string labels: classes, mapped to ids later
+    else:
+        if not np.isfinite(y).all():
+            i = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise DataError(f"CSV '{path}', row {lines[i + 1]}: the target column '{target}' holds "
+                            f"{labels[i]!r}, not a finite number. Fill it in or drop the row")
     return Table(x, y, None, None, features)
 
 
@@ -78,16 +134,31 @@ def npz(seed: int, path: str, x_key: str = "x", y_key: str = "y"):
     p = _existing(path, "NPZ", "path")
     try:
         arrays = np.load(p, allow_pickle=False)  # never unpickle a data file
-    except (ValueError, OSError) as e:
-        raise DataError(f"cannot read '{path}' as a .npz file: {e}") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"cannot read '{path}' (data.path) as a .npz file: {e}. Save it with "
+                        "np.savez(path, x=inputs, y=targets)") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise DataError(f"'{path}' (data.path) is a single .npy array, not a .npz archive of inputs and targets. "
+                        "Save both with np.savez(path, x=inputs, y=targets)")
     with arrays:
         for key, role in ((x_key, "x_key"), (y_key, "y_key")):
             if key not in arrays.files:
                 raise DataError(f"'{path}' has no array '{key}' (data.{role}).{did_you_mean(key, arrays.files)} "
                                 f"Arrays: {', '.join(arrays.files)}")
-        x, y = arrays[x_key], arrays[y_key]
+        x, y = (_npz_array(arrays, key, role, path) for key, role in ((x_key, "x_key"), (y_key, "y_key")))
     if len(x) != len(y):
         raise DataError(f"'{path}': '{x_key}' has {len(x)} rows but '{y_key}' has {len(y)}")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"'{path}': '{x_key}' must be numeric, got dtype {x.dtype}")
     return Table(x.astype(np.float32), y, None)
+
+
+def _npz_array(arrays, key: str, role: str, path: str):
+    try:
+        return arrays[key]
+    except ValueError as e:  # an object array: reading it would unpickle
+        raise DataError(f"'{path}': array '{key}' (data.{role}) cannot be read: {e}. dlcli reads numeric and string "
+                        "arrays only, never pickled Python objects: save it with a numeric dtype, e.g. "
+                        "x.astype('float32')") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"'{path}' (data.path) is damaged: array '{key}' cannot be read ({e}). Save it again") from None

@@ -62,7 +62,11 @@ def _read_bytes(path: Path) -> bytes:
     import gzip
     import zlib
 
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # e.g. permission denied
+        raise DataError(f"cannot read '{path}': {e.strerror or e}. Make it readable, or put a readable copy "
+                        "in its place") from None
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -149,9 +153,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 def _class_folders(root: str) -> tuple[Path, list[Path]]:
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        raise DataError(f"image folder not found: '{root}' (data.root). Give a folder holding one subfolder "
-                        "of images per class: data.root=/path/to/images")
-    classes = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        problem = f"'{root}' (data.root) is a file, not a folder" if folder.exists() \
+            else f"image folder not found: '{root}' (data.root)"
+        raise DataError(f"{problem}. Give a folder holding one subfolder of images per class: "
+                        "data.root=/path/to/images")
+    classes = sorted((p for p in _entries(folder) if p.is_dir() and not p.name.startswith(".")),
                      key=lambda p: p.name)
     if not classes:
         raise DataError(f"'{root}' (data.root) has no class folders; {_list_dir(folder)}. Put each class's "
@@ -159,8 +165,15 @@ def _class_folders(root: str) -> tuple[Path, list[Path]]:
     return folder, classes
 
 
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as e:  # e.g. permission denied
+        raise DataError(f"cannot list the folder '{folder}': {e.strerror or e}. Make it readable") from None
+
+
 def _image_files(class_dir: Path) -> list[Path]:
-    files = sorted(p for p in class_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in _entries(class_dir) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"class folder '{class_dir}' holds no images ({', '.join(IMAGE_SUFFIXES)}); "
                         f"{_list_dir(class_dir)}. Add images, or remove the folder")
@@ -245,7 +258,10 @@ def cifar10(seed: int, root: str, limit: int | None = None):
     batches = []
     for name in CIFAR10_FILES:
         path = folder / name
-        data = np.fromfile(path, dtype=np.uint8)
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as e:
+            raise DataError(f"cannot read CIFAR-10 file '{path}': {e.strerror or e}") from None
         if len(data) == 0 or len(data) % CIFAR10_RECORD:
             raise DataError(f"corrupt CIFAR-10 file '{path}': {len(data)} bytes is not a whole number of "
                             f"{CIFAR10_RECORD}-byte records (1 label byte + 3x32x32 pixels); it is truncated or "

@@ -297,6 +297,22 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
     return apply_scaler(x, pre["scaling"])
 
 
+def _check_finite(table: Table, cfg: dict) -> None:
+    """Inputs and numeric targets hold no NaN or infinity; else a DataError naming the first sample."""
+    source = f"data '{cfg['name']}'" + (f" ('{cfg['path']}')" if cfg.get("path") else "")
+    for what, values in (("input", None if table.text is not None else table.x), ("target", table.y)):
+        if values is None or not np.issubdtype(values.dtype, np.number) or np.isfinite(values).all():
+            continue
+        bad = np.argwhere(~np.isfinite(values))[0]  # (sample, *position)
+        where = ""
+        if what == "input" and len(bad) == 2 and table.feature_names:
+            where = f", feature '{table.feature_names[bad[1]]}'"
+        elif len(bad) > 1:
+            where = f" at position {tuple(int(i) for i in bad[1:])}"
+        raise DataError(f"{source} has a missing (NaN) or infinite {what} value: sample {int(bad[0])} (counting "
+                        f"from 0){where} holds {values[tuple(bad)]}. Fill in or drop such samples before training")
+
+
 def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
             seed: int, embedding_dim: int = 32, fitted: dict[str, Any] | None = None) -> Prepared:
     """Task, split, image conversion, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node.
@@ -304,8 +320,7 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     ``fitted`` is an earlier run's preprocessing (fine-tuning from it): its scaling statistics and
     vocabulary are re-applied instead of being fitted again, so the inputs mean what they meant there.
     """
-    if table.text is None and not np.all(np.isfinite(table.x)):
-        raise DataError(f"data '{cfg['name']}' has missing or infinite input values: clean them first")
+    _check_finite(table, cfg)
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
     stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning",
                                             "contrastive")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dlcli.data.files import _existing
+from dlcli.data.files import csv_rows
 from dlcli.data.table import Table
 from dlcli.errors import DataError
 from dlcli.registry import DATASETS, did_you_mean
@@ -59,17 +59,9 @@ def sine(seed: int, n_points: int = 2000, period: float = 50.0, noise: float = 0
 def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
                    horizon: int = 1, delimiter: str = ","):
     """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
-    import csv as csvlib
-
     import numpy as np
 
-    p = _existing(path, "CSV", "path")
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        # keep each row's line number for the error messages; blank lines carry nothing
-        rows = [(n, r) for n, r in enumerate(csvlib.reader(f, delimiter=delimiter), start=1)
-                if any(cell.strip() for cell in r)]
-    if len(rows) < 2:
-        raise DataError(f"CSV file '{path}' needs a header row and at least one data row")
+    rows = csv_rows(path, delimiter)  # (line number, fields) for the error messages; blank lines left out
     header = [h.strip() for h in rows[0][1]]
     for lineno, row in rows[1:]:
         if len(row) != len(header):

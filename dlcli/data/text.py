@@ -25,28 +25,24 @@ def text_csv(seed: int, path: str, text: str = "text", label: str = "label", lev
              max_length: int = 64, min_freq: int = 1, max_vocab: int | None = 20000, lowercase: bool = True,
              delimiter: str = ","):
     """A CSV with a text column and a label column (text classification)."""
-    import csv
-    from pathlib import Path
-
     import numpy as np
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"CSV file not found: '{path}' (data.path). Give an existing file: data.path=/path/to/file")
-    with p.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        for key, col in (("text", text), ("label", label)):
-            if col not in columns:
-                raise DataError(f"CSV '{path}' has no column '{col}' (data.{key}).{did_you_mean(col, columns)} "
-                                f"Columns: {', '.join(columns)}")
-        rows = list(reader)
-    if not rows:
-        raise DataError(f"CSV '{path}' has a header but no rows")
-    for i, row in enumerate(rows, start=2):
-        if row[label] is None or not row[label].strip():
-            raise DataError(f"CSV '{path}', row {i}: the label column '{label}' is empty")
-    return Table(np.array([r[text] or "" for r in rows], dtype=object), np.array([r[label].strip() for r in rows]),
+    from dlcli.data.files import csv_rows
+
+    numbered = csv_rows(path, delimiter)
+    columns = [h.strip() for h in numbered[0][1]]
+    for key, col in (("text", text), ("label", label)):
+        if col not in columns:
+            raise DataError(f"CSV '{path}' has no column '{col}' (data.{key}).{did_you_mean(col, columns)} "
+                            f"Columns: {', '.join(columns)}")
+    t, lab = columns.index(text), columns.index(label)
+    texts, labels = [], []
+    for line, row in numbered[1:]:
+        if len(row) <= lab or not row[lab].strip():
+            raise DataError(f"CSV '{path}', row {line}: the label column '{label}' is empty")
+        texts.append(row[t] if len(row) > t else "")
+        labels.append(row[lab].strip())
+    return Table(np.array(texts, dtype=object), np.array(labels),
                  "classification", text=_text_options(level, max_length, min_freq, max_vocab, lowercase))
 
 

@@ -54,16 +54,12 @@ def load_pretrained(model: Any, ref: str, output_dir: str) -> LoadReport:
 
     Loading uses ``weights_only=True``: a checkpoint that carries code is refused, never run.
     """
-    import pickle
-
     import torch
 
+    from dlcli.training.checkpoint_io import load_checkpoint
+
     ckpt = resolve_checkpoint(ref, output_dir)
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError) as e:
-        raise DlcliError(f"model.pretrained: cannot load {ckpt} safely (weights only): "
-                         f"{str(e).splitlines()[0]}") from None
+    state = load_checkpoint(ckpt, key="model.pretrained")
     weights = state.get("state_dict", state) if isinstance(state, dict) else {}
     # dlcli's checkpoints hold the task module's tensors: the model's are under "model."
     weights = {k.removeprefix("model."): v for k, v in weights.items() if torch.is_tensor(v)}
