@@ -34,9 +34,11 @@ def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", s
     if not save_last:
         return best
     # Lightning's own save_last only rewrites last.ckpt in epochs that also save a best checkpoint;
-    # a second, unmonitored checkpoint keeps last.ckpt at the latest epoch, every epoch.
+    # a second, unmonitored checkpoint keeps last.ckpt at the latest epoch, every epoch. It is written at
+    # the very end of the epoch, after the epoch's metrics are recorded, so `dlcli resume` goes on from there.
     last = ModelCheckpoint(dirpath=f"{run_dir}/checkpoints", filename="last", monitor=None, save_top_k=1,
-                           save_weights_only=save_weights_only, every_n_epochs=1, enable_version_counter=False)
+                           save_weights_only=save_weights_only, every_n_epochs=1, enable_version_counter=False,
+                           save_on_train_epoch_end=True)
     return [best, last]
 
 

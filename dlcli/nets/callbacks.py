@@ -7,21 +7,97 @@ import math
 import pytorch_lightning as pl
 import torch
 
+from dlcli.errors import DlcliError
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run is marked failed with this message."""
+
+class TrainingDiverged(DlcliError, RuntimeError):
+    """The loss became NaN or infinite; the run is marked failed with this message (exit code 2)."""
 
 
 class TerminateOnNaN(pl.Callback):
-    """Raise :class:`TrainingDiverged` on the first non-finite training loss, naming epoch and step."""
+    """Raise :class:`TrainingDiverged` on the first non-finite training loss, naming epoch and step.
+
+    On the CPU every step is checked. On an accelerator, reading the loss back would wait for the device
+    on every step, so the first bad step is kept in a device tensor and read every ``check_every`` steps
+    and at the end of each epoch: the run still stops within the epoch, and the message names the step.
+    """
+
+    def __init__(self, check_every: int = 50, defer: bool | None = None) -> None:
+        self.check_every = check_every
+        self.defer = defer  # None: defer the read-back on accelerators only
+        self.first_bad: torch.Tensor | None = None  # (2,) [step, batch] of the first bad step; -1: none yet
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss.detach()).all():
-            raise TrainingDiverged(
-                f"the training loss became {loss.item()} in epoch {trainer.current_epoch} (0-based), step "
-                f"{trainer.global_step}, batch {batch_idx}. Try a lower learning rate (optimizer.lr) or "
-                "gradient clipping (trainer.gradient_clip_val=1.0)")
+        if loss is None:
+            return
+        loss = loss.detach()
+        if not (self.defer if self.defer is not None else loss.device.type != "cpu"):
+            if not torch.isfinite(loss).all():
+                self._fail(trainer, str(float(loss.reshape(-1)[0])), trainer.global_step, batch_idx)
+            return
+        if self.first_bad is None:
+            self.first_bad = torch.full((2,), -1, dtype=torch.long, device=loss.device)
+        here = torch.tensor([trainer.global_step, batch_idx], device=loss.device)  # host -> device, no sync
+        bad = ~torch.isfinite(loss).all() & (self.first_bad[0] < 0)
+        self.first_bad = torch.where(bad, here, self.first_bad)
+        if (batch_idx + 1) % self.check_every == 0:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer) -> None:
+        if self.first_bad is None:
+            return
+        step, batch = self.first_bad.tolist()  # the one read-back (and wait for the device) per check
+        if step >= 0:
+            self._fail(trainer, "NaN or infinite", step, batch)
+
+    @staticmethod
+    def _fail(trainer, what: str, step: int, batch_idx: int) -> None:
+        raise TrainingDiverged(
+            f"the training loss became {what} in epoch {trainer.current_epoch} (0-based), step "
+            f"{step}, batch {batch_idx}. Try a lower learning rate (optimizer.lr) or "
+            "gradient clipping (trainer.gradient_clip_val=1.0)")
+
+
+class RNGState(pl.Callback):
+    """Save the random generators' states (python, numpy, torch, CUDA) in every checkpoint and restore them on
+    resume, so a resumed run draws the same shuffles, dropout masks and augmentations as an uninterrupted one.
+
+    Stored as tensors and plain lists: checkpoints stay loadable with ``weights_only=True``.
+    """
+
+    def state_dict(self) -> dict:
+        import random
+
+        import numpy as np
+
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {"python": _plain(random.getstate()), "torch": torch.get_rng_state(),
+                 "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        import random
+
+        import numpy as np
+
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _plain(value):
+    """Tuples -> lists, recursively (python's random state is nested tuples)."""
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 class EMA(pl.Callback):
@@ -40,8 +116,12 @@ class EMA(pl.Callback):
         return {n: p for n, p in pl_module.named_parameters() if p.requires_grad}
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        self.module = pl_module
+        params = self._params(pl_module)
         if not self.shadow:
-            self.shadow = {n: p.detach().clone() for n, p in self._params(pl_module).items()}
+            self.shadow = {n: p.detach().clone() for n, p in params.items()}
+        else:  # restored from a checkpoint (on the CPU)
+            self.shadow = {n: t.to(params[n].device) for n, t in self.shadow.items()}
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -74,8 +154,18 @@ class EMA(pl.Callback):
         for n, value in self.shadow.items():
             checkpoint["state_dict"][n] = value.detach().clone()
 
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        # resuming: training goes on from the raw weights, not from the averaged ones the state_dict holds
+        raw = (checkpoint.get("callbacks") or {}).get(self.state_key, {}).get("raw")
+        if raw:
+            with torch.no_grad():
+                for n, p in self._params(pl_module).items():
+                    p.copy_(raw[n])
+
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "shadow": {n: t.cpu() for n, t in self.shadow.items()}}
+        module = getattr(self, "module", None)
+        raw = {n: p.detach().cpu().clone() for n, p in self._params(module).items()} if module else {}
+        return {"decay": self.decay, "shadow": {n: t.cpu() for n, t in self.shadow.items()}, "raw": raw}
 
     def load_state_dict(self, state: dict) -> None:
         self.decay, self.shadow = state["decay"], dict(state["shadow"])
@@ -150,3 +240,24 @@ class StagedFinetune(pl.Callback):
                 group["lr"] = stage["lr"]
             else:
                 group["lr"] = base * (stage.get("lr_multiplier") or 1.0)
+
+    def state_dict(self) -> dict:
+        return {"base_lrs": list(self.base_lrs)}  # a resumed run's optimizer holds the stage's rates, not these
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base_lrs = list(state["base_lrs"])
+
+
+class ResumeGuard(pl.Callback):
+    """Added when a run is resumed. A run that early stopping had already ended (killed before its test)
+    stops again at once; if more epochs were asked for (``extend``), early stopping's patience starts over."""
+
+    def __init__(self, extend: bool) -> None:
+        self.extend = extend
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for stopper in trainer.early_stopping_callbacks:
+            if stopper.stopped_epoch > 0 and self.extend:
+                stopper.wait_count, stopper.stopped_epoch = 0, 0
+            elif stopper.stopped_epoch > 0:
+                trainer.should_stop = True

@@ -6,8 +6,10 @@ import json
 import os
 import re
 import secrets
+import socket
 import tempfile
-from datetime import datetime
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ CONFIG = "config.yaml"
 OVERRIDES = "overrides.yaml"
 METRICS = "metrics.csv"
 PREPROCESSING = "preprocessing.json"
+CHECKPOINTS = "checkpoints"
+LAST_CKPT = "last.ckpt"
+
+HEARTBEAT_S = 30.0  # a live run refreshes summary.json's heartbeat at least this often (and every epoch)
+STALE_S = 600.0  # a running run whose heartbeat is older than this is taken for dead
 
 
 def new_run_dir(output_dir: str | Path, name: str) -> Path:
@@ -36,6 +43,31 @@ def new_run_dir(output_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def check_writable(output_dir: str | Path) -> Path:
+    """Make sure run folders can be created under ``output_dir``, before any work; creates nothing.
+
+    An existing folder is probed by writing (and removing) a temporary file; a folder still to be made
+    needs its nearest existing parent to be a writable folder. Raises DlcliError naming the folder.
+    """
+    from dlcli.errors import DlcliError
+
+    root = Path(output_dir).expanduser().absolute()
+    existing = next(p for p in (root, *root.parents) if p.exists() or p == p.parent)
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(0, f"{existing} is a file, not a folder")
+        if existing == root:
+            fd, probe = tempfile.mkstemp(dir=root, prefix=".dlcli-write-check-")
+            os.close(fd)
+            os.unlink(probe)
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(0, f"no permission to create folders in {existing}")
+    except OSError as e:
+        raise DlcliError(f"output_dir: cannot write run folders to {root} ({e.strerror or e}). Choose a folder "
+                         "you can write to with output_dir=PATH, or fix its permissions") from None
+    return root
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -117,3 +149,47 @@ def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:
     if not matches:
         raise FileNotFoundError(f"{key}='{ref}': no such run folder, or run id under {root}")
     return matches[0].resolve()
+
+
+def owner() -> dict[str, Any]:
+    """Who runs a run, for summary.json: this process's id and host, and a fresh heartbeat."""
+    return {"pid": os.getpid(), "hostname": socket.gethostname(), "heartbeat": now_iso()}
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 with the UTC offset (readable, and parsed back by :func:`run_status`)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only the existence check
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def run_status(run_dir: str | Path, stale_s: float = STALE_S) -> str:
+    """The run's status from summary.json: ``running``, ``completed``, ``failed``, ``interrupted`` -- or ``dead``
+    for a run marked running whose process is gone (same host) or whose heartbeat is older than ``stale_s``.
+
+    ``unknown`` when there is no readable summary.json. Reads one small file; imports no torch.
+    """
+    try:
+        summary = read_json(Path(run_dir) / SUMMARY)
+    except (OSError, ValueError):
+        return "unknown"
+    status = summary.get("status", "unknown")
+    if status != "running":
+        return status
+    pid, host = summary.get("pid"), summary.get("hostname")
+    if isinstance(pid, int) and host == socket.gethostname() and not pid_alive(pid):
+        return "dead"
+    try:
+        beat = datetime.fromisoformat(summary["heartbeat"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return "running"  # a run from before heartbeats: nothing tells
+    return "dead" if time.time() - beat > stale_s else "running"

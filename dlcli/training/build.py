@@ -10,8 +10,11 @@ from dlcli.data.prepare import Prepared
 from dlcli.registry import DATASETS, LOSSES, MODELS
 
 
-def load_data(cfg: dict) -> Prepared:
-    """Load the dataset, decide the task (with the loss), split and scale it (fitted on train only)."""
+def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
+    """Load the dataset, decide the task (with the loss), split and scale it (fitted on train only).
+
+    ``fitted``: a run's own saved preprocessing, re-applied when the run is resumed.
+    """
     from dlcli.data.prepare import prepare
 
     data_cfg = cfg["data"]
@@ -19,6 +22,9 @@ def load_data(cfg: dict) -> Prepared:
     table = DATASETS.get(data_cfg["name"]).build({k: v for k, v in data_cfg.items() if k not in common},
                                                  seed=cfg["seed"])
     loss = LOSSES.get(cfg["loss"]["name"])
+    if fitted is not None:
+        return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+                       seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
     source = None
     if cfg["model"].get("pretrained"):  # fine-tuning: the earlier run's scaling and vocabulary are re-applied
         from dlcli.training.transfer import pretrained_preprocessing
@@ -59,8 +65,12 @@ def component_params(node: dict) -> dict:
     return {k: v for k, v in node.items() if k != "name"}
 
 
-def build_run(cfg: dict) -> tuple[Prepared, Any, Any]:
-    """(prepared data, its DataModule, the task's LightningModule) for a validated config."""
+def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any]:
+    """(prepared data, its DataModule, the task's LightningModule) for a validated config.
+
+    ``fitted`` (resuming): the run's own saved preprocessing is re-applied, and no pretrained weights are
+    loaded (the checkpoint holds the weights).
+    """
     import math
 
     from dlcli.optim import build_optimizer
@@ -68,10 +78,10 @@ def build_run(cfg: dict) -> tuple[Prepared, Any, Any]:
     from dlcli.schedulers import build_scheduler
     from dlcli.training.module import ArrayDataModule, TaskModule
 
-    prepared = load_data(cfg)
+    prepared = load_data(cfg, fitted)
     data_cfg = cfg["data"]
     datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
-    model = build_model(cfg, prepared)
+    model = build_model({**cfg, "model": {**cfg["model"], "pretrained": None}} if fitted else cfg, prepared)
     loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
     n_train = len(prepared.splits["train"][0])
     steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])

@@ -1,31 +1,54 @@
-"""A callback that writes ``metrics.csv``: one row per epoch, rewritten atomically."""
+"""Callbacks that keep the run folder current: ``metrics.csv`` every epoch, summary.json's heartbeat."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 
-from dlcli.runs.folder import METRICS, write_csv
+from dlcli.runs.folder import HEARTBEAT_S, METRICS, write_csv
 
 
 class EpochRecorder(pl.Callback):
-    """Record every epoch-level metric, the learning rate and the elapsed time."""
+    """Record every epoch-level metric and the learning rate; metrics.csv is rewritten atomically each epoch.
+
+    Wall time is kept apart (``seconds``, per epoch, for summary.json), so that two runs with the same
+    seed write byte-identical metrics.csv files. The rows travel in every checkpoint: a resumed run
+    continues from the checkpoint's rows. An epoch's row is added at its end, before last.ckpt is saved,
+    and written to the file just after (at the next epoch's start, or the end of training), so the file
+    never shows an epoch that last.ckpt does not hold.
+    """
 
     def __init__(self, run_dir: Path, monitor: str, mode: str, write: bool = True) -> None:
         self.path = Path(run_dir) / METRICS
         self.write = write  # False in the extra processes of a multi-device run
         self.monitor, self.mode = monitor, mode
         self.rows: list[dict] = []
+        self.written = 0  # how many rows metrics.csv holds
+        self.seconds: list[float] = []  # wall time of each epoch, train and validation
         self.lrs: dict[str, float] = {}
-        self.start = time.perf_counter()
+        self.epoch_start = time.perf_counter()
+
+    def flush(self) -> None:
+        """Write metrics.csv if it lacks rows (resumed: the checkpoint's rows replace a killed run's file)."""
+        pending, self.written = self.written != len(self.rows), len(self.rows)  # counted first: a signal may
+        if self.write and pending:  # cut the write short, and last.ckpt already holds these rows
+            write_csv(self.path, self.rows)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start = time.perf_counter()
+        if self.rows:  # resumed
+            self.written = -1
+            self.flush()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush()  # the previous epoch's row, now that its checkpoint is saved
+        self.epoch_start = time.perf_counter()
         # the rate this epoch trains with: epoch-interval schedulers step before on_train_epoch_end
         self.lrs = {}
         for i, opt in enumerate(trainer.optimizers):
@@ -38,10 +61,8 @@ class EpochRecorder(pl.Callback):
             if key.startswith(("train/", "val/")) and value.numel() == 1:
                 row[key] = float(value)
         row.update(self.lrs)
-        row["time_s"] = round(time.perf_counter() - self.start, 3)
         self.rows.append(row)
-        if self.write:
-            write_csv(self.path, self.rows)
+        self.seconds.append(round(time.perf_counter() - self.epoch_start, 3))
 
     def best(self) -> dict | None:
         """The epoch with the best monitored value (the first, on ties), as the checkpoint sees it."""
@@ -52,3 +73,43 @@ class EpochRecorder(pl.Callback):
         sign = -1 if self.mode == "max" else 1
         row = min(scored, key=lambda r: (sign * r[self.monitor], r["epoch"]))  # first best on ties
         return {"monitor": self.monitor, "mode": self.mode, "value": row[self.monitor], "epoch": row["epoch"]}
+
+    def state_dict(self) -> dict:
+        return {"rows": [dict(r) for r in self.rows], "seconds": list(self.seconds)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = [dict(r) for r in state["rows"]]
+        self.seconds = list(state.get("seconds", []))
+
+
+class Heartbeat(pl.Callback):
+    """Call ``beat`` (which refreshes summary.json's heartbeat) at every epoch's start (just after metrics.csv
+    got the previous epoch's row) and at the end of training, and after a batch of training, validation or
+    testing when ``interval`` seconds have passed: a run that stops beating is dead."""
+
+    def __init__(self, beat: Callable[[], None], interval: float = HEARTBEAT_S) -> None:
+        self.beat, self.interval = beat, interval
+        self.last = time.monotonic()
+
+    def _maybe(self) -> None:
+        if time.monotonic() - self.last >= self.interval:
+            self._now()
+
+    def _now(self) -> None:
+        self.last = time.monotonic()
+        self.beat()
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        self._maybe()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        self._maybe()
+
+    def on_test_batch_end(self, *args, **kwargs) -> None:
+        self._maybe()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._now()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._now()

@@ -1,7 +1,7 @@
 """``train(cfg)``: one run, top to bottom. The CLI and the tests call this.
 
-validate -> data -> model, loss, optimizer -> run folder -> fit -> test the best
-checkpoint -> summary.json -> RunResult
+validate -> data -> model, loss, optimizer -> run folder -> fit (or go on fitting, when resumed) ->
+test the best checkpoint -> summary.json -> RunResult
 """
 
 from __future__ import annotations
@@ -9,17 +9,24 @@ from __future__ import annotations
 import logging
 import platform
 import shutil
+import signal
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlcli.config.validate import validate
 from dlcli.errors import DlcliError
-from dlcli.registry import CALLBACKS, LOGGERS
+from dlcli.registry import CALLBACKS, LOGGERS, plugins
 from dlcli.runs import folder
 from dlcli.training.build import component_params
+
+if TYPE_CHECKING:
+    from dlcli.training.resume import Resume
 
 
 @dataclass
@@ -37,8 +44,15 @@ class RunResult:
 RUN_DIR_ENV = "DLCLI_RUN_DIR"  # how the extra processes of a multi-device run find rank 0's folder
 
 
-def _claim_run_dir(cfg: dict) -> tuple[Path, bool]:
-    """(run folder, whether this process owns it).
+class Terminated(SystemExit):
+    """SIGTERM arrived: the run is marked interrupted and the process exits with 143 (128 + SIGTERM)."""
+
+    def __init__(self) -> None:
+        super().__init__(143)
+
+
+def _claim_run_dir(cfg: dict, resume: Resume | None) -> tuple[Path, bool]:
+    """(run folder, whether this process owns it): a new folder, or the resumed run's own.
 
     For several devices, Lightning starts one more process per device, each running this same
     command again with LOCAL_RANK set. Rank 0 makes the folder and passes its path on in the
@@ -48,9 +62,40 @@ def _claim_run_dir(cfg: dict) -> tuple[Path, bool]:
 
     if int(os.environ.get("LOCAL_RANK", "0")) > 0 and os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), False
-    run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"])
+    run_dir = resume.run_dir if resume else folder.new_run_dir(cfg["output_dir"], cfg["name"])
     os.environ[RUN_DIR_ENV] = str(run_dir)
     return run_dir, True
+
+
+@contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated`, as Ctrl-C raises KeyboardInterrupt, so both end the run cleanly.
+
+    During fit, Lightning puts its own SIGTERM handler in front of this one. The handlers in place
+    before are restored on the way out (Lightning leaves Ctrl-C ignored after catching one).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigterm(signum, frame) -> None:
+        raise Terminated()
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _ignore_signals() -> None:
+    """While an interrupted run writes its last words, a second Ctrl-C or SIGTERM must not cut them off."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def default_monitor(task: str) -> tuple[str, str]:
@@ -86,20 +131,29 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*The number of training batches.*")
     warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # resuming: the folder holds the run's checkpoints; a callback removed by an override drops its state
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*callbacks used to create the checkpoint need to be provided.*")
 
 
 def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: Any = None,
-          progress: bool = True) -> RunResult:
+          progress: bool = True, resume: Resume | None = None) -> RunResult:
     """Train, test and record one run from a composed config (see :func:`dlcli.config.compose.compose`).
 
     ``console`` (a rich Console) gets the run's header and the progress bar; None trains silently.
+    ``resume`` (see :func:`dlcli.training.resume.prepare_resume`) continues that run in its own folder
+    from its last checkpoint: model, optimizer, scheduler, epoch, callbacks and random generators.
     """
     t_start = time.perf_counter()
     cfg = validate(cfg)
+    if resume is None:
+        folder.check_writable(cfg["output_dir"])  # a run that could not be saved never starts
     import pytorch_lightning as pl
     import torch
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from dlcli.training.build import build_run
+    from dlcli.training.checkpoint_io import load_checkpoint
 
     _quiet_lightning()
     if cfg["threads"]:
@@ -107,96 +161,134 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     seed = cfg["seed"]
     pl.seed_everything(seed, workers=True, verbose=False)
 
-    # data (split, scaled on train only), then the model, loss, optimizer, schedule: all by registry name
-    prepared, datamodule, module = build_run(cfg)
+    # data (split, scaled on train only), then the model, loss, optimizer, schedule: all by registry name.
+    # A resumed run re-applies its own saved preprocessing; its weights come from the checkpoint.
+    prepared, datamodule, module = build_run(cfg, fitted=resume.preprocessing if resume else None)
     model, data_cfg = module.model, cfg["data"]
     n_params = sum(p.numel() for p in model.parameters())
     pretrained = getattr(model, "dlcli_pretrained", None)
 
     # the run folder: made now, filled once everything that can refuse the config has accepted it
-    run_dir, primary = _claim_run_dir(cfg)
+    run_dir, primary = _claim_run_dir(cfg, resume)
+    if resume is None:
+        summary: dict[str, Any] = {
+            "run_id": run_dir.name, "name": cfg["name"], "status": "running", "task": prepared.task,
+            "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
+            "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+            "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
+            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "pretrained": pretrained.as_dict() if pretrained else None, **folder.owner(),
+            "plugins": plugins(),  # resume, eval, predict and export of this run need them again
+        }
+    else:
+        summary = resume.summary_now(list(overrides))
+
+    def beat() -> None:  # the Heartbeat callback calls this every epoch and every 30 s: "I am alive"
+        summary.update(heartbeat=folder.now_iso(), epochs=recorder.written,
+                       epoch_seconds=recorder.seconds[:recorder.written])
+        folder.write_json(run_dir / folder.SUMMARY, summary)
+
     try:
-        trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary,
-                                                     progress=progress and primary and console is not None)
+        trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary, beat=beat,
+                                                     progress=progress and primary and console is not None,
+                                                     resume=resume)
     except BaseException:
-        if primary:
+        if primary and resume is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # it holds nothing yet: leave no empty run behind
         raise
-    summary: dict[str, Any] = {
-        "run_id": run_dir.name, "name": cfg["name"], "status": "running", "task": prepared.task,
-        "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
-        "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
-        "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "pretrained": pretrained.as_dict() if pretrained else None,
-    }
     if primary:
         folder.write_yaml(run_dir / folder.CONFIG, cfg)
-        folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
-        folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+        if resume is None:
+            folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
+            folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
         folder.write_json(run_dir / folder.SUMMARY, summary)
     if console is not None and primary:
-        sizes = prepared.preprocessing["split_sizes"]
-        unit = "labels" if prepared.task == "multilabel" else "classes"
-        kind = f"{prepared.task} ({prepared.num_classes} {unit})" if prepared.num_classes else prepared.task
-        console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
-                      f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
-        console.print(f"run folder: {run_dir}")
-        if pretrained:
-            console.print(f"pretrained: {len(pretrained.loaded)} tensors loaded from {pretrained.source}; "
-                          f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
-                          f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
-        if prepared.preprocessing.get("reused_from"):
-            what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
-            console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
-                          markup=False)
+        _print_header(console, cfg, prepared, n_params, run_dir, pretrained, resume)
 
     def finish(status: str, **extra: Any) -> None:
-        summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3), **extra)
+        summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3),
+                       epochs=recorder.written, epoch_seconds=recorder.seconds[:recorder.written],
+                       heartbeat=folder.now_iso(), **extra)
         if primary:
             folder.write_json(run_dir / folder.SUMMARY, summary)
 
-    try:
-        # fit, then evaluate the best epoch's weights (loaded safely: tensors only) on the test split
-        t_fit = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
-        summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
-        summary["epochs"] = len(recorder.rows)
-        summary["best"] = recorder.best()
-        if checkpoint is not None and checkpoint.best_model_path:
-            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-            module.load_state_dict(state["state_dict"])
-        metrics = {k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items()
-                   if "/" in k and not k.startswith("lr")}
-        if "test" in prepared.splits:
-            for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
-                metrics[key] = float(value)
-        summary["metrics"] = metrics
-        if primary and module.test_confusion is not None:
-            from dlcli.runs.plots import save_confusion
+    with _signals_stop_the_run():
+        try:
+            # fit (from the last checkpoint, when resumed), then evaluate the best epoch's weights
+            # (loaded safely: tensors only) on the test split
+            t_fit = time.perf_counter()
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
+            summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
+            summary["best"] = recorder.best()
+            if checkpoint is not None and checkpoint.best_model_path:
+                module.load_state_dict(load_checkpoint(checkpoint.best_model_path)["state_dict"])
+            metrics = {k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items()
+                       if "/" in k and not k.startswith("lr")}
+            if "test" in prepared.splits:
+                for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
+                    metrics[key] = float(value)
+            summary["metrics"] = metrics
+            if primary and module.test_confusion is not None:
+                from dlcli.runs.plots import save_confusion
 
-            names = prepared.class_names if prepared.task == "multiclass" else list(prepared.class_names or [])
-            save_confusion(run_dir, module.test_confusion.tolist(), names)
-    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into sys.exit(1)
-        finish("interrupted")
-        raise KeyboardInterrupt from None
-    except BaseException as e:
-        finish("failed", error=f"{type(e).__name__}: {e}")
-        raise
+                names = prepared.class_names if prepared.task == "multiclass" else list(prepared.class_names or [])
+                save_confusion(run_dir, module.test_confusion.tolist(), names)
+        except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C (Lightning turns it into sys.exit(1)), or SIGTERM
+            _ignore_signals()
+            finish("interrupted")
+            if console is not None and primary:
+                console.print(_resume_hint(run_dir, recorder.written), markup=False, soft_wrap=True)
+            if isinstance(e, Terminated | SIGTERMException):
+                raise Terminated() from None
+            raise KeyboardInterrupt from None
+        except BaseException as e:
+            finish("failed", error=f"{type(e).__name__}: {e}")
+            raise
     finish("completed")
     return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary, primary)
 
 
-def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: bool):
-    """The Lightning Trainer with the configured callbacks and logger, plus dlcli's recorder.
+def _resume_hint(run_dir: Path, epochs: int) -> str:
+    if not (run_dir / folder.CHECKPOINTS / folder.LAST_CKPT).is_file():
+        return f"run stopped in its first epoch; `dlcli resume {run_dir}` starts it over"
+    return f"run stopped after {epochs} whole epochs (checkpoints/last.ckpt); continue it with: dlcli resume {run_dir}"
+
+
+def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir: Path, pretrained: Any,
+                  resume: Resume | None) -> None:
+    sizes = prepared.preprocessing["split_sizes"]
+    unit = "labels" if prepared.task == "multilabel" else "classes"
+    kind = f"{prepared.task} ({prepared.num_classes} {unit})" if prepared.num_classes else prepared.task
+    console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
+                  f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
+    console.print(f"run folder: {run_dir}")
+    if resume is not None:
+        console.print(resume.describe(cfg), markup=False)
+        return
+    if pretrained:
+        console.print(f"pretrained: {len(pretrained.loaded)} tensors loaded from {pretrained.source}; "
+                      f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
+                      f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
+    if prepared.preprocessing.get("reused_from"):
+        what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
+        console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
+                      markup=False)
+
+
+def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: bool,
+                 beat: Any = None, resume: Resume | None = None):
+    """The Lightning Trainer with the configured callbacks and logger, plus dlcli's own: the metrics.csv
+    recorder, the heartbeat (``beat``), the divergence check, the random generators' state in checkpoints.
 
     Returns (trainer, the checkpoint callback or None, the metrics.csv recorder).
     """
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    from dlcli.training.recorder import EpochRecorder
+    from dlcli.nets.callbacks import ResumeGuard, RNGState, TerminateOnNaN
+    from dlcli.training.checkpoint_io import AtomicCheckpointIO
+    from dlcli.training.recorder import EpochRecorder, Heartbeat
 
     monitor, mode = default_monitor(task)
     callbacks, checkpoint = [], None
@@ -216,8 +308,15 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         from dlcli.nets.callbacks import StagedFinetune
 
         callbacks.append(StagedFinetune(stages))
+    if "terminate_on_nan" not in cfg["callbacks"]:  # a diverged run always stops within the epoch
+        callbacks.append(TerminateOnNaN())
+    callbacks.append(RNGState())  # a resumed run draws the same random numbers as an uninterrupted one
+    if resume is not None:
+        callbacks.append(ResumeGuard(extend=resume.extend))
     recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
     callbacks.append(recorder)
+    if primary and beat is not None:
+        callbacks.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
     progress = progress and cfg["trainer"]["enable_progress_bar"]
     if progress:
         from dlcli.training.progress import EpochProgressBar
@@ -228,7 +327,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     if stages:
         kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
     kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
-                  enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir))
+                  enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir),
+                  plugins=[AtomicCheckpointIO()])  # checkpoints written atomically, read with weights_only
     try:
         trainer = pl.Trainer(callbacks=callbacks, **kwargs)
     except (MisconfigurationException, ValueError) as e:  # e.g. accelerator=gpu on a machine without one

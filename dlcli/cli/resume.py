@@ -1,0 +1,36 @@
+"""``dlcli resume RUN``: continue a stopped, killed or finished run in its own folder."""
+
+from __future__ import annotations
+
+import typer
+
+from dlcli.cli.common import DEBUG, OVERRIDES, PLUGINS, err, use_plugins, user_errors
+
+RUN = typer.Argument(..., metavar="RUN", show_default=False,
+                     help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
+
+
+def resume_command(
+    run: str = RUN,
+    overrides: list[str] = OVERRIDES,
+    plugin: list[str] = PLUGINS,
+    debug: bool = DEBUG,
+) -> None:
+    """Continue a run from its checkpoints/last.ckpt: model, optimizer, scheduler, epoch, random state.
+
+    Overrides may change trainer.* (trainer.max_epochs=50 trains a finished run on), threads and
+    data.num_workers; `output_dir=PATH` looks for RUN there. Examples: `dlcli resume last`,
+    `dlcli resume 20261121-101500-digits-mlp-a1b2 trainer.max_epochs=50`.
+    """
+    from dlcli.cli.train import report
+
+    with user_errors(debug):
+        use_plugins(plugin)
+        from dlcli.training.resume import prepare_resume
+
+        cfg, resume = prepare_resume(run, overrides or [])
+        from dlcli.training.train import train
+
+        result = train(cfg, overrides or [], console=err, resume=resume)
+    if result.primary:
+        report(result)

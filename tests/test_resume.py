@@ -1,0 +1,256 @@
+"""Resume after a crash: SIGKILL mid-training or mid-checkpoint-write, Ctrl-C, SIGTERM -- and the resumed
+run ends exactly where an uninterrupted one does (same seed, deterministic, CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+from dlcli.config.compose import compose
+from dlcli.runs.folder import run_status
+from dlcli.training.checkpoint_io import PAUSE_ENV
+from dlcli.training.resume import prepare_resume
+from dlcli.training.train import train
+
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"]  # as in conftest.py
+# Small and deterministic: ~0.3 s per epoch on one thread; dropout makes the random state matter.
+SAME = [*FAST, "trainer.deterministic=true", "seed=3"]
+MLP = ["model.hidden=[32]", "model.dropout=0.2"]
+RUN = [*SAME, *MLP, "trainer.max_epochs=8"]
+
+
+@pytest.fixture(autouse=True)
+def restore_determinism():
+    """trainer.deterministic=true switches torch's deterministic algorithms on for the whole process."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run: its metrics.csv text and summary metrics."""
+    out = tmp_path_factory.mktemp("reference")
+    result = train(compose([f"output_dir={out}", *RUN]).config)
+    torch.use_deterministic_algorithms(False)
+    return (result.run_dir / "metrics.csv").read_text(), result.metrics
+
+
+def start(out: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dlcli", "train", f"output_dir={out}", *args],
+                            cwd=out.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before the kill: {proc.stderr.read()[-2000:]}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.01)
+
+
+def metrics_rows(out: Path) -> int:
+    files = list(out.glob("*/metrics.csv"))
+    return len(files[0].read_text().splitlines()) - 1 if files else 0
+
+
+def resume(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlcli", "resume", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_sigkill_mid_training_then_resume_ends_as_the_uninterrupted_run(tmp_path, reference):
+    out = tmp_path / "o"
+    proc = start(out, *RUN)
+    wait_for(lambda: metrics_rows(out) >= 3, proc)
+    proc.kill()  # SIGKILL: no chance to say anything
+    proc.wait()
+    (run_dir,) = out.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    assert run_status(run_dir) == "dead"  # its process is gone
+
+    done = resume(str(run_dir))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resume: from checkpoints/last.ckpt, after epoch" in done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["resumes"] == 1
+    assert summary["resumed_from_epoch"] >= 1 and summary["epochs"] == 8
+    assert (run_dir / "metrics.csv").read_text() == reference[0]  # byte for byte, every epoch
+    assert summary["metrics"] == reference[1]
+
+
+def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one_and_resumes(tmp_path, reference):
+    out = tmp_path / "o"
+    marker = tmp_path / "writing"
+    proc = start(out, *RUN, env={PAUSE_ENV: str(marker)})  # pauses before renaming the 2nd last.ckpt
+    wait_for(marker.exists, proc)
+    proc.kill()
+    proc.wait()
+    (run_dir,) = out.iterdir()
+    ckpts = run_dir / "checkpoints"
+    partial = Path(marker.read_text())
+    assert partial.parent == ckpts and partial.is_file()  # the new file, written but never put in place
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["epoch"] == 0  # the previous one, whole
+
+    done = resume("last", f"output_dir={out}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not partial.exists()
+    assert (run_dir / "metrics.csv").read_text() == reference[0]
+    assert json.loads((run_dir / "summary.json").read_text())["metrics"] == reference[1]
+
+
+def test_sigterm_saves_marks_interrupted_exits_143_and_resumes(tmp_path):
+    out = tmp_path / "o"
+    proc = start(out, *FAST, "trainer.max_epochs=100000", "~callbacks.early_stopping", "model.hidden=[32]")
+    wait_for(lambda: metrics_rows(out) >= 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-2000:]
+    (run_dir,) = out.iterdir()
+    assert "dlcli resume" in stderr and str(run_dir) in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and run_status(run_dir) == "interrupted"
+    epochs = summary["epochs"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == epochs - 1
+
+    done = resume(run_dir.name, f"output_dir={out}", f"trainer.max_epochs={epochs + 2}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == epochs + 2
+    assert summary["resumed_from_epoch"] == epochs - 1
+    assert [int(line.split(",")[0]) for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]] == \
+        list(range(epochs + 2))
+
+
+def interrupt_at_epoch(monkeypatch, epoch: int, signum: int) -> None:
+    """Send ``signum`` to this very process when ``epoch`` starts (after the previous epoch's last.ckpt)."""
+    from dlcli.training.recorder import EpochRecorder
+
+    original = EpochRecorder.on_train_epoch_start
+
+    def hooked(self, trainer, pl_module):
+        original(self, trainer, pl_module)
+        if trainer.current_epoch == epoch:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(EpochRecorder, "on_train_epoch_start", hooked)
+
+
+def interrupted_then_resumed(make_config, monkeypatch, *args: str, before=None):
+    """(the run uninterrupted, the same run stopped by SIGTERM when its 3rd epoch starts and then resumed)."""
+    whole = train(make_config(*args).config)
+    interrupt_at_epoch(monkeypatch, 2, signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        train(make_config(*args).config)
+    assert stopped.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers put back
+    monkeypatch.undo()
+    (run_dir,) = [d for d in whole.run_dir.parent.iterdir() if d != whole.run_dir]
+    assert run_status(run_dir) == "interrupted"
+    if before is not None:
+        before()
+    cfg, how = prepare_resume(str(run_dir), [])
+    assert how.from_epoch == 1
+    resumed = train(cfg, resume=how)
+    assert (run_dir / "metrics.csv").read_text() == (whole.run_dir / "metrics.csv").read_text()
+    return whole, resumed
+
+
+@pytest.mark.parametrize("extra", [
+    [*MLP, "scheduler=cosine", "optimizer=sgd", "optimizer.momentum=0.9"],  # scheduler and optimizer state
+    [*MLP, "+callbacks.ema.decay=0.9"],  # the averaged weights in the checkpoint, the raw ones go on training
+    [*MLP, "scheduler=none", "finetune.stages=[{epochs:2,train:[4.*],lr:0.01},{epochs:2,lr_multiplier:0.1}]"],
+    ["experiment=text_gru", "data.n_samples=300"],  # the saved vocabulary, a recurrent model
+], ids=["cosine-sgd", "ema", "stages", "text"])
+def test_interrupted_in_process_resume_equals_uninterrupted(make_config, monkeypatch, extra):
+    whole, resumed = interrupted_then_resumed(make_config, monkeypatch, *SAME, "trainer.max_epochs=4", *extra)
+    assert resumed.metrics == whole.metrics
+
+
+def test_a_fine_tuned_run_resumes_without_its_source_run(make_config, out_dir, monkeypatch, tmp_path):
+    import shutil
+
+    source = train(make_config(*MLP, "trainer.max_epochs=1", f"output_dir={tmp_path / 'source'}").config)
+    args = [*SAME, *MLP, "trainer.max_epochs=4", f"model.pretrained={source.run_dir}", "data.scaling=minmax"]
+    # the checkpoint holds the weights and preprocessing.json the source's scaling: the source may go
+    whole, resumed = interrupted_then_resumed(make_config, monkeypatch, *args,
+                                              before=lambda: shutil.rmtree(source.run_dir))
+    assert resumed.metrics == whole.metrics
+    assert resumed.summary["pretrained"] == whole.summary["pretrained"]
+
+
+def test_ctrl_c_in_the_first_epoch_then_resume_starts_over(make_config, out_dir, monkeypatch):
+    interrupt_at_epoch(monkeypatch, 0, signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(make_config(*RUN, "trainer.max_epochs=2").config)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Lightning had set it to ignore
+    monkeypatch.undo()
+    (run_dir,) = out_dir.iterdir()
+    assert not (run_dir / "checkpoints" / "last.ckpt").exists()
+    cfg, how = prepare_resume("last", [f"output_dir={out_dir}"])
+    assert how.ckpt_path is None
+    result = train(cfg, resume=how)
+    assert result.status == "completed" and result.summary["epochs"] == 2
+
+
+runner = CliRunner()
+
+
+def test_unknown_run_exits_2_naming_it_and_where_it_looked(tmp_path):
+    result = runner.invoke(app, ["resume", "nosuchrun", f"output_dir={tmp_path}"])
+    assert result.exit_code == 2, result.output
+    assert "nosuchrun" in result.stderr and str(tmp_path) in result.stderr.replace("\n", "")
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished")
+    return train(compose([f"output_dir={out}", *FAST, "trainer.max_epochs=2", "model.hidden=[16]"]).config)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], "has completed (2 epochs)"),
+    (["model.hidden=[64]"], "would change model.hidden"),
+    (["optimizer.lr=0.1"], "trainer.max_epochs=50"),
+    (["~callbacks.model_checkpoint"], "cannot remove callbacks.model_checkpoint"),
+])
+def test_resume_refuses_what_it_cannot_honour(finished, overrides, expected):
+    result = runner.invoke(app, ["resume", str(finished.run_dir), *overrides])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr.replace("\n", " ")
+    assert json.loads((finished.run_dir / "summary.json").read_text())["status"] == "completed"  # untouched
+
+
+def test_a_finished_run_trains_on_with_more_epochs(tmp_path, make_config):
+    first = train(make_config("trainer.max_epochs=2", "model.hidden=[16]").config)
+    result = runner.invoke(app, ["resume", str(first.run_dir), "trainer.max_epochs=3"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((first.run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 3 and summary["resumed_from_epoch"] == 1
+
+
+def test_a_live_run_is_not_resumed(finished, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / finished.run_dir.name
+    shutil.copytree(finished.run_dir, run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(status="running", pid=os.getpid())  # this process: alive
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    result = runner.invoke(app, ["resume", str(run_dir)])
+    assert result.exit_code == 2 and "is still running" in result.stderr
