@@ -8,8 +8,12 @@ from __future__ import annotations
 import typer
 
 from dlcli.cli import config as config_cmd
+from dlcli.cli import eval as eval_cmd
+from dlcli.cli import export as export_cmd
 from dlcli.cli import listing, lr_find, train
 from dlcli.cli import model as model_cmd
+from dlcli.cli import predict as predict_cmd
+from dlcli.cli import resume as resume_cmd
 
 app = typer.Typer(
     name="dlcli",
@@ -21,6 +25,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("train")(train.train_command)
+app.command("resume")(resume_cmd.resume_command)
+app.command("eval")(eval_cmd.eval_command)
+app.command("predict")(predict_cmd.predict_command)
+app.command("export")(export_cmd.export_command)
 app.command("list")(listing.list_command)
 app.command("lr-find")(lr_find.lr_find_command)
 app.add_typer(config_cmd.app, name="config")

@@ -1,6 +1,6 @@
 """Reload a finished run from its folder: its config, its saved preprocessing and its trained model.
 
-Evaluation, prediction and fine-tuning share this: raw inputs go through :meth:`LoadedRun.inputs`
+Evaluation, prediction, export and fine-tuning share this: raw inputs go through :meth:`LoadedRun.inputs`
 (the same image conversion, scaling statistics or vocabulary as in training, never fitted again)
 and the model is rebuilt from ``config.yaml`` and loaded from a checkpoint with ``weights_only=True``.
 """
@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from dlcli.errors import DlcliError
+from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
+
+CHECKPOINTS = ("best", "last")
 
 
 @dataclass
@@ -24,26 +26,75 @@ class LoadedRun:
     config: dict[str, Any]
     preprocessing: dict[str, Any]
 
+    @property
+    def task(self) -> str:
+        return self.preprocessing["task"]
+
+    @property
+    def classes(self) -> list[str] | None:
+        return self.preprocessing.get("classes")
+
     def inputs(self, raw: Any) -> np.ndarray:
         """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs."""
         from dlcli.data.prepare import transform_inputs
 
         return transform_inputs(raw, self.preprocessing)
 
-    def module(self, checkpoint: str = "best") -> Any:
-        """The run's task module (model, target scaling, output activation) with trained weights, in eval mode."""
-        import torch
+    def raw_arrays(self, x: np.ndarray, source: str) -> np.ndarray:
+        """Arrays from a file, shaped as this run's dataset gave them (for :meth:`inputs`).
 
+        Flat rows of an image run's pixels become (C, H, W) again; grayscale (N, H, W) images get
+        their channel axis. ``source`` names the file in the error when the shapes cannot fit.
+        """
+        pre, x = self.preprocessing, np.asarray(x)
+        if pre.get("text") is not None:
+            raise DataError(f"{source} holds arrays, but run {self.run_dir.name} was trained on texts: "
+                             "give texts (a text file, one per line)")
+        if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
+            raise DataError(f"{source} holds {x.dtype} values; the run's inputs are numbers")
+        shape = tuple(pre["input_shape"])
+        if pre.get("image"):  # converted on the way in (channels, resize): any (C, H, W) images will do
+            if x.ndim == 3:
+                x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+            if x.ndim == 4 and x.shape[1] in (1, 3):
+                return x.astype(np.float32)
+            raise DataError(f"{source} holds inputs of shape {x.shape[1:]}; run {self.run_dir.name} takes images "
+                             "(channels, height, width) with 1 or 3 channels")
+        if x.shape[1:] == shape:
+            return x.astype(np.float32)
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+            return x.reshape(len(x), *shape).astype(np.float32)  # e.g. (N, 64) pixels -> (N, 1, 8, 8)
+        raise DataError(f"{source} holds inputs of shape {x.shape[1:]}; run {self.run_dir.name} was trained on "
+                         f"inputs of shape {shape} ({int(np.prod(shape))} values per row)")
+
+    def checkpoint_path(self, checkpoint: str = "best") -> Path:
+        """``checkpoints/<best|last>.ckpt``; a DlcliError says why it is missing."""
+        if checkpoint not in CHECKPOINTS:
+            raise DlcliError(f"--checkpoint is one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'")
+        path = self.run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+        if not path.is_file():
+            why = " (it was trained without callbacks.model_checkpoint)" if not (path.parent).is_dir() else \
+                " (the run may have stopped before its first epoch ended)"
+            other = next((c for c in CHECKPOINTS if c != checkpoint
+                          and (self.run_dir / "checkpoints" / f"{c}.ckpt").is_file()), None)
+            hint = f". Use --checkpoint {other}" if other else ""
+            raise DlcliError(f"run {self.run_dir} has no checkpoints/{checkpoint}.ckpt{why}{hint}")
+        return path
+
+    def module(self, checkpoint: str = "best", config: dict[str, Any] | None = None) -> Any:
+        """The run's task module (model, target scaling, output activation) with trained weights, in eval mode.
+
+        ``config`` (the run's config with eval overrides, e.g. other ``metrics``) replaces the saved one.
+        """
         from dlcli.data.prepare import Prepared
-        from dlcli.registry import LOSSES
+        from dlcli.registry import AUGMENTATIONS, LOSSES, load_components
         from dlcli.training.build import build_model, component_params
         from dlcli.training.module import TaskModule
 
+        load_components()  # the built-in components and installed plugins, as training had them
         pre = self.preprocessing
-        path = self.run_dir / "checkpoints" / f"{checkpoint}.ckpt"
-        if not path.is_file():
-            raise DlcliError(f"run {self.run_dir} has no checkpoints/{checkpoint}.ckpt")
-        cfg = copy.deepcopy(self.config)
+        path = self.checkpoint_path(checkpoint)
+        cfg = copy.deepcopy(config if config is not None else self.config)
         cfg["model"]["pretrained"] = None  # the run's own weights are loaded below, whatever it started from
         cfg["finetune"] = {"freeze": None, "stages": None}
         vocab = pre.get("vocab")
@@ -51,11 +102,23 @@ class LoadedRun:
                          len(vocab) if vocab else None)
         model = build_model(cfg, shape)
         loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
+        augment = None
+        if pre["task"] == "contrastive":  # its test loss compares two augmented views
+            augment = AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
+                component_params(cfg["augmentation"]), in_shape=shape.in_shape, num_classes=shape.num_classes,
+                task=shape.task, vocab=vocab, text=pre.get("text"))
         module = TaskModule(model, loss, pre["task"], shape.num_classes, make_optimizer=lambda _: None,
-                            make_scheduler=lambda _: None, target_scaling=pre.get("target_scaling"),
+                            make_scheduler=lambda _: None, augment=augment, target_scaling=pre.get("target_scaling"),
                             has_anomalies=bool(pre.get("anomalies")), metrics=cfg["metrics"])
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["state_dict"])
+        from dlcli.training.checkpoint_io import load_checkpoint
+
+        state = load_checkpoint(path)  # weights_only=True: a checkpoint carrying code is refused, never run
+        try:
+            module.load_state_dict(state["state_dict"])
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise DlcliError(f"{path} does not fit the model the run's config.yaml builds "
+                             f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e}). "
+                             "Was the checkpoint or the config replaced?") from None
         return module.eval()
 
     def predict(self, raw: Any, batch_size: int = 512, checkpoint: str = "best") -> np.ndarray:
@@ -67,17 +130,104 @@ class LoadedRun:
             out = [module.predictions(module(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 
+    def with_overrides(self, overrides: list[str] | tuple[str, ...], allowed: tuple[str, ...] = (),
+                       config_dirs: list[str | Path] | tuple = (), command: str = "this command") -> dict[str, Any]:
+        """The run's config with Hydra overrides applied and validated (see :func:`apply_overrides`)."""
+        return apply_overrides(self.config, list(overrides), allowed, config_dirs, command)
 
-def load_run(ref: str, output_dir: str = "outputs") -> LoadedRun:
+
+def apply_overrides(config: dict[str, Any], overrides: list[str], allowed: tuple[str, ...] = (),
+                    config_dirs: list[str | Path] | tuple = (), command: str = "this command") -> dict[str, Any]:
+    """A saved run config with Hydra overrides, validated as a whole.
+
+    ``group=option`` replaces that group's node with the option's YAML (and the overrides of keys
+    under it); ``key=value`` sets, ``+key=value`` adds, ``~key`` removes. ``allowed`` names the
+    top-level keys the overrides may touch (all when empty): the rest belong to the trained run.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from dlcli.config.compose import compose, config_dirs_checked, plain_value, set_path, shipped_config_dir
+    from dlcli.config.validate import validate
+
+    cfg = copy.deepcopy(config)
+    if not overrides:
+        return cfg
+    dirs = config_dirs_checked(list(config_dirs)) + [shipped_config_dir()]
+    parser = OverridesParser.create()
+    parsed = []
+    for line in overrides:
+        try:
+            ov = parser.parse_override(line)
+        except HydraException as e:
+            raise DlcliError(f"cannot parse override '{line}': {str(e).splitlines()[0]}. Overrides look like "
+                             "key=value, group=option, +new.key=value or ~key") from None
+        if ov.is_sweep_override():
+            raise DlcliError(f"override '{line}': a comma makes a sweep, and {command} takes one value: write a "
+                             "list as key=[a,b], or quote the value: key='a,b'")
+        key = ov.key_or_group
+        if allowed and key.split(".", 1)[0] not in allowed:
+            raise DlcliError(f"override '{line}': {command} may change {', '.join(allowed)}; '{key}' belongs to "
+                             "the trained run. Train a new run to change it")
+        parsed.append((line, ov))
+    # group=option (as in Hydra, wherever it stands): the option's YAML with every override of keys under it
+    groups = {ov.key_or_group: line for line, ov in parsed if "." not in ov.key_or_group and not ov.is_delete()
+              and any((d / ov.key_or_group).is_dir() for d in dirs)}
+    for group, line in groups.items():
+        under = [o for o, p in parsed if p.key_or_group.startswith(group + ".")]
+        cfg[group] = compose([line, *under], config_dirs, check=False).config[group]
+    for line, ov in parsed:
+        key = ov.key_or_group
+        if key in groups or key.split(".", 1)[0] in groups:
+            continue
+        if ov.is_delete():
+            _delete_path(cfg, key, line)
+        else:
+            set_path(cfg, key, plain_value(ov.value()))
+    return validate(cfg)
+
+
+def _delete_path(cfg: dict, dotted: str, line: str) -> None:
+    node = cfg
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or last not in node:
+        raise DlcliError(f"override '{line}': the run's config has no key '{dotted}'")
+    del node[last]
+
+
+def split_output_dir(overrides: list[str]) -> tuple[str, list[str]]:
+    """(``output_dir=PATH`` from the overrides, default ``outputs``; the other overrides): where RUN is looked up."""
+    dirs = [o.split("=", 1)[1] for o in overrides if o.startswith("output_dir=")]
+    return (dirs[-1] if dirs else "outputs"), [o for o in overrides if not o.startswith("output_dir=")]
+
+
+def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
     """A run by folder path, run id, id prefix or ``last``; its config and preprocessing as saved."""
     try:
         run_dir = folder.resolve_run(ref, output_dir)
     except FileNotFoundError as e:
-        raise DlcliError(str(e)) from None
+        raise DlcliError(f"{e}. RUN is a run folder, a run id, an id prefix, or `last`") from None
     missing = [name for name in (folder.CONFIG, folder.PREPROCESSING) if not (run_dir / name).is_file()]
     if missing:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")
-    from omegaconf import OmegaConf
+    return LoadedRun(run_dir, _read_config(run_dir / folder.CONFIG), folder.read_json(run_dir / folder.PREPROCESSING))
 
-    config = OmegaConf.to_container(OmegaConf.load(run_dir / folder.CONFIG))
-    return LoadedRun(run_dir, config, folder.read_json(run_dir / folder.PREPROCESSING))
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A run's config.yaml as plain data; one that would build objects or import code is refused."""
+    from omegaconf import OmegaConf
+    from yaml import YAMLError
+
+    from dlcli.config.safety import code_problems, yaml_tag_message
+
+    try:
+        config = OmegaConf.to_container(OmegaConf.load(path))
+    except YAMLError as e:
+        raise DlcliError(yaml_tag_message(e) or f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
+    problems = code_problems(config) if isinstance(config, dict) else [("", "not a mapping of keys to values")]
+    if problems:
+        raise DlcliError(f"{path} is refused: " + "; ".join(f"{key or 'the top level'}: {message}"
+                                                             for key, message in problems))
+    return config

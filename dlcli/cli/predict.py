@@ -1,0 +1,69 @@
+"""``dlcli predict RUN INPUT``: a finished run's predictions for new inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dlcli.cli.common import DEBUG, PLUGINS, escape, out, use_plugins, user_errors
+from dlcli.cli.eval import CHECKPOINT, RUN
+
+OUTPUT_DIR = typer.Option("outputs", "--output-dir", metavar="DIR",
+                          help="Where run ids, prefixes and `last` are looked up.")
+SHOWN = 10  # rows printed; the file holds them all
+
+
+def predict_command(
+    run: str = RUN,
+    input_path: Path = typer.Argument(..., metavar="INPUT", show_default=False,
+                                      help="A CSV, an NPZ (array x), an image, a folder of images, or a text file "
+                                           "(one text per line, text runs)."),
+    output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", metavar="FILE",
+                                help="Where to write the predictions: CSV, or JSON if FILE ends in .json."),
+    checkpoint: str = CHECKPOINT,
+    output_dir: str = OUTPUT_DIR,
+    plugin: list[str] = PLUGINS,
+    debug: bool = DEBUG,
+) -> None:
+    """Predict with a run's best checkpoint: one row per input, the class (or value) and class probabilities.
+
+    INPUT goes through the run's saved preprocessing. The rows are printed (the first ten) and written to
+    predictions.csv, or --output FILE.
+
+    Examples: `dlcli predict last new.csv`, `dlcli predict last photos/ --output photos.json`.
+    """
+    with user_errors(debug):
+        use_plugins(plugin)
+        from dlcli.training.predict import predict, write_predictions
+        from dlcli.training.reload import load_run
+
+        loaded = load_run(run, output_dir)
+        result = predict(loaded, input_path, checkpoint)
+        write_predictions(result, output)
+    out.print(f"{loaded.run_dir.name} on {result.source}", soft_wrap=True)
+    out.print(_table(result))
+    if len(result.rows) > SHOWN:
+        out.print(f"... {len(result.rows) - SHOWN} more rows")
+    out.print(f"{len(result.rows)} predictions written to {escape(str(output))}", soft_wrap=True)
+
+
+def _table(result: Any) -> Any:
+    """The first rows; with many classes, the predicted class's probability only (the file has them all)."""
+    from rich.table import Table
+
+    probs = [c for c in result.columns if c.startswith("prob_")]
+    columns = result.columns if len(probs) <= 4 else [c for c in result.columns if c not in probs]
+    table = Table()
+    for column in columns:
+        table.add_column(escape(column), justify="left" if column in ("id", "prediction") else "right")
+    if columns is not result.columns:
+        table.add_column("probability", justify="right")
+    for row in result.rows[:SHOWN]:
+        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else escape(str(row[c])) for c in columns]
+        if columns is not result.columns:
+            p = row.get(f"prob_{row['prediction']}")  # the predicted class's (multilabel: none)
+            cells.append("" if p is None else f"{p:.4f}")
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,244 @@
+"""``evaluate(run)``: a finished run's checkpoint scored again, on its own test split or on other data.
+
+The run's own test split is rebuilt from its ``config.yaml`` (same seed, same split) with its saved
+preprocessing; overrides that change the data (``data=csv data.path=new.csv data.target=y``) score
+every row of that data instead, still through the run's saved preprocessing. The metrics are the
+task module's own torchmetrics, computed by Lightning's ``Trainer.test``, exactly as in training.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlcli.errors import DataError, DlcliError
+from dlcli.runs import folder
+from dlcli.training.reload import LoadedRun
+
+EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
+LOADER_KEYS = ("batch_size", "num_workers")  # data keys that change how, not what, is evaluated
+EVAL_DIR = "eval"
+SPLITS = ("auto", "test", "all")
+
+
+@dataclass
+class EvalResult:
+    """What ``dlcli eval`` reports; the same as the JSON file it saves in ``<run>/eval/``."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    data: str  # "test split", or which data (and its test split, or every row)
+    rows: int
+    checkpoint: str
+    path: Path  # the saved record
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkpoint: str = "best",
+             config_dirs: list[str | Path] | tuple = (), split: str = "auto") -> EvalResult:
+    """Score ``checkpoint`` of ``run``; save the metrics as ``<run>/eval/<time>-<random>.json`` (atomically).
+
+    ``split``: ``test`` rebuilds the test split (of the data as overridden: e.g. the run's CSV, moved),
+    ``all`` takes every row; ``auto`` is ``test`` for the run's own data and ``all`` for other data.
+    """
+    from dlcli.config.validate import validate
+
+    if split not in SPLITS:
+        raise DlcliError(f"--split is one of {', '.join(SPLITS)}, got '{split}'")
+    cfg = run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval")
+    saved = validate(copy.deepcopy(run.config))
+    other_data = _without_loader_keys(cfg["data"]) != _without_loader_keys(saved["data"])
+    every_row = split == "all" or (split == "auto" and other_data)
+    run.checkpoint_path(checkpoint)  # a missing checkpoint is reported before any data is loaded
+
+    import torch
+
+    from dlcli.data.prepare import Prepared
+    from dlcli.training.module import ArrayDataModule
+    from dlcli.training.train import _quiet_lightning
+
+    _quiet_lightning()
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
+    if every_row:
+        x, y = other_data_arrays(run, cfg)
+        described = f"every row of {data}" if other_data else f"every row of the run's {data}"
+    else:
+        x, y = run_test_split(run, cfg)
+        described = f"test split of {data}" if other_data else "test split"
+    pre = run.preprocessing
+    prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre)
+    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"])
+    module = run.module(checkpoint, cfg)
+    trainer = _trainer(cfg, run.run_dir)
+    metrics = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
+
+    record: dict[str, Any] = {
+        "run_id": run.run_dir.name, "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "checkpoint": checkpoint, "overrides": list(overrides), "data": described, "rows": int(len(x)),
+        "split": "all" if every_row else "test",
+        "data_config": cfg["data"] if other_data else None, "metrics": metrics,
+    }
+    if module.test_confusion is not None:
+        names = run.classes if run.task == "multiclass" else list(run.classes or [])
+        record["confusion_matrix"] = {"classes": names, "counts": module.test_confusion.tolist()}
+    path = _save(run.run_dir, record)
+    return EvalResult(run.run_dir, metrics, described, int(len(x)), checkpoint, path, record)
+
+
+def _without_loader_keys(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k not in LOADER_KEYS}
+
+
+def _source(data: dict) -> str:
+    """The file or folder the data comes from, if it names one."""
+    for key in ("path", "root"):
+        if data.get(key):
+            return str(data[key])
+    return ""
+
+
+def _table(cfg: dict) -> Any:
+    """The configured dataset, loaded whole (as training loads it)."""
+    from dlcli.config.schema import DataConfig
+    from dlcli.config.validate import dataclass_params
+    from dlcli.registry import DATASETS
+
+    common = set(dataclass_params(DataConfig))
+    data = cfg["data"]
+    return DATASETS.get(data["name"]).build({k: v for k, v in data.items() if k not in common}, seed=cfg["seed"])
+
+
+def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The test split of the configured data (the run's own, unless overridden), rebuilt with the run's seed and
+    fractions, and its saved preprocessing (never fitted again)."""
+    from dlcli.data.prepare import prepare
+    from dlcli.registry import LOSSES
+
+    table, name = _table_for_run(run, cfg)
+    loss = LOSSES.get(cfg["loss"]["name"])
+    prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+                       seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
+                       fitted=run.preprocessing)
+    if [_label_key(c) for c in prepared.class_names or []] != [_label_key(c) for c in run.classes or []]:
+        raise DataError(f"{name} has the classes {', '.join(map(str, prepared.class_names or []))}; the run was "
+                        f"trained on {', '.join(map(str, run.classes or []))}. Use --split all to score its rows "
+                        "by class name")
+    if "test" not in prepared.splits:
+        raise DlcliError(f"run {run.run_dir.name} has no test split (data.test_fraction=0): evaluate it on "
+                         "other data with overrides, e.g. data=csv data.path=new.csv data.target=label")
+    return prepared.splits["test"]
+
+
+def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of the configured data as (model inputs, targets in the run's terms)."""
+    table, name = _table_for_run(run, cfg)
+    x = run.inputs(list(table.x) if table.text is not None else table.x)
+    return x, run_targets(run, table.y, table.class_names, name)
+
+
+def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
+    """The configured dataset with raw inputs as the run's data gave them: its feature columns, in its order
+    and shape (e.g. a CSV of an image run's pixels); and its name for messages."""
+    table = _table(cfg)
+    name = f"data '{cfg['data']['name']}'" + (f" ('{_source(cfg['data'])}')" if _source(cfg["data"]) else "")
+    if (table.text is None) != (run.preprocessing.get("text") is None):
+        kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
+        raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
+    if table.text is None:
+        if not np.all(np.isfinite(table.x)):
+            raise DataError(f"{name} has missing or infinite input values: clean them first")
+        table.x = run.raw_arrays(_run_features(run, table, name), name)
+    return table, name
+
+
+def _run_features(run: LoadedRun, table: Any, name: str) -> np.ndarray:
+    """The table's inputs with the run's feature columns in the run's order, when both are named."""
+    wanted, have = run.preprocessing.get("feature_names"), table.feature_names
+    if not wanted or not have or list(have) == list(wanted) or table.x.ndim != 2:
+        return table.x
+    missing = [f for f in wanted if f not in have]
+    if missing:
+        raise DataError(f"{name} lacks {len(missing)} of the run's feature columns: {', '.join(missing[:20])}"
+                        f"{', ...' if len(missing) > 20 else ''}. Name them in data.features, in any order")
+    return table.x[:, [list(have).index(f) for f in wanted]]
+
+
+def _label_key(label: Any) -> str:
+    """A label as text, with 3, 3.0 and "3" alike (a CSV's numbers are read as floats)."""
+    text = str(label.item() if hasattr(label, "item") else label).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value.is_integer() else text
+
+
+def run_targets(run: LoadedRun, y: np.ndarray, class_names: list[str] | None, name: str) -> np.ndarray:
+    """Targets of new data in the run's terms: its class ids, its label columns, or values."""
+    task, classes = run.task, run.classes
+    if task in ("multiclass", "binary", "metric_learning", "contrastive"):
+        values, inverse = np.unique(y, return_inverse=True)
+        names = class_names if class_names is not None and len(class_names) == len(values) else list(values)
+        index = {_label_key(c): i for i, c in enumerate(classes)}
+        unknown = [str(n) for n in names if _label_key(n) not in index]
+        if unknown:
+            raise DataError(f"{name} has labels the run was not trained on: {', '.join(unknown[:10])}. "
+                            f"The run's classes: {', '.join(map(str, classes))}")
+        return np.array([index[_label_key(n)] for n in names], dtype=np.int64)[inverse.reshape(-1)]
+    if task == "multilabel":
+        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
+            raise DataError(f"{name} has targets of shape {y.shape}; the run predicts {len(classes)} 0/1 labels "
+                            f"({', '.join(classes)})")
+        return y.astype(np.float32)
+    if task == "regression":
+        if not np.issubdtype(y.dtype, np.number):
+            raise DataError(f"{name} has non-numeric targets such as {y[0]!r}; the run predicts values")
+        width = run.preprocessing["out_features"]
+        y = y.astype(np.float32)
+        if y.ndim == 2 and y.shape[1] == 1 and width == 1:
+            y = y[:, 0]
+        if (y.ndim == 1) != (width == 1) or (y.ndim == 2 and y.shape[1] != width):
+            raise DataError(f"{name} has targets of shape {y.shape[1:]}; the run predicts {width} value(s) per row")
+        return y
+    if task == "reconstruction":  # anomaly flags, by the run's held-out classes
+        wanted = {_label_key(a) for a in run.preprocessing.get("anomaly_classes") or []}
+        return np.array([_label_key(v) in wanted for v in y], dtype=np.float32)
+    if task == "transcription":
+        if ["<blank>", *(class_names or [])] != list(classes):
+            raise DataError(f"{name} has symbols {class_names}; the run was trained on {classes[1:]}")
+        return y.astype(np.int64)
+    raise DlcliError(f"cannot evaluate a {task} run on other data")
+
+
+def _trainer(cfg: dict, run_dir: Path) -> Any:
+    """A Trainer that only tests: one device, no logger, no checkpoints, nothing written."""
+    import pytorch_lightning as pl
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    t = cfg["trainer"]
+    try:
+        return pl.Trainer(accelerator=t.get("accelerator") or "auto", devices=1, precision=t.get("precision"),
+                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, default_root_dir=str(run_dir))
+    except (MisconfigurationException, ValueError) as e:
+        raise DlcliError(f"trainer: {e} (e.g. trainer.accelerator=cpu)") from None
+
+
+def _save(run_dir: Path, record: dict[str, Any]) -> Path:
+    out = run_dir / EVAL_DIR
+    path = out / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}.json"
+    try:
+        out.mkdir(exist_ok=True)
+        folder.write_json(path, record)
+    except OSError as e:
+        raise DlcliError(f"cannot save the evaluation in {out}: {e.strerror or e}. Make the run folder "
+                         "writable") from None
+    return path

@@ -1,0 +1,220 @@
+"""``predict(run, INPUT)``: a finished run's predictions for new inputs, one row per input.
+
+INPUT is a CSV (the run's feature columns, by name), an NPZ (array ``x``), an image file or a
+folder of images (read as the run's image data was), or a text file with one text per line (text
+runs). Every input goes through the run's saved preprocessing before the model sees it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlcli.errors import DataError, DlcliError
+from dlcli.training.reload import LoadedRun
+
+PREDICTABLE = ("multiclass", "binary", "multilabel", "regression")
+THRESHOLD = 0.5  # binary and multilabel: a class or label is predicted when its probability is above this
+
+
+@dataclass
+class Predictions:
+    """One row per input: ``id``, ``prediction``, then one probability column per class (classification)."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    source: str  # what INPUT was read as, e.g. "CSV 'new.csv' (12 rows)"
+
+
+@dataclass
+class Inputs:
+    ids: list[Any]
+    raw: Any  # arrays shaped as the run's dataset gave them, or a list of texts
+    source: str
+
+
+def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", batch_size: int = 512) -> Predictions:
+    """Read INPUT, apply the run's preprocessing and model, and tabulate the predictions."""
+    if run.task not in PREDICTABLE:
+        gives = {"metric_learning": "embeddings", "contrastive": "embeddings", "reconstruction": "reconstructions",
+                 "transcription": "per-step symbol scores"}.get(run.task, "outputs")
+        raise DlcliError(f"run {run.run_dir.name} is a {run.task} run: its model gives {gives}, not a class or a "
+                         "value. `dlcli predict` takes classification and regression runs; `dlcli export` "
+                         "exports any run's model")
+    run.checkpoint_path(checkpoint)
+    inputs = read_inputs(run, Path(input_path))
+    if not len(inputs.ids):
+        raise DataError(f"{inputs.source} holds no inputs")
+    out = run.predict(inputs.raw, batch_size=batch_size, checkpoint=checkpoint)
+    columns, rows = tabulate(run, inputs.ids, out)
+    return Predictions(columns, rows, inputs.source)
+
+
+def tabulate(run: LoadedRun, ids: list[Any], out: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
+    """Model outputs (probabilities or values) as rows: id, prediction, a probability per class."""
+    task, classes = run.task, run.classes
+    if task == "regression":
+        values = out.reshape(len(out), -1)  # (N,) or (N, T) -> (N, T)
+        names = ["prediction"] if values.shape[1] == 1 else [f"prediction_{i}" for i in range(values.shape[1])]
+        return ["id", *names], [{"id": i, **dict(zip(names, map(float, v), strict=True))}
+                                for i, v in zip(ids, values, strict=True)]
+    if task == "binary":
+        probs = np.stack([1 - out, out], axis=1)  # (N,) probability of the second class -> (N, 2)
+        labels = [classes[int(p > THRESHOLD)] for p in out]
+    elif task == "multilabel":
+        probs = out
+        labels = [";".join(c for c, p in zip(classes, row, strict=True) if p > THRESHOLD) for row in out]
+    else:
+        probs, labels = out, [classes[k] for k in out.argmax(1)]
+    names = [f"prob_{c}" for c in classes]
+    rows = [{"id": i, "prediction": label, **dict(zip(names, map(float, p), strict=True))}
+            for i, label, p in zip(ids, labels, probs, strict=True)]
+    return ["id", "prediction", *names], rows
+
+
+def read_inputs(run: LoadedRun, path: Path) -> Inputs:
+    """INPUT by its kind: a folder or an image file, a CSV, an NPZ, else a text file (text runs)."""
+    from dlcli.data.images import IMAGE_SUFFIXES
+
+    if not path.exists():
+        raise DataError(f"INPUT '{path}' not found. Give a CSV, an NPZ, an image, a folder of images, "
+                        "or a text file with one text per line")
+    text_run = run.preprocessing.get("text") is not None
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in IMAGE_SUFFIXES:
+        if text_run:
+            raise DataError(f"INPUT '{path}' is an image or a folder, but run {run.run_dir.name} was trained on "
+                            "texts: give a text file with one text per line, or a CSV")
+        return _read_images(run, path)
+    if suffix == ".csv":
+        return _read_csv(run, path)
+    if suffix == ".npz":
+        return _read_npz(run, path)
+    if not text_run:
+        raise DataError(f"INPUT '{path}' is neither a CSV, an NPZ nor an image ({', '.join(IMAGE_SUFFIXES)}); "
+                        f"run {run.run_dir.name} takes arrays. Text files (one text per line) are for text runs")
+    lines = _read_text(path).splitlines()
+    kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    return Inputs([n for n, _ in kept], [line for _, line in kept], f"text file '{path}' ({len(kept)} lines)")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read INPUT '{path}' as UTF-8 text: {e}") from None
+
+
+def _read_csv(run: LoadedRun, path: Path) -> Inputs:
+    """CSV rows; the feature columns by the run's feature names (other columns, e.g. the target, ignored)."""
+    rows = [r for r in csv.reader(io.StringIO(_read_text(path), newline=""),
+                                  delimiter=run.config["data"].get("delimiter") or ",") if any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    for lineno, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has {len(header)}")
+    source = f"CSV '{path}' ({len(body)} rows)"
+    if run.preprocessing.get("text") is not None:  # a text run: the column its data read texts from
+        column = run.config["data"].get("text") or "text"
+        if column not in header:
+            raise DataError(f"CSV '{path}' has no column '{column}' (the run's texts). Columns: {', '.join(header)}")
+        return Inputs(list(range(len(body))), [r[header.index(column)] for r in body], source)
+    features = run.preprocessing.get("feature_names")
+    if features:
+        missing = [f for f in features if f not in header]
+        if missing:
+            raise DataError(f"CSV '{path}' lacks {len(missing)} of the run's feature columns: {_names(missing)}. "
+                            f"The run was trained on: {_names(features)}")
+    else:  # trained on unnamed features (e.g. an NPZ): every column but the run's target, in order
+        target = run.config["data"].get("target")
+        features = [h for h in header if h != target]
+    cols = [header.index(f) for f in features]
+    x = np.empty((len(body), len(cols)), dtype=np.float32)
+    for i, row in enumerate(body):
+        for j, c in enumerate(cols):
+            try:
+                x[i, j] = float(row[c])
+            except ValueError:
+                raise DataError(f"CSV '{path}', row {i + 2}, column '{features[j]}': {row[c]!r} is not a number") \
+                    from None
+    if not np.all(np.isfinite(x)):
+        i, j = map(int, np.argwhere(~np.isfinite(x))[0])
+        raise DataError(f"CSV '{path}', row {i + 2}, column '{features[j]}': {float(x[i, j])} is not a finite number: "
+                        "fill it in or drop the row")
+    return Inputs(list(range(len(body))), run.raw_arrays(x, f"CSV '{path}'"), source)
+
+
+def _names(names: list[str], limit: int = 20) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _read_npz(run: LoadedRun, path: Path) -> Inputs:
+    key = run.config["data"].get("x_key") or "x"
+    try:
+        with np.load(path, allow_pickle=False) as arrays:  # never unpickle an input file
+            if key not in arrays.files:
+                raise DataError(f"NPZ '{path}' has no array '{key}'. Arrays: {', '.join(arrays.files) or 'none'}")
+            x = arrays[key]
+    except (ValueError, OSError) as e:
+        raise DataError(f"cannot read INPUT '{path}' as a .npz file: {e}") from None
+    if x.ndim < 1 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"NPZ '{path}': array '{key}' must be numeric with one row per input, got {x.dtype} "
+                        f"of shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"NPZ '{path}': array '{key}' has missing or infinite values: clean them first")
+    return Inputs(list(range(len(x))), run.raw_arrays(x, f"NPZ '{path}'"), f"NPZ '{path}' ({len(x)} rows)")
+
+
+def _read_images(run: LoadedRun, path: Path) -> Inputs:
+    """Image files read as the run's image data was: its size, and its channels unless it converts them."""
+    from dlcli.data.images import IMAGE_SUFFIXES, _load_rgb
+
+    pre, shape = run.preprocessing, run.preprocessing["input_shape"]
+    if len(shape) != 3:
+        raise DataError(f"INPUT '{path}' holds images, but run {run.run_dir.name} takes inputs of shape "
+                        f"{tuple(shape)}, not images: give a CSV or an NPZ")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        if not files:
+            raise DataError(f"folder '{path}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        ids = [p.relative_to(path).as_posix() for p in files]
+    else:
+        files, ids = [path], [path.name]
+    data_size = run.config["data"].get("size")  # image_folder resizes every file to data.size first
+    size = tuple(data_size) if data_size else tuple(shape[1:])
+    rgb = np.stack([_load_rgb(f, size) for f in files])  # (N, H, W, 3) uint8
+    converts = (pre.get("image") or {}).get("channels") is not None
+    if shape[0] == 3 or (converts and (rgb[..., 0] != rgb[..., 1]).any()):
+        x = rgb.transpose(0, 3, 1, 2).astype(np.float32)  # (N, H, W, 3) -> (N, 3, H, W)
+    else:  # ITU-R 601 luma, as image_folder reads grayscale images
+        x = np.clip(np.rint(rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)), 0, 255)
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
+    what = f"folder '{path}' ({len(files)} images)" if path.is_dir() else f"image '{path}'"
+    return Inputs(ids, run.raw_arrays(x, what), what)
+
+
+def write_predictions(pred: Predictions, path: Path) -> None:
+    """CSV, or JSON (a list of rows) when the name ends in .json; written atomically."""
+    from dlcli.runs import folder
+
+    if not path.parent.is_dir():
+        raise DlcliError(f"cannot write predictions to '{path}': the folder '{path.parent}' does not exist")
+    try:
+        if path.suffix.lower() == ".json":
+            folder.write_json(path, pred.rows)
+        else:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=pred.columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in pred.rows)
+            folder.atomic_write_text(path, buffer.getvalue())
+    except OSError as e:
+        raise DlcliError(f"cannot write predictions to '{path}': {e.strerror or e}") from None
