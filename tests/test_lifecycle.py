@@ -154,3 +154,14 @@ def test_on_an_accelerator_divergence_is_read_back_in_batches_and_names_the_firs
     fine = TerminateOnNaN(check_every=4, defer=True)
     fine.on_train_batch_end(trainer, None, {"loss": torch.tensor(0.5)}, None, 0)
     fine.on_train_epoch_end(trainer, None)  # finite: nothing raised
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["loss.class_weights=[1.0,2.0]"], "loss.class_weights has 2 values, but data 'digits' has 10 classes"),
+    (["callbacks=all"], "callbacks.lr_monitor logs to an experiment logger"),
+])
+def test_component_mismatches_exit_2_before_any_run_folder(tmp_path, overrides, expected):
+    result = runner.invoke(app, ["train", f"output_dir={tmp_path / 'out'}", "threads=1", *overrides])
+    assert result.exit_code == 2, result.output
+    assert expected in result.stderr.replace("\n", " ") and "Traceback" not in result.output
+    assert not any((tmp_path / "out").glob("*"))

@@ -7,6 +7,7 @@ from typing import Any
 from dlcli.config.schema import DataConfig, ModelConfig
 from dlcli.config.validate import dataclass_params
 from dlcli.data.prepare import Prepared
+from dlcli.errors import DlcliError
 from dlcli.registry import DATASETS, LOSSES, MODELS
 
 
@@ -83,6 +84,11 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
     datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
     model = build_model({**cfg, "model": {**cfg["model"], "pretrained": None}} if fitted else cfg, prepared)
     loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
+    weights = cfg["loss"].get("class_weights")
+    if weights is not None and len(weights) != (prepared.num_classes or 0):
+        raise DlcliError(f"loss.class_weights has {len(weights)} values, but data '{cfg['data']['name']}' has "
+                         f"{prepared.num_classes or 'no'} classes ({', '.join(prepared.class_names or [])}): give "
+                         "one weight per class, in that order")
     n_train = len(prepared.splits["train"][0])
     steps_per_epoch = math.ceil(math.ceil(n_train / data_cfg["batch_size"])
                                 / cfg["trainer"]["accumulate_grad_batches"])

@@ -323,6 +323,10 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
 
         callbacks.append(EpochProgressBar(leave=False))
     logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
+    if logger is None and "lr_monitor" in cfg["callbacks"]:
+        raise DlcliError("callbacks.lr_monitor logs to an experiment logger, and logger=none has none: add "
+                         "logger=csv or logger=tensorboard, or drop it with ~callbacks.lr_monitor (metrics.csv "
+                         "records the learning rate of every epoch anyway)")
     kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
     if stages:
         kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
