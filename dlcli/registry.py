@@ -142,7 +142,7 @@ AUGMENTATIONS = Registry("augmentation", injected=("in_shape", "num_classes", "t
 AUG_OPS = Registry("augmentation op", injected=("in_shape",))  # the ops an augmentation pipeline lists
 CALLBACKS = Registry("callback", injected=("run_dir",))
 DATASETS = Registry("dataset", injected=("seed",))
-LOGGERS = Registry("logger", injected=("run_dir",))
+LOGGERS = Registry("logger", injected=("run_dir", "config"))
 
 REGISTRIES: dict[str, Registry] = {
     "model": MODELS,

@@ -15,6 +15,7 @@ from typing import Any
 
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
+CONFIG_JSON = "config.json"  # the same config as JSON: `runs ls/compare` read 1,000 of these in a blink
 OVERRIDES = "overrides.yaml"
 METRICS = "metrics.csv"
 PREPROCESSING = "preprocessing.json"
@@ -182,6 +183,11 @@ def run_status(run_dir: str | Path, stale_s: float = STALE_S) -> str:
         summary = read_json(Path(run_dir) / SUMMARY)
     except (OSError, ValueError):
         return "unknown"
+    return summary_status(summary, stale_s)
+
+
+def summary_status(summary: dict[str, Any], stale_s: float = STALE_S) -> str:
+    """:func:`run_status` from an already read summary.json (``runs ls`` reads each file once)."""
     status = summary.get("status", "unknown")
     if status != "running":
         return status

@@ -8,15 +8,95 @@ from dlcli.runs.folder import atomic_write_text
 
 CONFUSION_CSV = "confusion_matrix.csv"
 CONFUSION_PNG = "plots/confusion_matrix.png"
+CURVES_PNG = "plots/curves.png"
+SPLITS = ("train", "val")
 
 
-def save_confusion(run_dir: Path, matrix: list[list[int]], class_names: list[str]) -> None:
-    """The test confusion matrix as CSV (rows: true class, columns: predicted) and as a PNG heat map."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, out: Path) -> Path:
+    """Write the figure atomically: never a half-written picture."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    _pyplot().close(fig)
+    tmp.replace(out)
+    return out
+
+
+def quantities(rows: list[dict]) -> list[str]:
+    """The per-epoch quantities of metrics.csv rows, loss first: ``train/loss`` + ``val/loss`` -> ``loss``."""
+    names = {k.split("/", 1)[1] for row in rows for k in row if k.split("/", 1)[0] in SPLITS and "/" in k}
+    return sorted(names, key=lambda q: (q != "loss", q))
+
+
+def save_curves(run_dir: Path, rows: list[dict]) -> Path | None:
+    """``plots/curves.png``: one panel per quantity (loss, then each metric) by epoch, train against validation.
+
+    None (and no file) when the run recorded no epoch.
+    """
+    names = quantities(rows)
+    if not rows or not names:
+        return None
+    plt = _pyplot()
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3.3 * nrows), squeeze=False)
+    epochs = [int(row.get("epoch", i)) + 1 for i, row in enumerate(rows)]  # 1-based, as the progress bar counts
+    for ax, name in zip(axes.flat, names, strict=False):
+        for split in SPLITS:
+            key = f"{split}/{name}"
+            if any(key in row for row in rows):
+                ax.plot(epochs, [_value(row.get(key)) for row in rows], marker="o" if len(rows) <= 30 else None,
+                        markersize=3, label="validation" if split == "val" else split)
+        ax.set_title(name)
+        _epoch_axis(ax)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(run_dir.name, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, run_dir / CURVES_PNG)
+
+
+def plot_runs(curves: dict[str, dict[str, list[float]]], output: Path) -> Path:
+    """Learning curves of several runs overlaid: ``curves[metric][run] = values by epoch``, one panel per metric."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 4.2), squeeze=False)
+    for ax, (metric, runs) in zip(axes.flat, curves.items(), strict=True):
+        for run, values in runs.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o" if len(values) <= 30 else None, markersize=3,
+                    label=run)
+        ax.set_title(metric)
+        _epoch_axis(ax)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, output)
+
+
+def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, never 1.5
+
+
+def _value(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def save_confusion(run_dir: Path, matrix: list[list[int]], class_names: list[str]) -> None:
+    """The test confusion matrix as CSV (rows: true class, columns: predicted) and as a PNG heat map."""
+    plt = _pyplot()
     header = "true\\predicted," + ",".join(_csv(n) for n in class_names)
     rows = [f"{_csv(name)}," + ",".join(str(int(v)) for v in row) for name, row in zip(class_names, matrix,
                                                                                        strict=True)]
@@ -37,12 +117,7 @@ def save_confusion(run_dir: Path, matrix: list[list[int]], class_names: list[str
             for j, v in enumerate(row):
                 ax.text(j, i, int(v), ha="center", va="center", color="white" if v > peak / 2 else "black")
     fig.tight_layout()
-    out = run_dir / CONFUSION_PNG
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)  # atomic: never a half-written picture
+    _save(fig, run_dir / CONFUSION_PNG)
 
 
 def _csv(text: str) -> str:

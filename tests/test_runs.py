@@ -1,0 +1,252 @@
+"""``dlcli runs``: ls, show, compare, plot and rm over run folders written directly (no training), fast."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+from dlcli.runs.compare import compare, differing_keys
+from dlcli.runs.direction import metric_mode
+from dlcli.runs.sparkline import sparkline
+from dlcli.runs.table import load_records
+
+runner = CliRunner()
+
+MODELS = {"mlp": {"name": "mlp", "hidden": [64], "dropout": 0.0},
+          "cnn": {"name": "cnn", "channels": [16, 32], "dropout": 0.1}}
+
+
+def make_run(root, run_id, *, model="mlp", lr=1e-3, seed=0, metrics=None, status="completed", sweep=None,
+             trial=None, rows=None, **summary):
+    """A run folder as train() leaves it (summary.json, config.yaml + config.json, metrics.csv), written directly."""
+    path = root / run_id
+    path.mkdir(parents=True)
+    config = {"seed": seed, "name": f"digits-{model}", "output_dir": str(root), "data": {"name": "digits"},
+              "model": MODELS[model], "optimizer": {"name": "adam", "lr": lr, "weight_decay": 0.0},
+              "trainer": {"max_epochs": 3}}
+    text = json.dumps(config)
+    (path / "config.json").write_text(text)
+    (path / "config.yaml").write_text(text)  # JSON is YAML
+    info = {"run_id": run_id, "name": config["name"], "status": status, "task": "multiclass", "data": "digits",
+            "model": model, "seed": seed, "metrics": metrics or {}, "duration_s": 12.5,
+            "best": {"monitor": "val/acc", "mode": "max", "value": (metrics or {}).get("val/acc"), "epoch": 2},
+            **({"sweep": sweep, "trial": trial} if sweep else {}), **summary}
+    (path / "summary.json").write_text(json.dumps(info))
+    rows = rows if rows is not None else [{"epoch": e, "train/loss": 1.0 / (e + 1), "val/loss": 1.1 / (e + 1),
+                                           "val/acc": 0.5 + 0.1 * e} for e in range(3)]
+    if rows:
+        with (path / "metrics.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def grid(root):
+    """A 2x2 sweep (optimizer.lr x model) and one run outside it."""
+    accs = {("mlp", 1e-3): 0.95, ("mlp", 1e-2): 0.91, ("cnn", 1e-3): 0.97, ("cnn", 1e-2): 0.89}
+    for i, ((model, lr), acc) in enumerate(accs.items()):
+        make_run(root, f"20260101-00000{i}-digits-{model}-000{i}", model=model, lr=lr, sweep="s1", trial=i,
+                 metrics={"val/acc": acc, "val/loss": 1 - acc, "test/acc": acc - 0.01})
+    make_run(root, "20260102-000000-digits-mlp-ffff", metrics={"val/acc": 0.5, "val/loss": 0.9})
+    return accs
+
+
+def invoke(*args):
+    return runner.invoke(app, ["runs", *map(str, args)])
+
+
+def test_compare_a_sweep_shows_only_the_keys_that_differ_sorted_by_the_metric(tmp_path):
+    grid(tmp_path)
+    comparison = compare(load_records(tmp_path, sweep="s1"), sort="val/acc")
+    assert comparison.config_keys == ["model", "optimizer.lr"]  # not model.hidden, channels, dropout, name
+    assert [r["val/acc"] for r in comparison.rows] == [0.97, 0.95, 0.91, 0.89]  # higher is better: descending
+    assert [(r["model"], r["optimizer.lr"]) for r in comparison.rows][0] == ("cnn", 1e-3)
+    assert comparison.best["val/acc"] == 0.97 and comparison.best["val/loss"] == pytest.approx(0.03)
+
+    result = invoke("compare", "--sweep", "s1", "--sort", "val/acc", "--output-dir", tmp_path, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(table[0]) == ["run", "name", "status", "model", "optimizer.lr", "test/acc", "val/acc", "val/loss"]
+    assert [float(r["val/acc"]) for r in table] == [0.97, 0.95, 0.91, 0.89]
+    ascending = compare(load_records(tmp_path, sweep="s1"), sort="val/loss")  # lower is better: ascending
+    assert [r["val/loss"] for r in ascending.rows] == sorted(r["val/loss"] for r in ascending.rows)
+
+
+def test_compare_table_highlights_the_best_and_markdown_bolds_it(tmp_path):
+    grid(tmp_path)
+    result = invoke("compare", "--sweep", "s1", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0].split()
+    assert header == ["run", "name", "status", "model", "optimizer.lr", "test/acc", "val/acc", "val/loss"]
+    assert len(result.stdout.splitlines()) == 1 + 4 + 1  # header, 4 trials, the legend
+    markdown = invoke("compare", "--sweep", "s1", "--output-dir", tmp_path, "--format", "markdown").stdout
+    assert "| **0.97** |" in markdown and markdown.count("**") == 2 * 3  # one best per metric column
+    rows = json.loads(invoke("compare", "--sweep", "s1", "--output-dir", tmp_path, "--format", "json").stdout)
+    assert {r["model"] for r in rows} == {"mlp", "cnn"} and all("model.hidden" not in r for r in rows)
+
+
+def test_differing_keys_compares_a_components_parameters_within_the_same_component():
+    a = {"model.name": "mlp", "model.dropout": 0.0, "seed": 0, "name": "x", "output_dir": "a"}
+    b = {"model.name": "cnn", "model.dropout": 0.1, "seed": 0, "name": "y", "output_dir": "b"}
+    c = {"model.name": "mlp", "model.dropout": 0.5, "seed": 1, "name": "x", "output_dir": "a"}
+    assert differing_keys([a, b]) == ["model.name"]  # dropout differs only with the model; name is bookkeeping
+    assert differing_keys([a, b, c]) == ["model.name", "model.dropout", "seed"]  # two MLPs differ in dropout
+
+
+def test_group_by_aggregates_repeated_seeds_as_mean_std_and_count(tmp_path):
+    for i, (lr, seed, acc) in enumerate([(1e-3, 0, 0.9), (1e-3, 1, 0.8), (1e-3, 2, 0.7), (1e-2, 0, 0.5)]):
+        make_run(tmp_path, f"20260101-00000{i}-r-{i:04d}", lr=lr, seed=seed, metrics={"val/acc": acc})
+    ungrouped = compare(load_records(tmp_path))
+    assert ungrouped.config_keys == ["seed", "optimizer.lr"]  # seeds differ: shown unless grouped
+    result = invoke("compare", "--group-by", "optimizer.lr", "--sort", "val/acc", "--format", "json",
+                    "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["optimizer.lr"], r["n"]) for r in rows] == [(1e-3, 3), (1e-2, 1)]
+    assert "seed" not in rows[0]  # varies within a group: aggregated away
+    assert rows[0]["val/acc"]["mean"] == pytest.approx(0.8) and rows[0]["val/acc"]["std"] == pytest.approx(0.1)
+    table = invoke("compare", "--group-by", "optimizer.lr", "--output-dir", tmp_path).stdout
+    assert "0.8 ± 0.1" in table
+
+
+def test_ls_newest_first_with_filters_status_and_dead_runs(tmp_path):
+    grid(tmp_path)
+    make_run(tmp_path, "20260103-000000-digits-mlp-dead", status="running", pid=2**22 + 12345,
+             hostname=os.uname().nodename, heartbeat="2026-01-03T00:00:00+00:00")
+    (tmp_path / "not-a-run").mkdir()
+    result = invoke("ls", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:6] == ["id", "name", "status", "model", "data", "key"]
+    ids = [line.split()[0] for line in lines[1:]]
+    assert ids == sorted(ids, reverse=True) and len(ids) == 6
+    assert "dead" in lines[1] and "val/acc 0.95" in result.stdout
+    only = invoke("ls", "--output-dir", tmp_path, "--filter", "model=cnn", "--filter", "optimizer.lr=0.001").stdout
+    assert [line.split()[0] for line in only.splitlines()[1:]] == ["20260101-000002-digits-cnn-0002"]
+    assert len(invoke("ls", "--output-dir", tmp_path, "--sweep", "s1").stdout.splitlines()) == 1 + 4
+    assert len(invoke("ls", "--output-dir", tmp_path, "--status", "dead").stdout.splitlines()) == 1 + 1
+    bad = invoke("ls", "--output-dir", tmp_path, "--filter", "model")
+    assert bad.exit_code == 2 and "key=value" in bad.stderr
+
+
+def test_runs_in_a_sweeps_own_folder_are_found(tmp_path):
+    make_run(tmp_path / "sweeps" / "s2", "20260101-000000-a-0001", sweep="s2", trial=0, metrics={"val/acc": 0.9})
+    records = load_records(tmp_path, sweep="s2")
+    assert [r.run_id for r in records] == ["20260101-000000-a-0001"]
+    result = invoke("show", "20260101-000000-a", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+
+
+def test_show_prints_config_metrics_and_sparklines(tmp_path):
+    make_run(tmp_path, "20260101-000000-digits-mlp-0001", metrics={"test/acc": 0.93, "val/acc": 0.7})
+    result = invoke("show", "last", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "20260101-000000-digits-mlp-0001" in text and "completed" in text
+    assert '"lr": 0.001' in text  # the config
+    assert "test/acc" in text and "0.93" in text and "best val/acc" in text
+    assert "▁▅█" in text  # val/acc rises 0.5, 0.6, 0.7
+    assert "█▃▁" in text  # the losses fall as 1/(epoch+1)
+
+
+def test_sparkline_scales_to_the_range_and_marks_nan():
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([1.0, float("nan"), 1.0]) == "▁ ▁"
+    assert len(sparkline(list(range(100)), width=20)) == 20
+
+
+def test_metric_direction():
+    assert [metric_mode(m) for m in ("val/acc", "test/r2", "val/top5_acc", "test/f1_micro")] == ["max"] * 4
+    assert [metric_mode(m) for m in ("val/loss", "val/mae", "test/cer")] == ["min"] * 3
+
+
+def test_compare_errors_are_clear(tmp_path):
+    grid(tmp_path)
+    result = invoke("compare", "--sort", "val/nope", "--output-dir", tmp_path)
+    assert result.exit_code == 2 and "--sort val/nope" in result.stderr and "val/acc" in result.stderr
+    result = invoke("compare", "--sweep", "nosuch", "--output-dir", tmp_path)
+    assert result.exit_code == 2 and "no runs to compare" in result.stderr
+    result = invoke("compare", "nosuchrun", "--output-dir", tmp_path)
+    assert result.exit_code == 2 and "no such run folder" in result.stderr
+    result = invoke("compare", "--format", "xml", "--output-dir", tmp_path)
+    assert result.exit_code == 2 and "table, csv, json, markdown" in result.stderr
+
+
+def test_rm_asks_deletes_run_folders_only_and_refuses_live_runs(tmp_path):
+    done = make_run(tmp_path, "20260101-000000-a-0001")
+    live = make_run(tmp_path, "20260101-000001-b-0002", status="running", pid=os.getpid(),
+                    hostname=os.uname().nodename, heartbeat="2099-01-01T00:00:00+00:00")
+    stranger = tmp_path / "mine"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("keep")
+
+    no = runner.invoke(app, ["runs", "rm", str(done), "--output-dir", str(tmp_path)], input="n\n")
+    assert no.exit_code == 1 and done.is_dir()
+    refused = invoke("rm", live, "--yes", "--output-dir", tmp_path)
+    assert refused.exit_code == 2 and "live run" in refused.stderr and live.is_dir()
+    refused = invoke("rm", stranger, done, "--yes", "--output-dir", tmp_path)
+    assert refused.exit_code == 2 and "not a dlcli run folder" in refused.stderr
+    assert (stranger / "notes.txt").is_file() and done.is_dir()  # nothing deleted when one is refused
+    yes = runner.invoke(app, ["runs", "rm", "20260101-000000-a", "--output-dir", str(tmp_path)], input="y\n")
+    assert yes.exit_code == 0, yes.output
+    assert not done.exists() and live.is_dir()
+
+
+def test_plot_overlays_runs_in_a_png_and_draws_in_the_terminal(tmp_path):
+    from PIL import Image
+
+    a = make_run(tmp_path, "20260101-000000-a-0001", metrics={"val/acc": 0.7})
+    b = make_run(tmp_path, "20260101-000001-b-0002", metrics={"val/acc": 0.6},
+                 rows=[{"epoch": e, "val/loss": 2.0 - 0.3 * e, "val/acc": 0.3 + 0.1 * e} for e in range(5)])
+    png = tmp_path / "both.png"
+    result = invoke("plot", a, b, "--output", png, "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    image = Image.open(png)
+    assert image.format == "PNG" and image.width >= 800 and image.height >= 300  # two panels: val/acc, val/loss
+    assert len(set(image.convert("L").getdata())) > 20  # lines and text, not a blank canvas
+    assert "val/acc" in result.stdout and "val/loss" in result.stdout
+    assert any("\u2800" < ch <= "\u28ff" for ch in result.stdout)  # braille curves
+    assert "20260101-000001-b-0002" in result.stdout  # legend
+    bad = invoke("plot", a, "--metric", "val/nope", "--output", png, "--output-dir", tmp_path)
+    assert bad.exit_code == 2 and "val/nope" in bad.stderr and "val/acc" in bad.stderr
+
+
+def test_runs_commands_import_neither_torch_nor_lightning(tmp_path):
+    grid(tmp_path)
+    code = ("import sys; from dlcli.cli import app; from typer.testing import CliRunner; r = CliRunner(); "
+            f"out = [r.invoke(app, ['runs', c, *a, '--output-dir', {str(tmp_path)!r}]) for c, a in "
+            "[('ls', []), ('compare', ['--sort', 'val/acc']), ('show', ['last'])]]; "
+            "assert all(o.exit_code == 0 for o in out), [o.output for o in out]; "
+            "heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'matplotlib') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_compare_over_1000_run_folders(tmp_path):
+    """1,000 runs (a 10 x 10 grid, 10 seeds each): compare and ls answer with the right content."""
+    for i in range(1000):
+        lr, depth, seed = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)[i % 5] * (1 + (i // 5) % 2), (i // 10) % 10, i // 100
+        make_run(tmp_path, f"20260101-{i:06d}-r-{i:04x}", lr=lr, seed=seed, sweep="big", trial=i,
+                 metrics={"val/acc": (i % 997) / 1000, "val/loss": 1 - (i % 997) / 1000}, rows=[],
+                 **{"depth": depth})
+    result = invoke("compare", "--sweep", "big", "--sort", "val/acc", "--format", "csv", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(table) == 1000
+    assert list(table[0])[3:] == ["seed", "optimizer.lr", "val/acc", "val/loss"]
+    assert float(table[0]["val/acc"]) == 0.996 and float(table[-1]["val/acc"]) == 0.0
+    grouped = json.loads(invoke("compare", "--group-by", "optimizer.lr", "--format", "json",
+                                "--output-dir", tmp_path).stdout)
+    assert len(grouped) == 10 and sum(r["n"] for r in grouped) == 1000
+    listed = invoke("ls", "--output-dir", tmp_path)
+    assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 1001
