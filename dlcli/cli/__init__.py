@@ -14,6 +14,8 @@ from dlcli.cli import listing, lr_find, train
 from dlcli.cli import model as model_cmd
 from dlcli.cli import predict as predict_cmd
 from dlcli.cli import resume as resume_cmd
+from dlcli.cli import runs as runs_cmd
+from dlcli.cli import sweep as sweep_cmd
 
 app = typer.Typer(
     name="dlcli",
@@ -31,8 +33,10 @@ app.command("predict")(predict_cmd.predict_command)
 app.command("export")(export_cmd.export_command)
 app.command("list")(listing.list_command)
 app.command("lr-find")(lr_find.lr_find_command)
+app.command("sweep")(sweep_cmd.sweep_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(model_cmd.app, name="model")
+app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:

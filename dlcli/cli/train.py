@@ -4,22 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
+
 from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, err, out, print_notes, use_plugins, user_errors
+
+MULTIRUN = typer.Option(False, "--multirun", "-m",
+                        help="Run every combination of the swept values (optimizer.lr=1e-3,1e-2 model=mlp,cnn) as "
+                             "a grid sweep, each an ordinary run: the same as `dlcli sweep`.")
 
 
 def train_command(
     overrides: list[str] = OVERRIDES,
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
+    multirun: bool = MULTIRUN,
     debug: bool = DEBUG,
 ) -> None:
     """Train a model from the composed config, test its best checkpoint, and write a run folder.
 
     Examples: `dlcli train`, `dlcli train model=perceptron optimizer.lr=0.01`,
-    `dlcli train data=csv data.path=my.csv data.target=label`.
+    `dlcli train data=csv data.path=my.csv data.target=label`,
+    `dlcli train -m optimizer.lr=1e-3,1e-2 model=mlp,cnn` (a grid sweep, as `dlcli sweep`).
     """
     from dlcli.config.compose import compose
 
+    if multirun:  # Hydra's -m: every combination, each an ordinary run, as `dlcli sweep` runs them
+        from dlcli.cli.sweep import sweep_command
+
+        return sweep_command(overrides, strategy="grid", trials=None, metric=None, direction=None, name=None,
+                             storage=None, jobs=1, on_failure="continue", launcher="local", slurm=None,
+                             config_dir=config_dir, plugin=plugin, debug=debug)
     with user_errors(debug):
         use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])

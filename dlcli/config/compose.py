@@ -217,8 +217,9 @@ def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
                 else:
                     message = str(e.__cause__ or e).splitlines()[0]
                     if message.startswith("Ambiguous value"):
-                        message = ("a comma makes a sweep, and `dlcli train` runs one config: write a list "
-                                   "as key=[a,b], or quote the value: key='a,b'")
+                        message = ("a comma makes a sweep, and `dlcli train` runs one config: sweep with "
+                                   "`dlcli train -m ...` or `dlcli sweep ...`; for a list write key=[a,b], or "
+                                   "quote the value: key='a,b'")
                     problems.append(Problem(ov.key_or_group, message, f"from override '{line}'"))
                 active.remove(line)
             except YAMLError as e:

@@ -23,6 +23,8 @@ from dlcli.config.validate import validate
 from dlcli.errors import DlcliError
 from dlcli.registry import CALLBACKS, LOGGERS, plugins
 from dlcli.runs import folder
+from dlcli.runs.direction import metric_mode  # the rule lives in a light module: `runs` sorts by it
+from dlcli.sweep.link import sweep_link
 from dlcli.training.build import component_params
 
 if TYPE_CHECKING:
@@ -107,12 +109,6 @@ def default_monitor(task: str) -> tuple[str, str]:
     return ("val/loss", "min") if task in ("regression", "reconstruction", "contrastive") else ("val/acc", "max")
 
 
-def metric_mode(metric: str) -> str:
-    """max for metrics where higher is better, min for losses and errors."""
-    return "max" if metric.rsplit("/", 1)[-1] in ("acc", "r2", "f1", "auroc", "precision", "recall",
-                                                       "recall_at_1", "anomaly_auroc", "average_precision") else "min"
-
-
 def versions() -> dict[str, str]:
     import pytorch_lightning as pl
     import torch
@@ -180,6 +176,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "pretrained": pretrained.as_dict() if pretrained else None, **folder.owner(),
             "plugins": plugins(),  # resume, eval, predict and export of this run need them again
+            **sweep_link(),  # "sweep" and "trial" when a sweep launched this run
         }
     else:
         summary = resume.summary_now(list(overrides))
@@ -199,6 +196,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         raise
     if primary:
         folder.write_yaml(run_dir / folder.CONFIG, cfg)
+        folder.write_json(run_dir / folder.CONFIG_JSON, cfg)  # the same, quick to read for `dlcli runs`
         if resume is None:
             folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
             folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
@@ -212,6 +210,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
                        heartbeat=folder.now_iso(), **extra)
         if primary:
             folder.write_json(run_dir / folder.SUMMARY, summary)
+            _save_curves(run_dir, recorder.rows[:recorder.written])
 
     with _signals_stop_the_run():
         try:
@@ -247,6 +246,16 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             raise
     finish("completed")
     return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary, primary)
+
+
+def _save_curves(run_dir: Path, rows: list[dict]) -> None:
+    """plots/curves.png from the epochs recorded so far; a picture that fails is a warning, never a lost run."""
+    from dlcli.runs.plots import save_curves
+
+    try:
+        save_curves(run_dir, rows)
+    except Exception as e:  # e.g. a broken matplotlib: the run's results are saved all the same
+        warnings.warn(f"plots/curves.png not written: {type(e).__name__}: {e}", stacklevel=2)
 
 
 def _resume_hint(run_dir: Path, epochs: int) -> str:
@@ -322,7 +331,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         from dlcli.training.progress import EpochProgressBar
 
         callbacks.append(EpochProgressBar(leave=False))
-    logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir))
+    logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir),
+                                                      config=cfg)
     if logger is None and "lr_monitor" in cfg["callbacks"]:
         raise DlcliError("callbacks.lr_monitor logs to an experiment logger, and logger=none has none: add "
                          "logger=csv or logger=tensorboard, or drop it with ~callbacks.lr_monitor (metrics.csv "

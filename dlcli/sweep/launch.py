@@ -1,0 +1,204 @@
+"""Run one trial: ``dlcli train`` in its own process (here, or as a SLURM job through submitit), then read
+its run folder's summary.json for the metric.
+
+A process per trial keeps trials apart: one that crashes, diverges or runs out of memory takes nothing
+else down, and each can be killed, or given its own GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlcli.errors import DlcliError
+from dlcli.runs import folder
+from dlcli.sweep.link import SWEEP_ENV, TRIAL_ENV
+
+
+@dataclass
+class Outcome:
+    """How a trial ended: its metric (None when it failed), the error, and its run folder."""
+
+    value: float | None
+    error: str | None
+    run_dir: Path | None
+    status: str
+
+
+def train_command(overrides: list[str], output_dir: str, config_dirs: list[str], plugins: list[str]) -> list[str]:
+    """The trial's ``dlcli train`` command line; its run folder goes under ``output_dir``."""
+    cmd = [sys.executable, "-m", "dlcli", "train"]
+    for d in config_dirs:
+        cmd += ["--config-dir", d]
+    for m in plugins:
+        cmd += ["--plugin", m]
+    return cmd + [o for o in overrides if not o.startswith("output_dir=")] + [f"output_dir={output_dir}"]
+
+
+def trial_env(sweep: str, number: int, gpu: str | None) -> dict[str, str]:
+    env = {**os.environ, SWEEP_ENV: sweep, TRIAL_ENV: str(number)}
+    env.pop("DLCLI_RUN_DIR", None)  # a trial is a fresh run, never another run's extra process
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs trials may use, without importing torch: CUDA_VISIBLE_DEVICES when set, else ``nvidia-smi -L``."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [g.strip() for g in given.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in listed.splitlines() if line.startswith("GPU "))]
+
+
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _libc()  # loaded in the parent: the forked child only makes one call, before exec
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the sweep dies (Linux), so a killed sweep leaves no
+    orphan training on; the run then marks itself interrupted."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class LocalLauncher:
+    """Each trial a subprocess on this machine; ``stop()`` terminates the ones still running."""
+
+    def __init__(self) -> None:
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def run(self, cmd: list[str], env: dict[str, str], log: Path, number: int) -> tuple[int, int | None]:
+        """Run to the end; (exit code, process id)."""
+        with open(log, "w", encoding="utf-8") as out:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)
+            self.procs[number] = proc
+            try:
+                return proc.wait(), proc.pid
+            finally:
+                self.procs.pop(number, None)
+
+    def stop(self) -> None:
+        for proc in list(self.procs.values()):
+            if proc.poll() is None:
+                proc.terminate()
+
+
+class SlurmLauncher:
+    """Each trial a SLURM job through submitit; ``params`` go to the executor (``slurm_partition``,
+    ``timeout_min``, ``gpus_per_node``, ...)."""
+
+    def __init__(self, folder_: Path, params: dict[str, Any]) -> None:
+        self.executor = slurm_executor(folder_, params)
+        self.jobs: dict[int, Any] = {}
+
+    def run(self, cmd: list[str], env: dict[str, str], log: Path, number: int) -> tuple[int, int | None]:
+        import submitit
+
+        job = self.executor.submit(submitit.helpers.CommandFunction(cmd, env=env, cwd=os.getcwd()))
+        self.jobs[number] = job
+        try:
+            output = job.result()
+            log.write_text(str(output), encoding="utf-8")
+            return 0, None
+        except Exception as e:  # submitit raises FailedJobError (and others) for a job that did not succeed
+            log.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
+            return 1, None
+        finally:
+            self.jobs.pop(number, None)
+
+    def stop(self) -> None:
+        for job in list(self.jobs.values()):
+            job.cancel(check=False)
+
+
+def slurm_executor(folder_: Path, params: dict[str, Any]) -> Any:
+    """submitit's SLURM executor, its logs in ``<sweep>/slurm``; a clear DlcliError without submitit or SLURM."""
+    try:
+        import submitit
+    except ImportError:
+        raise DlcliError("--launcher slurm needs submitit: pip install 'dlcli[slurm]'") from None
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder_ / "slurm"), cluster="slurm")
+    except RuntimeError as e:
+        raise DlcliError(f"--launcher slurm: {e} (`srun` was not found: run the sweep on the cluster's login "
+                         "node, or use --launcher local)") from None
+    try:
+        executor.update_parameters(**params)
+    except (ValueError, TypeError) as e:
+        raise DlcliError(f"--slurm: {e}") from None
+    return executor
+
+
+def find_run(output_dir: str, sweep: str, number: int, since: float, pid: int | None) -> Path | None:
+    """The run folder a trial made: its summary.json names this sweep and trial, and it started after ``since``
+    (run ids begin with their start time, so older folders are not even opened)."""
+    root = Path(output_dir)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(since - 1))
+    found = []
+    for p in root.iterdir() if root.is_dir() else []:
+        if p.name[:15] < stamp or not (p / folder.SUMMARY).is_file():
+            continue
+        try:
+            s = folder.read_json(p / folder.SUMMARY)
+        except (OSError, ValueError):
+            continue
+        if s.get("sweep") == sweep and s.get("trial") == number and (pid is None or s.get("pid") == pid):
+            found.append(p)
+    return max(found, key=lambda p: p.name) if found else None
+
+
+def outcome(run_dir: Path | None, code: int, metric: str, log: Path) -> Outcome:
+    """Read the trial's result. Failed: a non-zero exit, a run that did not complete, a missing or NaN metric."""
+    if run_dir is None:
+        return Outcome(None, _last_error(log) or f"exit code {code}, no run folder", None, "failed")
+    s = folder.read_json(run_dir / folder.SUMMARY)
+    status = s.get("status", "unknown")
+    if code != 0 or status != "completed":
+        return Outcome(None, s.get("error") or _last_error(log) or f"status {status}, exit code {code}", run_dir,
+                       status if status != "completed" else "failed")
+    best, metrics = s.get("best") or {}, s.get("metrics") or {}
+    if best.get("monitor") == metric:
+        value = best.get("value")  # the best epoch's, whose checkpoint was tested
+    elif metric in metrics:
+        value = metrics[metric]
+    else:
+        return Outcome(None, f"metric {metric} not in the run's metrics ({', '.join(sorted(metrics))}); "
+                             "choose one with --metric", run_dir, "failed")
+    if value is None or not math.isfinite(float(value)):
+        return Outcome(None, f"{metric} is {value}", run_dir, "failed")
+    return Outcome(float(value), None, run_dir, "completed")
+
+
+def _last_error(log: Path) -> str | None:
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return None
+    errors = [line for line in lines if line.startswith("error:")]
+    return errors[-1][len("error:"):].strip() if errors else (lines[-1] if lines and lines[-1] else None)

@@ -1,0 +1,254 @@
+"""Sweeps: a real `dlcli sweep` process per test, each trial a real `dlcli train` subprocess (tiny runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlcli.cli import app
+
+optuna = pytest.importorskip("optuna")
+
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"]  # as conftest.py
+TINY = [*FAST, "data=iris", "trainer.max_epochs=1"]
+
+
+def sweep(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlcli", "sweep", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+
+
+def runs(out: Path, sweep_name: str) -> list[dict]:
+    """The summary.json of every run folder of this sweep, with its folder."""
+    found = []
+    for p in sorted(out.iterdir()):
+        if (p / "summary.json").is_file():
+            s = json.loads((p / "summary.json").read_text())
+            if s.get("sweep") == sweep_name:
+                found.append({**s, "dir": p})
+    return found
+
+
+def study(out: Path, name: str):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'sweeps' / name / 'study.db'}")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """A 2x2 grid (optimizer.lr x model) on digits, two trials at a time."""
+    tmp = tmp_path_factory.mktemp("grid")
+    out = tmp / "outputs"
+    proc = sweep("optimizer.lr=0.001,0.01", "model=mlp,perceptron", *FAST, "data=digits", "trainer.max_epochs=1",
+                 f"output_dir={out}", "--name", "lr-model", "--jobs", "2", cwd=tmp)
+    return proc, out
+
+
+def test_grid_sweep_makes_one_completed_run_per_combination(grid):
+    proc, out = grid
+    assert proc.returncode == 0, proc.stderr
+    found = runs(out, "lr-model")
+    assert sorted(r["trial"] for r in found) == [0, 1, 2, 3]
+    assert all(r["status"] == "completed" and r["data"] == "digits" for r in found)
+    combos = {(r["model"], yaml_lr(r["dir"])) for r in found}
+    assert combos == {("mlp", 0.001), ("mlp", 0.01), ("perceptron", 0.001), ("perceptron", 0.01)}
+    s = study(out, "lr-model")
+    assert [t.state.name for t in s.trials] == ["COMPLETE"] * 4
+    assert s.direction.name == "MAXIMIZE"  # the monitored metric, val/acc, for a classification run
+    by_trial = {r["trial"]: r for r in found}
+    for t in s.trials:  # each trial's value is its run's best val/acc, and the run is linked back
+        assert t.value == pytest.approx(by_trial[t.number]["best"]["value"])
+        assert Path(t.user_attrs["run_dir"]) == by_trial[t.number]["dir"]
+    best = max(found, key=lambda r: r["best"]["value"])
+    assert f"best: trial {best['trial']}, val/acc = {best['best']['value']:.4f}" in proc.stdout
+    assert "trial 3 completed" in proc.stderr  # not a terminal: one plain line per event, no live table
+
+
+def test_jobs_2_runs_two_trials_at_once(grid):
+    _, out = grid
+    trials = study(out, "lr-model").trials
+    spans = sorted((t.user_attrs["started"], t.user_attrs["finished"]) for t in trials)
+    # the first two start together and each starts before the other ends
+    (a0, a1), (b0, b1) = spans[0], spans[1]
+    assert b0 < a1 and a0 < b1
+    # the runs' own intervals overlap too (run ids start with the start second; duration_s from summary.json)
+    found = sorted(runs(out, "lr-model"), key=lambda r: r["dir"].name)
+    first, second = found[0], found[1]
+    t0 = time.mktime(time.strptime(first["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    t1 = time.mktime(time.strptime(second["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert t1 <= t0 + first["duration_s"] + 1
+
+
+def test_runs_compare_of_the_sweep_shows_exactly_the_swept_keys_sorted(grid):
+    _, out = grid
+    result = CliRunner().invoke(app, ["runs", "compare", "--sweep", "lr-model", "--sort", "val/acc", "--format", "csv",
+                                      "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 4
+    config_columns = [c for c in rows[0] if c not in ("run", "name", "status") and "/" not in c]
+    assert sorted(config_columns) == ["model", "optimizer.lr"], rows[0].keys()
+    accs = [float(r["val/acc"]) for r in rows]
+    assert accs == sorted(accs, reverse=True)
+
+
+def yaml_lr(run_dir: Path) -> float:
+    from omegaconf import OmegaConf
+
+    return float(OmegaConf.load(run_dir / "config.yaml").optimizer.lr)
+
+
+def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
+    out = tmp_path / "outputs"
+    args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003", *TINY, f"output_dir={out}",
+            "--name", "killed"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:  # wait until trial 0 is done and trial 1 has its run folder
+            found = runs(out, "killed") if out.is_dir() else []
+            if any(r["trial"] == 0 and r["status"] == "completed" for r in found) and \
+                    any(r["trial"] == 1 for r in found):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sweep did not get to its second trial")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    s = study(out, "killed")
+    assert [t.state.name for t in s.trials] == ["COMPLETE", "RUNNING"]  # a kill tells the study nothing
+
+    resumed = sweep("resume", "killed", f"output_dir={out}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trial 0 started" not in resumed.stderr  # the completed trial is skipped
+    assert "trial 1 started (again, interrupted before)" in resumed.stderr
+    s = study(out, "killed")
+    assert [(t.number, t.state.name) for t in s.trials] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    found = runs(out, "killed")
+    assert sum(r["trial"] == 0 for r in found) == 1  # trial 0 never ran again
+    completed = sorted(r["trial"] for r in found if r["status"] == "completed")
+    assert completed == [0, 1, 2]
+    # the killed attempt of trial 1 keeps its own folder (never overwritten): it stopped when the sweep died
+    assert [r["status"] for r in found if r["trial"] == 1 and r["status"] != "completed"] in ([], ["interrupted"])
+
+
+def test_tpe_sweep_over_a_log_interval_lives_in_sqlite_and_resume_adds_trials(tmp_path):
+    out = tmp_path / "outputs"
+    proc = sweep("optimizer.lr=tag(log, interval(1e-4, 1e-1))", *TINY, f"output_dir={out}", "--strategy", "tpe",
+                 "--trials", "8", "--jobs", "2", "--name", "tpe", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    db = out / "sweeps" / "tpe" / "study.db"
+    assert db.read_bytes()[:15] == b"SQLite format 3"
+    s = study(out, "tpe")
+    assert len(s.trials) == 8 and all(t.state.name == "COMPLETE" for t in s.trials)
+    lrs = [t.params["optimizer.lr"] for t in s.trials]
+    assert all(1e-4 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) == 8
+    dist = s.trials[0].distributions["optimizer.lr"]
+    assert dist.log and (dist.low, dist.high) == (1e-4, 1e-1)
+    assert f"best: trial {s.best_trial.number}, val/acc = {s.best_value:.4f}" in proc.stdout
+    assert f"optimizer.lr={s.best_params['optimizer.lr']!r}" in proc.stdout
+
+    more = sweep("resume", "tpe", f"output_dir={out}", "--trials", "2", "--jobs", "2", cwd=tmp_path)
+    assert more.returncode == 0, more.stderr
+    s = study(out, "tpe")
+    assert [t.number for t in s.trials] == list(range(10))  # the same study, numbering going on
+    assert all(t.state.name == "COMPLETE" for t in s.trials)
+    assert sorted(r["trial"] for r in runs(out, "tpe")) == list(range(10))
+
+
+def test_a_diverging_trial_is_marked_failed_and_the_others_finish(tmp_path):
+    out = tmp_path / "outputs"
+    proc = sweep("optimizer=sgd", "optimizer.lr=0.01,1e30,0.02", *TINY, f"output_dir={out}", "--name", "div",
+                 "--jobs", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # --on-failure continue: the sweep itself succeeds
+    s = study(out, "div")
+    states = {t.params["optimizer.lr"]: t.state.name for t in s.trials}
+    assert states == {0.01: "COMPLETE", 1e30: "FAIL", 0.02: "COMPLETE"}
+    failed = next(t for t in s.trials if t.state.name == "FAIL")
+    assert "nan" in failed.user_attrs["error"].lower() or "inf" in failed.user_attrs["error"].lower()
+    assert json.loads((Path(failed.user_attrs["run_dir"]) / "summary.json").read_text())["status"] == "failed"
+    assert "2 completed, 1 failed" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["model=mlp", "optimizer.lr=0.01"], "no sweep in the overrides"),
+    (["resume", "nope"], "no sweep 'nope'"),
+    (["optimizer.lr=interval(0.001,0.1)", "--strategy", "random"], "needs --trials N"),
+    (["optimizer.lr=interval(0.001,0.1)", "--strategy", "grid"], "continuous interval"),
+    (["optimizer.lr=0.1,0.2", "--storage", "nosuchdb://x/y"], "--storage 'nosuchdb://x/y': cannot open"),
+    (["optimizer.lr=0.1,0.2", "model=mlp,mlpp"], "Did you mean 'model=mlp'?"),
+    (["optimizer.lr=0.1,0.2", "--on-failure", "maybe"], "choose continue or stop"),
+])
+def test_clear_errors_exit_2_before_any_trial(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", *args, f"output_dir={tmp_path / 'out'}"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not any((tmp_path / "out").glob("2*"))  # no run folder
+
+
+def test_train_multirun_is_a_grid_sweep(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(spec, space):
+        seen.update(strategy=spec.strategy, trials=spec.trials, overrides=[p.key for p in space.params])
+        return 0
+
+    monkeypatch.setattr("dlcli.cli.sweep.run", fake_run)
+    result = CliRunner().invoke(app, ["train", "-m", "optimizer.lr=0.001,0.01", "model=mlp,perceptron",
+                                      f"output_dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"strategy": "grid", "trials": 4, "overrides": ["optimizer.lr", "model"]}
+
+
+def test_space_maps_hydra_sweeps_to_optuna_distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from dlcli.sweep.space import parse_space
+
+    space = parse_space(["a=1,2", "b=choice(x,y)", "c=range(1,7,2)", "d=interval(0,1)",
+                         "e=tag(log, interval(1e-4, 1e-1))", "f=tag(int, interval(2, 8))", "seed=3"])
+    dists = space.distributions("tpe")
+    assert dists["a"] == CategoricalDistribution([1, 2]) and dists["b"] == CategoricalDistribution(["x", "y"])
+    assert dists["c"] == IntDistribution(1, 5, step=2)
+    assert dists["d"] == FloatDistribution(0.0, 1.0) and dists["e"] == FloatDistribution(1e-4, 1e-1, log=True)
+    assert dists["f"] == IntDistribution(2, 8)
+    assert space.fixed == ["seed=3"] and not space.discrete
+    grid = parse_space(["model=mlp,cnn", "c=range(1,4)"])
+    assert grid.grid_size() == 6 and grid.distributions("grid")["c"] == CategoricalDistribution([1, 2, 3])
+    assert grid.overrides({"model": "cnn", "c": 3}) == ["model=cnn", "c=3"]
+
+
+def test_slurm_launcher_builds_submitit_executor_or_refuses_clearly(tmp_path, monkeypatch):
+    from dlcli.errors import DlcliError
+    from dlcli.sweep.launch import slurm_executor
+
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(DlcliError, match="srun"):
+        slurm_executor(tmp_path, {})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    executor = slurm_executor(tmp_path, {"slurm_partition": "gpu", "timeout_min": 30})
+    assert executor.cluster == "slurm"
+    assert executor._executor.parameters["partition"] == "gpu"
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if the extra were not installed
+    with pytest.raises(DlcliError, match=r"pip install 'dlcli\[slurm\]'"):
+        slurm_executor(tmp_path, {})
