@@ -220,10 +220,12 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
             summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
             summary["best"] = recorder.best()
+            row = recorder.rows[-1] if recorder.rows else {}
             if checkpoint is not None and checkpoint.best_model_path:
                 module.load_state_dict(load_checkpoint(checkpoint.best_model_path)["state_dict"])
-            metrics = {k: v for k, v in (recorder.rows[-1] if recorder.rows else {}).items()
-                       if "/" in k and not k.startswith("lr")}
+                if summary["best"]:  # train/val metrics of the epoch whose weights are tested: one model throughout
+                    row = next((r for r in recorder.rows if r["epoch"] == summary["best"]["epoch"]), row)
+            metrics = {k: v for k, v in row.items() if "/" in k and not k.startswith("lr")}
             if "test" in prepared.splits:
                 for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
                     metrics[key] = float(value)
