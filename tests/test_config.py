@@ -158,7 +158,8 @@ def test_shipped_configs_never_name_import_paths():
 def test_comma_sweep_in_train_is_explained():
     problems, message = problems_of("optimizer.lr=0.1,0.2")
     assert problems[0].path == "optimizer.lr"
-    assert "write a list as key=[a,b]" in message
+    assert "for a list write key=[a,b]" in message
+    assert "sweep with `dlcli train -m ...` or `dlcli sweep ...`" in message
 
 
 def test_unknown_callback_from_override_names_the_override():
