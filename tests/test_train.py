@@ -36,6 +36,7 @@ def test_default_run_reaches_097_on_digits_and_writes_the_run_folder(make_config
     assert summary["best"]["monitor"] == "val/acc" and summary["best"]["value"] > 0.9
     assert summary["duration_s"] >= summary["fit_duration_s"] > 0
     assert summary["num_params"] == 64 * 256 + 256 + 256 * 10 + 10
+    assert 100 < summary["peak_rss_mib"] < 16 * 1024  # MiB: torch alone takes over 100
     assert summary["seed"] == 42
     assert set(summary["versions"]) == {"python", "torch", "lightning", "dlcli"}
 

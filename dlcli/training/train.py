@@ -207,7 +207,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     def finish(status: str, **extra: Any) -> None:
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3),
                        epochs=recorder.written, epoch_seconds=recorder.seconds[:recorder.written],
-                       heartbeat=folder.now_iso(), **extra)
+                       heartbeat=folder.now_iso(), peak_rss_mib=_peak_rss_mib(), **extra)
         if primary:
             folder.write_json(run_dir / folder.SUMMARY, summary)
             _save_curves(run_dir, recorder.rows[:recorder.written])
@@ -248,6 +248,16 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             raise
     finish("completed")
     return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary, primary)
+
+
+def _peak_rss_mib() -> float | None:
+    """The process's peak resident memory so far, in MiB (None where the platform does not tell)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if platform.system() == "Darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
 
 def _save_curves(run_dir: Path, rows: list[dict]) -> None:
