@@ -63,12 +63,12 @@ def test_param_groups_from_the_command_line():
     assert cfg["optimizer"]["decay_bias_and_norm"] is False
 
 
-def _module(l1=0.0, lr=1.0):
+def _module(l1=0.0, lr=1.0, **kwargs):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2))
     return TaskModule(model, nn.CrossEntropyLoss(), "multiclass", 2,
                       make_optimizer=lambda named: torch.optim.SGD([p for _, p in named], lr=lr),
-                      make_scheduler=lambda opt: None, l1=l1)
+                      make_scheduler=lambda opt: None, l1=l1, **kwargs)
 
 
 def test_l1_penalty_adds_l1_times_sign_of_the_weights_to_the_gradient():
@@ -86,12 +86,12 @@ def test_l1_penalty_adds_l1_times_sign_of_the_weights_to_the_gradient():
 
 @pytest.mark.parametrize(("algorithm", "clip"), [("norm", 0.01), ("value", 0.001)])
 def test_gradient_clipping_bounds_the_update(algorithm, clip):
-    module = _module(lr=1.0)
+    module = _module(lr=1.0, clip_val=clip, clip_algorithm=algorithm)  # trainer.gradient_clip_* in a config
     before = [p.detach().clone() for p in module.model.parameters()]
     data = DataLoader(TensorDataset(torch.randn(8, 3) * 10, torch.tensor([0, 1] * 4)), batch_size=8)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=0, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         gradient_clip_val=clip, gradient_clip_algorithm=algorithm, accelerator="cpu")
+                         accelerator="cpu")
     trainer.fit(module, train_dataloaders=data)
     step = torch.cat([(p.detach() - b).flatten() for p, b in zip(module.model.parameters(), before, strict=True)])
     if algorithm == "norm":  # plain SGD at lr 1: the step is minus the clipped gradient

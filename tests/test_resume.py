@@ -172,10 +172,13 @@ def interrupted_then_resumed(make_config, monkeypatch, *args: str, before=None):
 
 @pytest.mark.parametrize("extra", [
     [*MLP, "scheduler=cosine", "optimizer=sgd", "optimizer.momentum=0.9"],  # scheduler and optimizer state
+    [*MLP, "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"],  # stepped after each epoch
+    [*MLP, "scheduler=plateau", "scheduler.patience=0", "trainer.accumulate_grad_batches=3",
+     "trainer.gradient_clip_val=0.5"],  # stepped on the validation metric; dlcli accumulates and clips
     [*MLP, "+callbacks.ema.decay=0.9"],  # the averaged weights in the checkpoint, the raw ones go on training
     [*MLP, "scheduler=none", "finetune.stages=[{epochs:2,train:[4.*],lr:0.01},{epochs:2,lr_multiplier:0.1}]"],
     ["experiment=text_gru", "data.n_samples=300"],  # the saved vocabulary, a recurrent model
-], ids=["cosine-sgd", "ema", "stages", "text"])
+], ids=["cosine-sgd", "step-per-epoch", "plateau-accumulate-clip", "ema", "stages", "text"])
 def test_interrupted_in_process_resume_equals_uninterrupted(make_config, monkeypatch, extra):
     whole, resumed = interrupted_then_resumed(make_config, monkeypatch, *SAME, "trainer.max_epochs=4", *extra)
     assert resumed.metrics == whole.metrics

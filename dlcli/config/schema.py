@@ -63,6 +63,8 @@ class TrainerConfig:
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     enable_progress_bar: bool = True
+    num_sanity_val_steps: int = 0
+    matmul_precision: Literal["highest", "high", "medium"] | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class ModelConfig:
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
                   "orthogonal", "normal"] = "default"
     pretrained: str | None = None
+    compile: bool = False
+    channels_last: bool = False
 
 
 @dataclass
@@ -126,4 +130,5 @@ class DataConfig:
     label_fraction: float = 1.0
     target_scaling: Literal["none", "standard"] = "standard"
     num_workers: int = 0
+    eval_batch_size: int | None = None
     anomaly_classes: list[int | str] | None = None

@@ -49,6 +49,10 @@ def build_model(cfg: dict, prepared: Prepared) -> Any:
         in_shape=prepared.in_shape, out_features=prepared.out_features, task=prepared.task,
         vocab_size=prepared.vocab_size)
     initialize(model, cfg["model"]["init"])
+    if cfg["model"].get("channels_last"):  # NHWC weights: faster convolutions on tensor-core GPUs
+        import torch
+
+        model.to(memory_format=torch.channels_last)
     model.dlcli_pretrained = None
     if cfg["model"].get("pretrained"):
         from dlcli.training.transfer import load_pretrained
@@ -77,11 +81,12 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
     from dlcli.optim import build_optimizer
     from dlcli.registry import AUGMENTATIONS
     from dlcli.schedulers import build_scheduler
-    from dlcli.training.module import ArrayDataModule, TaskModule
+    from dlcli.training.module import ArrayDataModule, TaskModule, eval_batch_size
 
     prepared = load_data(cfg, fitted)
     data_cfg = cfg["data"]
-    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"])
+    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"],
+                                 eval_batch_size(data_cfg, prepared))
     model = build_model({**cfg, "model": {**cfg["model"], "pretrained": None}} if fitted else cfg, prepared)
     loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
     weights = cfg["loss"].get("class_weights")
@@ -103,5 +108,7 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
         target_scaling=prepared.preprocessing.get("target_scaling"),
         has_anomalies=bool(prepared.preprocessing.get("anomalies")),
         l1=cfg["regularization"]["l1"], metrics=cfg["metrics"],
+        clip_val=cfg["trainer"]["gradient_clip_val"], clip_algorithm=cfg["trainer"]["gradient_clip_algorithm"],
+        accumulate=cfg["trainer"]["accumulate_grad_batches"], channels_last=cfg["model"].get("channels_last", False),
     )
     return prepared, datamodule, module

@@ -22,7 +22,7 @@ from dlcli.runs import folder
 from dlcli.training.reload import LoadedRun
 
 EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
-LOADER_KEYS = ("batch_size", "num_workers")  # data keys that change how, not what, is evaluated
+LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size")  # data keys that change how, not what, is evaluated
 EVAL_DIR = "eval"
 SPLITS = ("auto", "test", "all")
 
@@ -60,7 +60,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     import torch
 
     from dlcli.data.prepare import Prepared
-    from dlcli.training.module import ArrayDataModule
+    from dlcli.training.module import ArrayDataModule, eval_batch_size
     from dlcli.training.train import _quiet_lightning
 
     _quiet_lightning()
@@ -75,7 +75,8 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre)
-    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"])
+    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
+                                 eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
     trainer = _trainer(cfg, run.run_dir)
     metrics = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}

@@ -87,6 +87,7 @@ def lr_find(cfg: dict, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int
         raw.append(float(loss) if loss is not None else float("nan"))
 
     module.on_train_batch_end = record
+    module.automatic_optimization = True  # the finder steps its own rising-rate schedule through Lightning's loop
     with tempfile.TemporaryDirectory() as scratch:  # the finder's own temporary checkpoint goes here
         trainer = pl.Trainer(accelerator=cfg["trainer"]["accelerator"], devices=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
