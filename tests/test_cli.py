@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dlcli.cli import app
+from dlcli.errors import DlcliError
 
 runner = CliRunner()
 
@@ -132,17 +133,32 @@ def test_accelerator_this_machine_lacks_exits_2_without_a_run_folder(tmp_path):
 
 def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
     # Lightning starts the second process by running the same command again: only rank 0 reports.
+    # Both processes train on half of each epoch (gradients averaged: a batch of 64 in effect), so
+    # they take half the steps of one process; the same accuracy floor must hold for both.
+    common = ["trainer.accelerator=cpu", "trainer.max_epochs=6", "trainer.enable_progress_bar=false", "threads=1"]
+    floor = 0.9
+    single = subprocess.run([sys.executable, "-m", "dlcli", "train", f"output_dir={tmp_path / 'one'}", *common],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    (one,) = (tmp_path / "one").iterdir()
+    assert json.loads((one / "summary.json").read_text())["metrics"]["test/acc"] >= floor
+
+    work = tmp_path / "work"
+    work.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "dlcli", "train", f"output_dir={tmp_path / 'o'}", "trainer.accelerator=cpu",
-         "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [sys.executable, "-m", "dlcli", "train", "trainer=ddp", "trainer.devices=2", f"output_dir={tmp_path / 'o'}",
+         *common],
+        capture_output=True, text=True, cwd=work, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (run_dir,) = (tmp_path / "o").iterdir()
+    (run_dir,) = (tmp_path / "o").iterdir()  # one run folder, made by rank 0, shared by rank 1
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["epochs"] == 2
-    assert summary["metrics"]["test/acc"] > 0.5
+    assert summary["status"] == "completed" and summary["epochs"] == 6
+    assert summary["metrics"]["test/acc"] >= floor
     assert proc.stdout.count("run folder:") == 1
+    assert not any(work.iterdir())  # nothing written where it was started: no changed working directory
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[1].split(",")[1] == "20"  # 6 epochs; 20 steps each (1,257 / 2 / 32)
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
@@ -163,3 +179,53 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
     assert "interrupted" in stderr
     (run_dir,) = tmp_path.iterdir()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_launches_two_processes_into_one_run_folder(tmp_path):
+    # torchrun starts both processes itself (Lightning's TorchElasticEnvironment): they share no environment,
+    # so rank 0 names the folder after the job and rank 1 finds it
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={_free_port()}", "-m", "dlcli", "train", "trainer=ddp", "trainer.devices=2",
+         "trainer.accelerator=cpu", "trainer.max_epochs=3", "trainer.enable_progress_bar=false", "threads=1",
+         f"output_dir={tmp_path / 'o'}"],
+        capture_output=True, text=True, cwd=work, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "o").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 3
+    assert summary["metrics"]["test/acc"] >= 0.85
+    assert proc.stdout.count("run folder:") == 1
+    assert not any(work.iterdir())
+
+
+def test_slurm_tasks_agree_on_rank_0s_run_folder(tmp_path, monkeypatch):
+    from dlcli.training import train as T
+
+    cfg = {"output_dir": str(tmp_path / "o"), "name": "digits-mlp"}
+    for var in ("TORCHELASTIC_RUN_ID", "LOCAL_RANK", "RANK", T.RUN_DIR_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    made, owner = T._claim_run_dir(cfg, None)
+    assert owner and made.name.endswith(f"-digits-mlp-{T._job_key()}")
+    for rank in ("1", "3"):  # on other machines: their environment never saw rank 0's
+        monkeypatch.delenv(T.RUN_DIR_ENV, raising=False)
+        monkeypatch.setenv("SLURM_PROCID", rank)
+        assert T._claim_run_dir(cfg, None) == (made, False)
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")  # another job: rank 1 waits for its own rank 0, in vain
+    with pytest.raises(DlcliError, match="rank 3 waited .* for rank 0 to create the run folder"):
+        T._wait_for_run_dir(cfg, T._job_key(), timeout=1)
+    assert len(list((tmp_path / "o").iterdir())) == 1

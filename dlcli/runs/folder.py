@@ -26,18 +26,25 @@ HEARTBEAT_S = 30.0  # a live run refreshes summary.json's heartbeat at least thi
 STALE_S = 600.0  # a running run whose heartbeat is older than this is taken for dead
 
 
-def new_run_dir(output_dir: str | Path, name: str) -> Path:
+def slug(name: str) -> str:
+    """A run name as it appears in folder names: letters, digits, ``_``, ``.`` and ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
+
+
+def new_run_dir(output_dir: str | Path, name: str, suffix: str | None = None) -> Path:
     """A fresh folder ``<output_dir>/<YYYYmmdd-HHMMSS>-<name>-<4 hex>``, created exclusively.
 
     ``mkdir`` without ``exist_ok`` fails if the folder exists, so two runs started in the
-    same second (even in two processes) can never share one: the loser draws again.
+    same second (even in two processes) can never share one: the loser draws again. ``suffix``
+    replaces the random 4 hex digits (a multi-process job's key, which its other processes look for).
     """
     root = Path(output_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for _ in range(100):
-        path = root / f"{stamp}-{slug}-{secrets.token_hex(2)}"
+    for attempt in range(100):
+        if suffix and attempt:
+            raise RuntimeError(f"run folder {root}/{stamp}-{slug(name)}-{suffix} exists already")
+        path = root / f"{stamp}-{slug(name)}-{suffix or secrets.token_hex(2)}"
         try:
             path.mkdir()
             return path.resolve()

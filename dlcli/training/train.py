@@ -43,6 +43,10 @@ class RunResult:
     primary: bool = True  # False in the extra processes of a multi-device run: they report nothing
 
 
+# trainer.* keys dlcli applies, not passed to Lightning's Trainer: the LightningModule steps the optimiser
+# (so it clips and accumulates), and the float32 matmul precision is torch's process-wide setting
+DLCLI_TRAINER_KEYS = ("gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches", "matmul_precision")
+_STARTED = time.time()  # about when this process started (rank 0's folder is newer)
 RUN_DIR_ENV = "DLCLI_RUN_DIR"  # how the extra processes of a multi-device run find rank 0's folder
 
 
@@ -56,19 +60,66 @@ class Terminated(SystemExit):
 def _claim_run_dir(cfg: dict, resume: Resume | None) -> tuple[Path, bool]:
     """(run folder, whether this process owns it): a new folder, or the resumed run's own.
 
-    For several devices, Lightning starts one more process per device, each running this same
-    command again with LOCAL_RANK set. Rank 0 makes the folder and passes its path on in the
-    environment; the other ranks train into it but write none of its files.
+    With several processes, only global rank 0 makes the folder and writes its files; every rank trains
+    into the same one. When Lightning starts them (``trainer.devices=2`` on one machine), it runs this
+    same command again with LOCAL_RANK set, and rank 0 passes the path on in the environment. When a
+    launcher starts them all (torchrun, SLURM's srun), they share no environment: rank 0 names the
+    folder after the job (:func:`_job_key`), and the others wait for that folder to appear.
     """
     import os
 
-    if int(os.environ.get("LOCAL_RANK", "0")) > 0 and os.environ.get(RUN_DIR_ENV):
-        return Path(os.environ[RUN_DIR_ENV]), False
-    run_dir = resume.run_dir if resume else folder.new_run_dir(cfg["output_dir"], cfg["name"])
-    os.environ[RUN_DIR_ENV] = str(run_dir)
+    env = os.environ
+    if int(env.get("LOCAL_RANK", "0")) > 0 and env.get(RUN_DIR_ENV):
+        return Path(env[RUN_DIR_ENV]), False
+    key = None if resume else _job_key()
+    if key is not None and _global_rank() > 0:
+        return _wait_for_run_dir(cfg, key), False
+    run_dir = resume.run_dir if resume else folder.new_run_dir(cfg["output_dir"], cfg["name"], suffix=key)
+    env[RUN_DIR_ENV] = str(run_dir)
     return run_dir, True
 
 
+def _job_key() -> str | None:
+    """4 hex digits shared by every process of a job that torchrun or SLURM launched, else None."""
+    import hashlib
+    import os
+
+    env = os.environ
+    if int(env.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in env:  # torchrun
+        parts = ["torchrun", env["TORCHELASTIC_RUN_ID"], env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", "")]
+    elif int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in env:  # srun: one task per device
+        parts = ["slurm", env["SLURM_JOB_ID"], env.get("SLURM_STEP_ID", "")]
+    else:
+        return None
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:4]
+
+
+def _global_rank() -> int:
+    """This process's rank in the whole job: torchrun sets RANK, srun SLURM_PROCID."""
+    import os
+
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" not in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return int(env.get("SLURM_PROCID", "0"))
+    return int(env.get("RANK", "0"))
+
+
+def _wait_for_run_dir(cfg: dict, key: str, timeout: float = 600.0) -> Path:
+    """Rank 0's folder for this job: named ``*-<name>-<key>``, and changed since this process started
+    (an earlier job with the same key, e.g. torchrun's default rendezvous on the same port, is older)."""
+    root = Path(cfg["output_dir"]).expanduser()
+    slug = folder.slug(cfg["name"])
+    deadline = time.monotonic() + timeout
+    while True:
+        fresh = [p for p in root.glob(f"*-{slug}-{key}")
+                 if p.is_dir() and p.stat().st_mtime >= _STARTED - 60]
+        if fresh:
+            return max(fresh, key=lambda p: p.stat().st_mtime).resolve()
+        if time.monotonic() > deadline:
+            raise DlcliError(f"rank {_global_rank()} waited {timeout:.0f} s for rank 0 to create the run folder "
+                             f"{root}/*-{slug}-{key}: output_dir must be a folder every machine of the job "
+                             "shares, and rank 0 must be running")
+        time.sleep(0.5)
 @contextmanager
 def _signals_stop_the_run() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated`, as Ctrl-C raises KeyboardInterrupt, so both end the run cleanly.
@@ -91,6 +142,22 @@ def _signals_stop_the_run() -> Iterator[None]:
         for signum, handler in before.items():
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+@contextmanager
+def _matmul_precision(precision: str | None) -> Iterator[None]:
+    """torch's float32 matmul precision for the run ("high" allows TF32 on NVIDIA GPUs), then as it was."""
+    if precision is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def _ignore_signals() -> None:
@@ -212,10 +279,12 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             folder.write_json(run_dir / folder.SUMMARY, summary)
             _save_curves(run_dir, recorder.rows[:recorder.written])
 
-    with _signals_stop_the_run():
+    with _signals_stop_the_run(), _matmul_precision(cfg["trainer"].get("matmul_precision")):
         try:
             # fit (from the last checkpoint, when resumed), then evaluate the best epoch's weights
             # (loaded safely: tensors only) on the test split
+            if cfg["model"].get("compile"):
+                module.compile_model()
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
             summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
@@ -307,7 +376,7 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     import pytorch_lightning as pl
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    from dlcli.nets.callbacks import ResumeGuard, RNGState, TerminateOnNaN
+    from dlcli.nets.callbacks import CallbackGroup, ResumeGuard, RNGState, TerminateOnNaN
     from dlcli.training.checkpoint_io import AtomicCheckpointIO
     from dlcli.training.recorder import EpochRecorder, Heartbeat
 
@@ -324,20 +393,22 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         if name == "model_checkpoint":  # its metric decides the best epoch
             checkpoint, monitor, mode = built[0], params["monitor"], params["mode"]
         callbacks += built
+    own: list[pl.Callback] = []  # dlcli's own callbacks, which Lightning calls as one (CallbackGroup)
     stages = (cfg.get("finetune") or {}).get("stages")
     if stages:  # one fit, stage after stage; the run lasts as long as the stages together
         from dlcli.nets.callbacks import StagedFinetune
 
-        callbacks.append(StagedFinetune(stages))
+        own.append(StagedFinetune(stages))
     if "terminate_on_nan" not in cfg["callbacks"]:  # a diverged run always stops within the epoch
-        callbacks.append(TerminateOnNaN())
-    callbacks.append(RNGState())  # a resumed run draws the same random numbers as an uninterrupted one
+        own.append(TerminateOnNaN())
+    own.append(RNGState())  # a resumed run draws the same random numbers as an uninterrupted one
     if resume is not None:
-        callbacks.append(ResumeGuard(extend=resume.extend))
+        own.append(ResumeGuard(extend=resume.extend))
     recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
-    callbacks.append(recorder)
+    own.append(recorder)
     if primary and beat is not None:
-        callbacks.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
+        own.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
+    callbacks.append(CallbackGroup(own))
     progress = progress and cfg["trainer"]["enable_progress_bar"]
     if progress:
         from dlcli.training.progress import EpochProgressBar
@@ -349,7 +420,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         raise DlcliError("callbacks.lr_monitor logs to an experiment logger, and logger=none has none: add "
                          "logger=csv or logger=tensorboard, or drop it with ~callbacks.lr_monitor (metrics.csv "
                          "records the learning rate of every epoch anyway)")
-    kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None}
+    # the module steps the optimiser itself (see TaskModule._optimize): clipping and accumulation are its job
+    kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None and k not in DLCLI_TRAINER_KEYS}
     if stages:
         kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
     kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
