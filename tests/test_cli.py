@@ -225,6 +225,13 @@ def test_slurm_tasks_agree_on_rank_0s_run_folder(tmp_path, monkeypatch):
         monkeypatch.delenv(T.RUN_DIR_ENV, raising=False)
         monkeypatch.setenv("SLURM_PROCID", rank)
         assert T._claim_run_dir(cfg, None) == (made, False)
+    from types import SimpleNamespace
+
+    resumed = SimpleNamespace(run_dir=made)  # `dlcli resume` under srun: all know the folder, rank 0 writes
+    assert T._claim_run_dir(cfg, resumed) == (made, False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert T._claim_run_dir(cfg, resumed) == (made, True)
+    monkeypatch.setenv("SLURM_PROCID", "3")
     monkeypatch.setenv("SLURM_JOB_ID", "4243")  # another job: rank 1 waits for its own rank 0, in vain
     with pytest.raises(DlcliError, match="rank 3 waited .* for rank 0 to create the run folder"):
         T._wait_for_run_dir(cfg, T._job_key(), timeout=1)

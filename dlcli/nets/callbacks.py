@@ -33,8 +33,9 @@ class TerminateOnNaN(pl.Callback):
             return
         loss = loss.detach()
         if not (self.defer if self.defer is not None else loss.device.type != "cpu"):
-            if not torch.isfinite(loss).all():
-                self._fail(trainer, str(float(loss.reshape(-1)[0])), trainer.global_step, batch_idx)
+            value = float(loss) if loss.numel() == 1 else float(loss.sum())  # on the CPU: nothing to wait for
+            if not math.isfinite(value):
+                self._fail(trainer, str(value), trainer.global_step, batch_idx)
             return
         if self.first_bad is None:
             self.first_bad = torch.full((2,), -1, dtype=torch.long, device=loss.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -377,3 +378,9 @@ class TaskModule(pl.LightningModule):
             # Lightning would warn that it ignores these keys when dlcli steps the optimiser itself
             scheduler = {k: v for k, v in scheduler.items() if k not in ("monitor", "reduce_on_plateau", "strict")}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+# Lightning reads training_step's (and validation_step's, test_step's) signature on every step to decide
+# which arguments to pass; a precomputed signature spares it the inspection.
+for _hook in ("training_step", "validation_step", "test_step"):
+    getattr(TaskModule, _hook).__signature__ = inspect.signature(getattr(TaskModule, _hook))

@@ -71,10 +71,13 @@ def _claim_run_dir(cfg: dict, resume: Resume | None) -> tuple[Path, bool]:
     env = os.environ
     if int(env.get("LOCAL_RANK", "0")) > 0 and env.get(RUN_DIR_ENV):
         return Path(env[RUN_DIR_ENV]), False
-    key = None if resume else _job_key()
+    if resume is not None:  # every process knows the folder; rank 0 writes to it
+        env[RUN_DIR_ENV] = str(resume.run_dir)
+        return resume.run_dir, _global_rank() == 0
+    key = _job_key()
     if key is not None and _global_rank() > 0:
         return _wait_for_run_dir(cfg, key), False
-    run_dir = resume.run_dir if resume else folder.new_run_dir(cfg["output_dir"], cfg["name"], suffix=key)
+    run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"], suffix=key)
     env[RUN_DIR_ENV] = str(run_dir)
     return run_dir, True
 
@@ -120,6 +123,8 @@ def _wait_for_run_dir(cfg: dict, key: str, timeout: float = 600.0) -> Path:
                              f"{root}/*-{slug}-{key}: output_dir must be a folder every machine of the job "
                              "shares, and rank 0 must be running")
         time.sleep(0.5)
+
+
 @contextmanager
 def _signals_stop_the_run() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated`, as Ctrl-C raises KeyboardInterrupt, so both end the run cleanly.
