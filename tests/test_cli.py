@@ -125,10 +125,12 @@ def test_accelerator_this_machine_lacks_exits_2_without_a_run_folder(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = invoke("train", "trainer.accelerator=gpu", f"output_dir={tmp_path / 'o'}")
-    assert result.exit_code == 2
-    assert "trainer:" in result.stderr and "trainer.accelerator" in result.stderr
-    assert not any((tmp_path / "o").iterdir())
+    for args in (["trainer.accelerator=gpu"], ["trainer=gpu"]):
+        result = invoke("train", *args, f"output_dir={tmp_path / 'o'}")
+        assert result.exit_code == 2
+        assert "trainer.accelerator=gpu, but torch" in result.stderr and "sees no NVIDIA GPU" in result.stderr
+        assert "trainer.accelerator=cpu" in result.stderr  # the fix
+        assert not any((tmp_path / "o").iterdir())
 
 
 def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):

@@ -358,6 +358,9 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
+    if cfg["model"].get("compile"):
+        console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
+                      "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)
     if resume is not None:
         console.print(resume.describe(cfg), markup=False)
         return
@@ -435,6 +438,13 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     try:
         trainer = pl.Trainer(callbacks=callbacks, **kwargs)
     except (MisconfigurationException, ValueError) as e:  # e.g. accelerator=gpu on a machine without one
+        import torch
+
+        if kwargs.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise DlcliError(f"trainer.accelerator={kwargs['accelerator']}, but torch {torch.__version__} sees no "
+                             "NVIDIA GPU here (a CPU build of torch, or no driver). Train on the CPU with "
+                             "trainer.accelerator=cpu (or leave trainer=default), or install a CUDA build of "
+                             "torch") from None
         raise DlcliError(f"trainer: {e} (check trainer.accelerator, trainer.devices, trainer.strategy, "
                          "trainer.precision; `dlcli config show` prints them)") from None
     return trainer, checkpoint, recorder
