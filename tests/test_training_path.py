@@ -159,9 +159,13 @@ def test_channels_last_trains_a_cnn_with_nhwc_weights(make_config):
 
 
 def test_compiled_model_trains_and_saves_the_plain_models_weights(make_config):
+    import torch._dynamo
+
     from dlcli.training.reload import load_run
 
+    before = torch._dynamo.utils.counters["frames"]["ok"]
     result = train(make_config("model.compile=true", "model.hidden=[64]", "trainer.max_epochs=3").config)
+    assert torch._dynamo.utils.counters["frames"]["ok"] > before  # the model really went through torch.compile
     assert result.metrics["test/acc"] >= 0.85
     from dlcli.training.build import load_data
 
