@@ -173,13 +173,23 @@ class Recurrent(nn.Module):
                        dropout=dropout if num_layers > 1 else 0.0)
         self.units, self.bidirectional, self.return_sequences = units, bidirectional, return_sequences
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)  # (B, T, H*dirs)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): each sequence's real steps (padding at the end): the net runs over those only
+        (packed), steps past them come out as zeros, and the last step is each sequence's last real one."""
+        if lengths is None:
+            out, _ = self.rnn(x)  # (B, T, H*dirs)
+            last = out[:, -1]
+        else:
+            from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+            last = out[torch.arange(len(out), device=out.device), lengths.to(out.device) - 1]  # (B, H*dirs)
         if self.return_sequences:
             return out
         if not self.bidirectional:
-            return out[:, -1]
-        return torch.cat([out[:, -1, : self.units], out[:, 0, self.units:]], dim=-1)
+            return last
+        return torch.cat([last[:, : self.units], out[:, 0, self.units:]], dim=-1)
 
 
 class Graph(nn.Module):

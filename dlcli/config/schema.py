@@ -132,3 +132,4 @@ class DataConfig:
     num_workers: int = 0
     eval_batch_size: int | None = None
     anomaly_classes: list[int | str] | None = None
+    pad_value: float | None = None  # sequences (N, T, F): the value of padded steps at the end (NaN always is)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcli.data import padding
 from dlcli.data.table import Table
 from dlcli.errors import DataError, DlcliError
 
@@ -28,6 +29,7 @@ class Prepared:
     class_names: list[str] | None
     preprocessing: dict[str, Any] = field(default_factory=dict)
     vocab_size: int | None = None  # token data: ids are 0 (padding) .. vocab_size - 1
+    lengths: dict[str, np.ndarray] | None = None  # name -> (N,) real steps per sequence (padding.py); None: all
 
     @property
     def num_classes(self) -> int | None:
@@ -190,12 +192,15 @@ def fit_scaler(x: np.ndarray, method: str, mean: list[float] | None = None,
 
     ``channel`` standardises each channel of images (N, C, H, W), or each last-axis feature of
     tables and sequences; ``mean`` and ``std`` given (e.g. a backbone's) are used instead of fitted.
+    NaN values (padded steps of variable-length sequences) are left out of the statistics.
     """
+    from dlcli.data.padding import stat
+
     if method == "channel":
         axis = _channel_axis(x)
         if mean is None or std is None:
             reduce = tuple(a for a in range(x.ndim) if a != axis)
-            fitted_mean, fitted_std = x.mean(axis=reduce, dtype=np.float64), x.std(axis=reduce, dtype=np.float64)
+            fitted_mean, fitted_std = stat(x, "mean", reduce), stat(x, "std", reduce)  # NaN: padding, left out
             mean = fitted_mean.tolist() if mean is None else mean
             std = np.where(fitted_std > 0, fitted_std, 1).tolist() if std is None else std
         for key, values in (("channel_mean", mean), ("channel_std", std)):
@@ -207,10 +212,10 @@ def fit_scaler(x: np.ndarray, method: str, mean: list[float] | None = None,
         return {"method": method, "axis": axis, "mean": [float(v) for v in mean], "std": [float(v) for v in std]}
     flat = x.reshape(len(x), -1).astype(np.float64)  # (N, *S) -> (N, F)
     if method == "standard":
-        std = flat.std(axis=0)
-        return {"method": method, "mean": flat.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1).tolist()}
+        std = stat(flat, "std", 0)
+        return {"method": method, "mean": stat(flat, "mean", 0).tolist(), "std": np.where(std > 0, std, 1).tolist()}
     if method in ("minmax", "symmetric"):
-        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        lo, hi = stat(flat, "min", 0), stat(flat, "max", 0)
         return {"method": method, "min": lo.tolist(), "max": np.where(hi > lo, hi, lo + 1).tolist()}
     return {"method": "none"}
 
@@ -320,6 +325,7 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     ``fitted`` is an earlier run's preprocessing (fine-tuning from it): its scaling statistics and
     vocabulary are re-applied instead of being fitted again, so the inputs mean what they meant there.
     """
+    table = padding.mark(table, cfg.get("pad_value"), f"data '{cfg['name']}'")  # sequences padded at the end
     _check_finite(table, cfg)
     task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
     stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning",
@@ -365,11 +371,15 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
             _check_fits(fitted, x.shape[1:])
             scaler = fitted["scaling"]
         else:
-            scaler = fit_scaler(x[idx["train"]], cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
+            train = padding.as_missing(x[idx["train"]], padding.take(table.lengths, idx["train"]))  # padding: NaN
+            scaler = fit_scaler(train, cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
         if image:
             pre["image"] = image
         pre["scaling"] = scaler
-        splits = {name: (apply_scaler(x[i], scaler), y[i]) for name, i in idx.items()}
+        splits = {name: (padding.scaled(apply_scaler(x[i], scaler), padding.take(table.lengths, i)), y[i])
+                  for name, i in idx.items()}
+        if table.lengths is not None:
+            pre["variable_length"] = padding.saved(table.lengths, cfg.get("pad_value"))
     in_shape = tuple(splits["train"][0].shape[1:])
     pre["input_shape"] = list(in_shape)
     if task == "regression":
@@ -386,4 +396,5 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     else:
         out_features = y.shape[1] if task in ("regression", "multilabel") else len(class_names)
     pre["out_features"] = out_features
-    return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size)
+    return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size,
+                    padding.split_lengths(table.lengths, idx))

@@ -22,3 +22,5 @@ class Table:
     feature_names: list[str] | None = None
     ordered: bool = False  # rows follow time (forecasting windows): split chronologically, never shuffled
     text: dict | None = None  # x holds texts: how to tokenize them (level, max_length, min_freq, max_vocab, lowercase)
+    # (N,) real steps of each sequence (N, T, F) padded at the end; None: every step is real (see padding.py)
+    lengths: np.ndarray | None = None

@@ -32,12 +32,17 @@ class RecurrentNet(nn.Module):
                                    return_sequences=head != "last", dropout=dropout)
         self.linear = nn.Linear(hidden_size * (2 if bidirectional else 1), out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.recurrent(x)  # (B, T, H*dirs), or (B, H*dirs) for `last`
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): real steps of sequences padded at the end; padded steps count for nothing."""
+        h = self.recurrent(x, lengths)  # (B, T, H*dirs), or (B, H*dirs) for `last`
+        keep = None if lengths is None or self.head in ("last", "many_to_many") else \
+            (torch.arange(h.shape[1], device=h.device) < lengths.to(h.device)[:, None]).unsqueeze(-1)  # (B, T, 1)
         if self.head == "mean":
-            h = h.mean(dim=1)  # (B, T, H*dirs) -> (B, H*dirs)
+            # (B, T, H*dirs) -> (B, H*dirs), over the real steps only
+            h = h.mean(dim=1) if keep is None else (h * keep).sum(dim=1) / keep.sum(dim=1)
         elif self.head == "max":
-            h = h.amax(dim=1)  # (B, T, H*dirs) -> (B, H*dirs)
+            # (B, T, H*dirs) -> (B, H*dirs), over the real steps only
+            h = (h if keep is None else h.masked_fill(~keep, float("-inf"))).amax(dim=1)
         out = self.linear(h)  # (B, out_features), or (B, T, k) for many_to_many
         return out.flatten(1) if self.head == "many_to_many" else out  # (B, T, k) -> (B, T*k)
 

@@ -101,7 +101,7 @@ class TokenTransformer(nn.Module):
     """A Transformer encoder classifier over token ids (B, T), 0 being padding, or over float sequences (B, T, F).
 
     Token ids go through an embedding, float steps through a linear layer, to (B, T, d_model); padding
-    (id 0) is masked. Float sequences have no padding: every step counts.
+    (id 0) is masked. Float sequences are masked past their ``lengths`` when given (variable-length data).
     """
 
     def __init__(self, steps: int, out_features: int, vocab_size: int | None, in_features: int | None,
@@ -116,8 +116,11 @@ class TokenTransformer(nn.Module):
         self.scale = math.sqrt(d_model) if self.tokens and positional == "sinusoidal" else 1.0
         self.body = EncoderHead(d_model, out_features, steps, positional=positional, pool=pool, **encoder)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,): real steps of float sequences padded at the end (token ids mark padding as 0)."""
         keep = x != 0 if self.tokens else None  # (B, T): True at real tokens
+        if lengths is not None and not self.tokens:
+            keep = torch.arange(x.shape[1], device=x.device) < lengths.to(x.device)[:, None]  # (B, T)
         return self.body(self.embed(x) * self.scale, keep)
 
 

@@ -68,13 +68,15 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         torch.set_num_threads(cfg["threads"])
     data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
     if every_row:
-        x, y = other_data_arrays(run, cfg)
+        x, y, lengths = other_data_arrays(run, cfg)
         described = f"every row of {data}" if other_data else f"every row of the run's {data}"
     else:
-        x, y = run_test_split(run, cfg)
+        test = rebuilt_test_split(run, cfg)
+        (x, y), lengths = test.splits["test"], (test.lengths or {}).get("test")
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
-    prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre)
+    prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre,
+                        lengths=None if lengths is None else {"test": lengths})  # variable-length sequences
     datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
@@ -120,6 +122,11 @@ def _table(cfg: dict) -> Any:
 def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """The test split of the configured data (the run's own, unless overridden), rebuilt with the run's seed and
     fractions, and its saved preprocessing (never fitted again)."""
+    return rebuilt_test_split(run, cfg).splits["test"]
+
+
+def rebuilt_test_split(run: LoadedRun, cfg: dict) -> Any:
+    """The :class:`Prepared` data of :func:`run_test_split` (with its sequences' lengths, if variable-length)."""
     from dlcli.data.prepare import prepare
     from dlcli.registry import LOSSES
 
@@ -135,14 +142,15 @@ def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     if "test" not in prepared.splits:
         raise DlcliError(f"run {run.run_dir.name} has no test split (data.test_fraction=0): evaluate it on "
                          "other data with overrides, e.g. data=csv data.path=new.csv data.target=label")
-    return prepared.splits["test"]
+    return prepared
 
 
-def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Every row of the configured data as (model inputs, targets in the run's terms)."""
+def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Every row of the configured data as (model inputs, targets in the run's terms, sequence lengths or None)."""
     table, name = _table_for_run(run, cfg)
     x = run.inputs(list(table.x) if table.text is not None else table.x)
-    return x, run_targets(run, table.y, table.class_names, name)
+    lengths = run.lengths(table.x, name) if table.text is None else None
+    return x, run_targets(run, table.y, table.class_names, name), lengths
 
 
 def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
@@ -154,9 +162,13 @@ def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
         kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
         raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
     if table.text is None:
-        if not np.all(np.isfinite(table.x)):
-            raise DataError(f"{name} has missing or infinite input values: clean them first")
         table.x = run.raw_arrays(_run_features(run, table, name), name)
+        if run.preprocessing.get("variable_length"):  # sequences padded at the end (NaN, or the run's pad_value)
+            from dlcli.data.padding import check_finite
+
+            check_finite(table.x, run.lengths(table.x, name), name)
+        elif not np.all(np.isfinite(table.x)):
+            raise DataError(f"{name} has missing or infinite input values: clean them first")
     return table, name
 
 

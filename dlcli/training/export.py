@@ -117,6 +117,10 @@ def export(run: LoadedRun, fmt: str = "onnx", output: str | Path | None = None,
     if fmt not in FORMATS:
         raise DlcliError(f"--format is one of {', '.join(FORMATS)}, got '{fmt}'")
     run.checkpoint_path(checkpoint)
+    if run.preprocessing.get("variable_length"):  # the graph would need the lengths as a second input
+        raise DlcliError(f"run {run.run_dir.name} was trained on variable-length sequences (padded at the end), "
+                         "and exporting a model that takes sequence lengths is not supported yet. Use "
+                         "`dlcli predict` with the run, or train on fixed-length sequences to export")
     path = Path(output).expanduser() if output else run.run_dir / "export" / f"model{FORMATS[fmt]}"
     if path.is_dir():
         path = path / f"model{FORMATS[fmt]}"

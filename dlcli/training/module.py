@@ -13,6 +13,7 @@ import torchmetrics
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from dlcli.data.padding import takes_lengths
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
 from dlcli.metrics import task_metrics
@@ -87,9 +88,11 @@ class ArrayDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning",
                                                   "contrastive") else torch.float32
+        lengths = prepared.lengths or {}  # variable-length sequences: batches are (x, y, lengths)
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
-                                torch.as_tensor(y, dtype=y_dtype))
+                                torch.as_tensor(y, dtype=y_dtype),
+                                *([torch.from_numpy(lengths[name])] if name in lengths else []))
             for name, (x, y) in prepared.splits.items()
         }
 
@@ -142,6 +145,7 @@ class TaskModule(pl.LightningModule):
         self.channels_last = channels_last  # image batches are made NHWC, to match the model's weights
         self.l1 = l1
         self.model, self.loss_fn, self.task = model, loss, task
+        self.takes_lengths = takes_lengths(model)  # other models see padded steps as zeros
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
         # the test confusion matrix is saved with the run (confusion_matrix.csv and .png)
         self.confusion = torchmetrics.classification.MulticlassConfusionMatrix(num_classes=num_classes) \
@@ -182,10 +186,14 @@ class TaskModule(pl.LightningModule):
         """
         object.__setattr__(self, "_compiled", torch.compile(self.model, **options))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = (self._compiled or self.model)(x)
+        # lengths (B,) of variable-length sequences, for the models that take them (dlcli/data/padding.py)
+        if lengths is not None and self.takes_lengths:
+            out = (self._compiled or self.model)(x, lengths=lengths)
+        else:
+            out = (self._compiled or self.model)(x)
         if self.task == "binary" or (self.task == "regression" and out.shape[-1] == 1):
             out = out.squeeze(-1)  # (B, 1) -> (B,)
         return out
@@ -246,13 +254,13 @@ class TaskModule(pl.LightningModule):
         return self.loss_fn(*out.chunk(2))
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y, *lengths = batch  # lengths: variable-length sequences only
         if self.task == "contrastive":  # self-supervised: y is never read
             loss = self._contrastive_loss(x)
         else:
             if self.augment is not None:
                 x, y = self.augment(x, y)
-            loss = self._loss(self(x), x, y)
+            loss = self._loss(self(x, *lengths), x, y)
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         # the epoch's mean training loss, summed on the device and logged once, at the epoch's last batch:
@@ -318,8 +326,8 @@ class TaskModule(pl.LightningModule):
             self._step_schedules("epoch", self.current_epoch + 1, plateau=True)
 
     def _eval_step(self, batch, stage: str, batch_idx: int = 0) -> None:
-        x, y = batch
-        out = self(x)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
+        x, y, *lengths = batch  # lengths: variable-length sequences only
+        out = self(x, *lengths)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
         loss = self._contrastive_loss(x, seed=batch_idx) if self.task == "contrastive" else self._loss(out, x, y)
         # the mean over the epoch's samples, summed on the device and logged once, at the epoch's end
         total, n = self._eval_loss.get(stage, (0.0, 0))

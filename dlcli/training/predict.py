@@ -167,9 +167,14 @@ def _read_npz(run: LoadedRun, path: Path) -> Inputs:
     if x.ndim < 1 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"NPZ '{path}': array '{key}' must be numeric with one row per input, got {x.dtype} "
                         f"of shape {x.shape}")
-    if not np.all(np.isfinite(x)):
+    x = run.raw_arrays(x, f"NPZ '{path}'")
+    if run.preprocessing.get("variable_length"):  # sequences padded at the end with NaN (or the run's pad_value)
+        from dlcli.data.padding import check_finite
+
+        check_finite(x, run.lengths(x, f"NPZ '{path}'"), f"NPZ '{path}'")
+    elif not np.all(np.isfinite(x)):
         raise DataError(f"NPZ '{path}': array '{key}' has missing or infinite values: clean them first")
-    return Inputs(list(range(len(x))), run.raw_arrays(x, f"NPZ '{path}'"), f"NPZ '{path}' ({len(x)} rows)")
+    return Inputs(list(range(len(x))), x, f"NPZ '{path}' ({len(x)} rows)")
 
 
 def _read_images(run: LoadedRun, path: Path) -> Inputs:

@@ -36,9 +36,17 @@ class LoadedRun:
 
     def inputs(self, raw: Any) -> np.ndarray:
         """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs."""
+        from dlcli.data import padding
         from dlcli.data.prepare import transform_inputs
 
-        return transform_inputs(raw, self.preprocessing)
+        lengths = self.lengths(raw)  # variable-length sequences: padded steps are 0 before and after scaling
+        return padding.scaled(transform_inputs(padding.strip(raw, lengths), self.preprocessing), lengths)
+
+    def lengths(self, raw: Any, source: str = "the inputs") -> np.ndarray | None:
+        """(N,) real steps of each raw sequence, for a run trained on variable-length sequences; else None."""
+        from dlcli.data.padding import input_lengths
+
+        return input_lengths(raw, self.preprocessing, source)
 
     def raw_arrays(self, x: np.ndarray, source: str) -> np.ndarray:
         """Arrays from a file, shaped as this run's dataset gave them (for :meth:`inputs`).
@@ -53,6 +61,9 @@ class LoadedRun:
         if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
             raise DataError(f"{source} holds {x.dtype} values; the run's inputs are numbers")
         shape = tuple(pre["input_shape"])
+        if pre.get("variable_length") and x.ndim == 3 and x.shape[2] == shape[1] and x.shape[1] < shape[0]:
+            pad = np.full((len(x), shape[0] - x.shape[1], shape[1]), np.nan, dtype=np.float32)
+            x = np.concatenate([x.astype(np.float32), pad], axis=1)  # shorter sequences: padded at the end
         if pre.get("image"):  # converted on the way in (channels, resize): any (C, H, W) images will do
             if x.ndim == 3:
                 x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
@@ -126,8 +137,11 @@ class LoadedRun:
         import torch
 
         module, x = self.module(checkpoint), torch.from_numpy(self.inputs(raw))
+        lengths = self.lengths(raw)  # variable-length sequences: (N,) real steps; else None
         with torch.no_grad():
-            out = [module.predictions(module(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+            out = [module.predictions(module(x[i:i + batch_size], None if lengths is None
+                                             else torch.from_numpy(lengths[i:i + batch_size])))
+                   for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...], allowed: tuple[str, ...] = (),
