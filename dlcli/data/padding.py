@@ -113,8 +113,9 @@ def take(lengths: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if lengths is None else lengths[rows]
 
 
-def split_lengths(lengths: np.ndarray | None, idx: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
-    return None if lengths is None else {name: lengths[i] for name, i in idx.items()}
+def split_lengths(values: np.ndarray | None, idx: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Per-sample values (lengths, forecast offsets) split as the samples are: name -> values[rows]."""
+    return None if values is None else {name: values[i] for name, i in idx.items()}
 
 
 def saved(lengths: np.ndarray | None, pad_value: float | None) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ class Prepared:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     vocab_size: int | None = None  # token data: ids are 0 (padding) .. vocab_size - 1
     lengths: dict[str, np.ndarray] | None = None  # name -> (N,) real steps per sequence (padding.py); None: all
+    offsets: dict[str, np.ndarray] | None = None  # name -> per-sample bases of differenced forecasts (forecast.py)
 
     @property
     def num_classes(self) -> int | None:
@@ -397,4 +398,4 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         out_features = y.shape[1] if task in ("regression", "multilabel") else len(class_names)
     pre["out_features"] = out_features
     return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size,
-                    padding.split_lengths(table.lengths, idx))
+                    padding.split_lengths(table.lengths, idx), padding.split_lengths(table.offset, idx))

@@ -42,7 +42,7 @@ def windows(inputs: np.ndarray, target: np.ndarray, window: int, horizon: int,
 
 @DATASETS.register()
 def sine(seed: int, n_points: int = 2000, period: float = 50.0, noise: float = 0.05, window: int = 30,
-         horizon: int = 1):
+         horizon: int = 1, trend: float = 0.0, difference: int = 0, seasonal_lag: int | None = None):
     """Noisy sine wave forecasting: windows of past values, predict the next horizon value(s) (synthetic)."""
     import numpy as np
 
@@ -50,14 +50,26 @@ def sine(seed: int, n_points: int = 2000, period: float = 50.0, noise: float = 0
         raise DataError(f"sine: data.period must be > 0 and data.noise >= 0, got {period} and {noise}")
     rng = np.random.default_rng(seed)
     t = np.arange(n_points)
-    series = np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)) + rng.normal(0, noise, n_points)
-    x, y = windows(series[:, None], series, window, horizon, "sine")  # (N, window, 1), (N,) or (N, horizon)
-    return Table(x, y, "regression", feature_names=["value"], ordered=True)
+    series = np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)) + rng.normal(0, noise, n_points) + trend * t
+    return _forecast_table(series[:, None], series, window, horizon, difference, seasonal_lag, "sine", ["value"])
+
+
+def _forecast_table(inputs: np.ndarray, target: np.ndarray, window: int, horizon: int, difference: int,
+                    seasonal_lag: int | None, source: str, names: list[str]) -> Table:
+    """Forecasting windows over ``inputs`` (P, F) for ``target`` (P,), differenced when asked (forecast.py)."""
+    from dlcli.data.forecast import differenced_windows, lag_of
+
+    lag = lag_of(difference, seasonal_lag, source)
+    if not lag:
+        x, y = windows(inputs, target, window, horizon, source)  # (N, window, F), (N,) or (N, horizon)
+        return Table(x, y, "regression", feature_names=names, ordered=True)
+    x, y, base = differenced_windows(inputs, target, window, horizon, lag, source)
+    return Table(x, y, "regression", feature_names=names, ordered=True, offset=base)
 
 
 @DATASETS.register()
 def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
-                   horizon: int = 1, delimiter: str = ","):
+                   horizon: int = 1, delimiter: str = ",", difference: int = 0, seasonal_lag: int | None = None):
     """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
     import numpy as np
 
@@ -90,8 +102,7 @@ def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None
             if not np.isfinite(values[i, j]):
                 raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a finite number")
     inputs = values[:, [wanted.index(n) for n in names]]  # (P, F)
-    x, y = windows(inputs, values[:, 0], window, horizon, f"CSV '{path}'")
-    return Table(x, y, "regression", feature_names=names, ordered=True)
+    return _forecast_table(inputs, values[:, 0], window, horizon, difference, seasonal_lag, f"CSV '{path}'", names)
 
 
 def _wave(kind: str, cycles: np.ndarray) -> np.ndarray:

@@ -24,3 +24,6 @@ class Table:
     text: dict | None = None  # x holds texts: how to tokenize them (level, max_length, min_freq, max_vocab, lowercase)
     # (N,) real steps of each sequence (N, T, F) padded at the end; None: every step is real (see padding.py)
     lengths: np.ndarray | None = None
+    # (N,) or (N, horizon): added to targets and predictions for the metrics (differenced forecasts: the level
+    # each change is taken from, see forecast.py); None: targets are already in their own units
+    offset: np.ndarray | None = None

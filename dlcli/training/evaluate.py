@@ -68,15 +68,15 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         torch.set_num_threads(cfg["threads"])
     data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
     if every_row:
-        x, y, lengths = other_data_arrays(run, cfg)
+        x, y, extras = other_data_arrays(run, cfg)
         described = f"every row of {data}" if other_data else f"every row of the run's {data}"
     else:
         test = rebuilt_test_split(run, cfg)
-        (x, y), lengths = test.splits["test"], (test.lengths or {}).get("test")
+        (x, y), extras = test.splits["test"], {"lengths": test.lengths, "offsets": test.offsets}
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre,
-                        lengths=None if lengths is None else {"test": lengths})  # variable-length sequences
+                        **extras)  # sequence lengths, forecast offsets (name -> {"test": values} or None)
     datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
@@ -145,12 +145,15 @@ def rebuilt_test_split(run: LoadedRun, cfg: dict) -> Any:
     return prepared
 
 
-def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Every row of the configured data as (model inputs, targets in the run's terms, sequence lengths or None)."""
+def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Every row of the configured data as (model inputs, targets in the run's terms, per-sample extras: sequence
+    lengths and forecast offsets, as :class:`Prepared` keyword arguments)."""
     table, name = _table_for_run(run, cfg)
     x = run.inputs(list(table.x) if table.text is not None else table.x)
     lengths = run.lengths(table.x, name) if table.text is None else None
-    return x, run_targets(run, table.y, table.class_names, name), lengths
+    extras = {"lengths": lengths, "offsets": table.offset}
+    return x, run_targets(run, table.y, table.class_names, name), \
+        {k: None if v is None else {"test": v} for k, v in extras.items()}
 
 
 def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:

@@ -50,6 +50,16 @@ class TensorBatches:
             yield tuple(t[start:start + self.batch_size] for t in tensors)
 
 
+def split_extras(extras: list[torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The optional tensors a batch carries after (x, y): (sequence lengths, forecast offsets), each or None.
+
+    Lengths (integers, dlcli/data/padding.py) come with variable-length sequences, offsets (floats,
+    dlcli/data/forecast.py) with differenced forecasts; their dtypes tell them apart.
+    """
+    lengths = next((t for t in extras if not t.is_floating_point()), None)
+    return lengths, next((t for t in extras if t.is_floating_point()), None)
+
+
 EVAL_BATCH_BYTES = 8 * 2**20  # input bytes per validation or test batch when data.eval_batch_size is null
 
 
@@ -88,11 +98,12 @@ class ArrayDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning",
                                                   "contrastive") else torch.float32
-        lengths = prepared.lengths or {}  # variable-length sequences: batches are (x, y, lengths)
+        # optional per-sample extras after (x, y): sequence lengths (int64), forecast offsets (float32)
+        extras = [prepared.lengths or {}, prepared.offsets or {}]
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
                                 torch.as_tensor(y, dtype=y_dtype),
-                                *([torch.from_numpy(lengths[name])] if name in lengths else []))
+                                *(torch.from_numpy(np.ascontiguousarray(e[name])) for e in extras if name in e))
             for name, (x, y) in prepared.splits.items()
         }
 
@@ -254,13 +265,14 @@ class TaskModule(pl.LightningModule):
         return self.loss_fn(*out.chunk(2))
 
     def training_step(self, batch, batch_idx):
-        x, y, *lengths = batch  # lengths: variable-length sequences only
+        x, y, *extras = batch
+        lengths, _ = split_extras(extras)
         if self.task == "contrastive":  # self-supervised: y is never read
             loss = self._contrastive_loss(x)
         else:
             if self.augment is not None:
                 x, y = self.augment(x, y)
-            loss = self._loss(self(x, *lengths), x, y)
+            loss = self._loss(self(x, lengths), x, y)
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         # the epoch's mean training loss, summed on the device and logged once, at the epoch's last batch:
@@ -326,8 +338,9 @@ class TaskModule(pl.LightningModule):
             self._step_schedules("epoch", self.current_epoch + 1, plateau=True)
 
     def _eval_step(self, batch, stage: str, batch_idx: int = 0) -> None:
-        x, y, *lengths = batch  # lengths: variable-length sequences only
-        out = self(x, *lengths)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
+        x, y, *extras = batch
+        lengths, offset = split_extras(extras)
+        out = self(x, lengths)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
         loss = self._contrastive_loss(x, seed=batch_idx) if self.task == "contrastive" else self._loss(out, x, y)
         # the mean over the epoch's samples, summed on the device and logged once, at the epoch's end
         total, n = self._eval_loss.get(stage, (0.0, 0))
@@ -342,6 +355,8 @@ class TaskModule(pl.LightningModule):
             return
         target = y.long() if self.task in ("binary", "multilabel") else y
         preds = self.predictions(out)
+        if offset is not None:  # differenced forecasts: changes + their bases = levels, in the series' units
+            preds, target = preds + offset, target + offset
         self.metrics[stage].update(preds, target)
         if stage == "test" and self.confusion is not None:
             self.confusion.update(preds, target)

@@ -46,6 +46,11 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
         raise DlcliError(f"run {run.run_dir.name} is a {run.task} run: its model gives {gives}, not a class or a "
                          "value. `dlcli predict` takes classification and regression runs; `dlcli export` "
                          "exports any run's model")
+    if run.config["data"].get("difference"):  # its outputs are changes from levels that new windows do not carry
+        raise DlcliError(f"run {run.run_dir.name} forecasts differenced windows (data.difference=1): its model "
+                         "predicts changes from each window's last value, which an input file of windows does not "
+                         "give. Score it with `dlcli eval RUN` (metrics in the series' units), or pass the series "
+                         "as data: `dlcli eval RUN data.path=new.csv --split all`")
     run.checkpoint_path(checkpoint)
     inputs = read_inputs(run, Path(input_path))
     if not len(inputs.ids):
