@@ -23,8 +23,7 @@ class TopConfig:
     seed: int = 42
     name: str = "run"
     output_dir: str = "outputs"
-    task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction",
-                  "transcription", "metric_learning", "contrastive"] = "auto"
+    task: str = "auto"  # "auto" or a registered task (dlcli/tasks/; `dlcli list tasks`)
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None

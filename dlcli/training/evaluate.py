@@ -19,6 +19,7 @@ import numpy as np
 
 from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
+from dlcli.tasks.base import label_key
 from dlcli.training.reload import LoadedRun
 
 EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
@@ -88,8 +89,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         "data_config": cfg["data"] if other_data else None, "metrics": metrics,
     }
     if module.test_confusion is not None:
-        names = run.classes if run.task == "multiclass" else list(run.classes or [])
-        record["confusion_matrix"] = {"classes": names, "counts": module.test_confusion.tolist()}
+        record["confusion_matrix"] = {"classes": list(run.classes or []), "counts": module.test_confusion.tolist()}
     path = _save(run.run_dir, record)
     return EvalResult(run.run_dir, metrics, described, int(len(x)), checkpoint, path, record)
 
@@ -128,7 +128,7 @@ def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=run.preprocessing)
-    if [_label_key(c) for c in prepared.class_names or []] != [_label_key(c) for c in run.classes or []]:
+    if [label_key(c) for c in prepared.class_names or []] != [label_key(c) for c in run.classes or []]:
         raise DataError(f"{name} has the classes {', '.join(map(str, prepared.class_names or []))}; the run was "
                         f"trained on {', '.join(map(str, run.classes or []))}. Use --split all to score its rows "
                         "by class name")
@@ -172,51 +172,11 @@ def _run_features(run: LoadedRun, table: Any, name: str) -> np.ndarray:
     return table.x[:, [list(have).index(f) for f in wanted]]
 
 
-def _label_key(label: Any) -> str:
-    """A label as text, with 3, 3.0 and "3" alike (a CSV's numbers are read as floats)."""
-    text = str(label.item() if hasattr(label, "item") else label).strip()
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return str(int(value)) if value.is_integer() else text
-
-
 def run_targets(run: LoadedRun, y: np.ndarray, class_names: list[str] | None, name: str) -> np.ndarray:
     """Targets of new data in the run's terms: its class ids, its label columns, or values."""
-    task, classes = run.task, run.classes
-    if task in ("multiclass", "binary", "metric_learning", "contrastive"):
-        values, inverse = np.unique(y, return_inverse=True)
-        names = class_names if class_names is not None and len(class_names) == len(values) else list(values)
-        index = {_label_key(c): i for i, c in enumerate(classes)}
-        unknown = [str(n) for n in names if _label_key(n) not in index]
-        if unknown:
-            raise DataError(f"{name} has labels the run was not trained on: {', '.join(unknown[:10])}. "
-                            f"The run's classes: {', '.join(map(str, classes))}")
-        return np.array([index[_label_key(n)] for n in names], dtype=np.int64)[inverse.reshape(-1)]
-    if task == "multilabel":
-        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
-            raise DataError(f"{name} has targets of shape {y.shape}; the run predicts {len(classes)} 0/1 labels "
-                            f"({', '.join(classes)})")
-        return y.astype(np.float32)
-    if task == "regression":
-        if not np.issubdtype(y.dtype, np.number):
-            raise DataError(f"{name} has non-numeric targets such as {y[0]!r}; the run predicts values")
-        width = run.preprocessing["out_features"]
-        y = y.astype(np.float32)
-        if y.ndim == 2 and y.shape[1] == 1 and width == 1:
-            y = y[:, 0]
-        if (y.ndim == 1) != (width == 1) or (y.ndim == 2 and y.shape[1] != width):
-            raise DataError(f"{name} has targets of shape {y.shape[1:]}; the run predicts {width} value(s) per row")
-        return y
-    if task == "reconstruction":  # anomaly flags, by the run's held-out classes
-        wanted = {_label_key(a) for a in run.preprocessing.get("anomaly_classes") or []}
-        return np.array([_label_key(v) in wanted for v in y], dtype=np.float32)
-    if task == "transcription":
-        if ["<blank>", *(class_names or [])] != list(classes):
-            raise DataError(f"{name} has symbols {class_names}; the run was trained on {classes[1:]}")
-        return y.astype(np.int64)
-    raise DlcliError(f"cannot evaluate a {task} run on other data")
+    from dlcli.tasks import get_task
+
+    return get_task(run.task).eval_targets(y, class_names, run.preprocessing, name)
 
 
 def _trainer(cfg: dict, run_dir: Path) -> Any:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
 from dlcli.metrics import task_metrics
+from dlcli.tasks import get_task
 
 
 class TensorBatches:
@@ -62,7 +63,7 @@ def eval_batch_size(data_cfg: dict, prepared: Prepared) -> int:
     batch_size = data_cfg["batch_size"]
     if data_cfg.get("eval_batch_size"):
         return int(data_cfg["eval_batch_size"])
-    if prepared.task == "contrastive":
+    if get_task(prepared.task).needs_views:  # its validation loss is defined over the batch
         return batch_size
     x = next(iter(prepared.splits.values()))[0]
     per_sample = max(1, x[:1].nbytes)
@@ -85,8 +86,7 @@ class ArrayDataModule(pl.LightningDataModule):
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
-        y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning",
-                                                  "contrastive") else torch.float32
+        y_dtype = getattr(torch, get_task(prepared.task).target_dtype)
         self.sets = {
             name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
                                 torch.as_tensor(y, dtype=y_dtype))
@@ -119,13 +119,12 @@ class ArrayDataModule(pl.LightningDataModule):
 
 
 class TaskModule(pl.LightningModule):
-    """Trains ``model`` with ``loss`` for a multiclass, binary, multilabel, regression or reconstruction task.
+    """Trains ``model`` with ``loss`` for a task: it optimises and logs, and asks the task (dlcli/tasks/) for
+    everything that differs between tasks (output shape, loss, predictions, metric updates).
 
     Logs ``{stage}/loss`` and the task's metrics (``val/acc``, ``test/mae``, ...) once per
     epoch. For regression with target scaling, the model learns standardised targets and
-    the metrics are reported in the targets' original units. For ``contrastive`` (self-supervised)
-    the loss compares two augmented views of each image and never reads the labels; see
-    :meth:`_contrastive_loss`.
+    the metrics are reported in the targets' original units.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
@@ -142,20 +141,17 @@ class TaskModule(pl.LightningModule):
         self.channels_last = channels_last  # image batches are made NHWC, to match the model's weights
         self.l1 = l1
         self.model, self.loss_fn, self.task = model, loss, task
+        self.spec = get_task(task)  # the task's facts and steps
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
         # the test confusion matrix is saved with the run (confusion_matrix.csv and .png)
-        self.confusion = torchmetrics.classification.MulticlassConfusionMatrix(num_classes=num_classes) \
-            if task == "multiclass" else torchmetrics.classification.BinaryConfusionMatrix() \
-            if task == "binary" else None
+        self.confusion = self.spec.confusion(num_classes)
         self.test_confusion: torch.Tensor | None = None
         self._monitors: dict[int, str] = {}  # id(plateau scheduler) -> the metric it steps on
         self._eval_loss: dict[str, tuple] = {}  # stage -> (sum of the batch losses times their sizes, samples)
         metrics = task_metrics(task, num_classes, metrics)
-        self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
-        if task == "reconstruction":  # validation holds no anomalies; the test split does, if any were named
-            self.metrics["val"] = torchmetrics.MetricCollection({})
-            if not has_anomalies:
-                self.metrics["test"] = torchmetrics.MetricCollection({})
+        stages = self.spec.metric_stages(has_anomalies)  # e.g. reconstruction: only a test split with anomalies
+        self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") if s in stages
+                                      else torchmetrics.MetricCollection({}) for s in ("val", "test")})
         mean, std = 0.0, 1.0
         if target_scaling and target_scaling["method"] == "standard":
             mean, std = target_scaling["mean"], target_scaling["std"]
@@ -185,41 +181,15 @@ class TaskModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = (self._compiled or self.model)(x)
-        if self.task == "binary" or (self.task == "regression" and out.shape[-1] == 1):
-            out = out.squeeze(-1)  # (B, 1) -> (B,)
-        return out
+        return self.spec.output((self._compiled or self.model)(x))
 
-    def _loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "transcription":
-            return self.loss_fn(self._per_step(out, x), y)
-        if self.task == "reconstruction":
-            return self.loss_fn(out, x.flatten(1))  # (B, prod(in_shape)) against the input itself
-        if self.task == "regression":
-            y = (y - self.y_mean) / self.y_std  # the model learns standardised targets
-        return self.loss_fn(out, y)
+    def compute_loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss for model outputs ``out`` of inputs ``x`` with targets ``y``."""
+        return self.spec.loss(self.loss_fn, out, x, y, self.y_mean, self.y_std)
 
-    @staticmethod
-    def _per_step(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return out.view(out.shape[0], x.shape[1], -1)  # (B, T*C) -> (B, T, C): a score per step and class
-
-    def _transcripts(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[list[str], list[str]]:
-        """Greedy CTC decoding, as strings of symbol ids (one character per symbol)."""
-        from dlcli.nets.losses import greedy_decode
-
-        def text(ids: list[int]) -> str:  # one character per symbol id, whatever the alphabet
-            return "".join(chr(0x4E00 + i) for i in ids)
-
-        preds = [text(seq) for seq in greedy_decode(self._per_step(out, x))]
-        return preds, [text([i for i in row if i > 0]) for row in y.tolist()]
-
-    def predictions(self, out: torch.Tensor) -> torch.Tensor:
+    def predictions(self, out: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Model outputs in the targets' terms: class probabilities, or original units."""
-        if self.task == "regression":
-            return out * self.y_std + self.y_mean
-        if self.task in ("reconstruction", "metric_learning", "contrastive"):
-            return out
-        return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
+        return self.spec.predictions(out, x, self.y_mean, self.y_std)
 
     def on_train_epoch_start(self) -> None:
         for m in self.model.modules():  # frozen batch norms keep their running statistics (finetune.freeze)
@@ -229,30 +199,9 @@ class TaskModule(pl.LightningModule):
             self.augment.set_epoch(self.current_epoch, self.trainer.max_epochs)
         self._loss_sum, self._loss_n = torch.zeros((), device=self.device), 0
 
-    def _contrastive_loss(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """NT-Xent between two independently augmented views of ``x``; the labels are never passed.
-
-        Validation and test batches are augmented here too (the only place they are), because the loss
-        needs views; ``seed`` draws the same views every epoch, so that epochs compare on equal terms.
-        """
-        if seed is None:
-            views = [self.augment(x, None)[0] for _ in range(2)]
-        else:
-            devices = [x.device.index or 0] if x.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):  # training's random stream is left as it was
-                torch.manual_seed(seed)
-                views = [self.augment(x, None)[0] for _ in range(2)]
-        out = self(torch.cat(views))  # (2B, *S) -> (2B, D): one pass, batch norm sees both views
-        return self.loss_fn(*out.chunk(2))
-
     def training_step(self, batch, batch_idx):
         x, y = batch
-        if self.task == "contrastive":  # self-supervised: y is never read
-            loss = self._contrastive_loss(x)
-        else:
-            if self.augment is not None:
-                x, y = self.augment(x, y)
-            loss = self._loss(self(x), x, y)
+        loss = self.spec.training_loss(self, x, y)
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         # the epoch's mean training loss, summed on the device and logged once, at the epoch's last batch:
@@ -320,23 +269,14 @@ class TaskModule(pl.LightningModule):
     def _eval_step(self, batch, stage: str, batch_idx: int = 0) -> None:
         x, y = batch
         out = self(x)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
-        loss = self._contrastive_loss(x, seed=batch_idx) if self.task == "contrastive" else self._loss(out, x, y)
+        loss = self.spec.eval_loss(self, out, x, y, batch_idx)
         # the mean over the epoch's samples, summed on the device and logged once, at the epoch's end
         total, n = self._eval_loss.get(stage, (0.0, 0))
         self._eval_loss[stage] = (total + loss.detach() * len(x), n + len(x))
         if not len(self.metrics[stage]):
             return
-        if self.task == "transcription":
-            self.metrics[stage].update(*self._transcripts(out, x, y))
-            return
-        if self.task == "reconstruction":  # anomaly score: the sample's reconstruction error
-            self.metrics[stage].update(((out - x.flatten(1)) ** 2).mean(1), y.long())
-            return
-        target = y.long() if self.task in ("binary", "multilabel") else y
-        preds = self.predictions(out)
-        self.metrics[stage].update(preds, target)
-        if stage == "test" and self.confusion is not None:
-            self.confusion.update(preds, target)
+        self.spec.update_metrics(self.metrics[stage], self.confusion if stage == "test" else None, out, x, y,
+                                 self.y_mean, self.y_std)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val", batch_idx)

@@ -16,6 +16,7 @@ import numpy as np
 
 from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
+from dlcli.tasks import get_task
 
 CHECKPOINTS = ("best", "last")
 
@@ -103,7 +104,7 @@ class LoadedRun:
         model = build_model(cfg, shape)
         loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
         augment = None
-        if pre["task"] == "contrastive":  # its test loss compares two augmented views
+        if get_task(pre["task"]).needs_views:  # its test loss compares two augmented views
             augment = AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
                 component_params(cfg["augmentation"]), in_shape=shape.in_shape, num_classes=shape.num_classes,
                 task=shape.task, vocab=vocab, text=pre.get("text"))

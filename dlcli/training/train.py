@@ -25,6 +25,7 @@ from dlcli.registry import CALLBACKS, LOGGERS, plugins
 from dlcli.runs import folder
 from dlcli.runs.direction import metric_mode  # the rule lives in a light module: `runs` sorts by it
 from dlcli.sweep.link import sweep_link
+from dlcli.tasks import default_monitor, get_task
 from dlcli.training.build import component_params
 
 if TYPE_CHECKING:
@@ -172,15 +173,6 @@ def _ignore_signals() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def default_monitor(task: str) -> tuple[str, str]:
-    """The metric that picks the best epoch when a callback says ``monitor: auto``."""
-    if task == "transcription":
-        return "val/cer", "min"
-    if task == "metric_learning":
-        return "val/recall_at_1", "max"
-    return ("val/loss", "min") if task in ("regression", "reconstruction", "contrastive") else ("val/acc", "max")
-
-
 def versions() -> dict[str, str]:
     import pytorch_lightning as pl
     import torch
@@ -307,8 +299,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             if primary and module.test_confusion is not None:
                 from dlcli.runs.plots import save_confusion
 
-                names = prepared.class_names if prepared.task == "multiclass" else list(prepared.class_names or [])
-                save_confusion(run_dir, module.test_confusion.tolist(), names)
+                save_confusion(run_dir, module.test_confusion.tolist(), list(prepared.class_names or []))
         except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C (Lightning turns it into sys.exit(1)), or SIGTERM
             _ignore_signals()
             finish("interrupted")
@@ -353,8 +344,7 @@ def _resume_hint(run_dir: Path, epochs: int) -> str:
 def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir: Path, pretrained: Any,
                   resume: Resume | None) -> None:
     sizes = prepared.preprocessing["split_sizes"]
-    unit = "labels" if prepared.task == "multilabel" else "classes"
-    kind = f"{prepared.task} ({prepared.num_classes} {unit})" if prepared.num_classes else prepared.task
+    kind = get_task(prepared.task).describe(prepared.num_classes)
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
