@@ -128,7 +128,8 @@ class LoadedRun:
 
         module, x = self.module(checkpoint), torch.from_numpy(self.inputs(raw))
         with torch.no_grad():
-            out = [module.predictions(module(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+            batches = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+            out = [module.predictions(module(b), b) for b in batches]
         return torch.cat(out).numpy()
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...], allowed: tuple[str, ...] = (),
