@@ -40,6 +40,14 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
     ``missing`` (error | drop | impute) says what a missing feature cell does; impute happens in prepare.
     """
     na, notes = set(na_values), []
+    if header:
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:
+            raise DataError(f"CSV {source} has two columns named '{twice}' in its header row: rename one. If the "
+                            "file has no header row, add data.header=false (columns are then named 0..N-1)")
+        if all(_number(n) is not None for n in names):
+            notes.append(f"the header row of {source} is all numbers ({', '.join(names[:5])}...): if it is data, "
+                         "add data.header=false (columns are then named 0..N-1)")
     for key, wanted in (("target", [target]), ("features", features), ("categorical", categorical),
                         ("numeric", numeric)):
         for name in wanted or []:
@@ -84,7 +92,8 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
             distinct = len({c for c in cells[name] if c not in na})
             raise DataError(f"column '{name}' (data.features) looks like free text or IDs ({distinct} distinct "
                             f"values in {len(rows)} rows): to one-hot it anyway add data.categorical=[{name}], "
-                            "or leave it out of data.features")
+                            "or leave it out of data.features. If it holds numbers and a few words that mark "
+                            f"missing values, add those to data.na_values, or set data.numeric=[{name}]")
     if text:
         notes.append(f"left out {len(text)} text column(s) (free text or IDs, too many distinct values to be "
                      f"categories): {', '.join(text)}. To one-hot one anyway: data.categorical=[{text[0]}]")
