@@ -82,7 +82,8 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
     types: dict[str, str] = {}
     cells: dict[str, list[str]] = {}
     for name in features:
-        col = [row[names.index(name)].strip() for row in rows]
+        at = names.index(name)
+        col = [row[at].strip() for row in rows]
         cells[name] = col
         given = "categorical" if name in (categorical or []) else "numeric" if name in (numeric or []) else None
         types[name] = given or _infer(name, col, na, max_categories, notes)
@@ -120,7 +121,7 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         if holes.all():
             raise DataError(f"CSV {source}: every row has a missing feature value; data.missing=drop leaves "
                             "nothing. Use data.missing=impute")
-        values = {n: [v for v, h in zip(col, holes, strict=True) if not h] for n, col in values.items()}
+        values = {n: col[~holes] for n, col in values.items()}
         labels = [v for v, h in zip(labels, holes, strict=True) if not h]
         lines = [v for v, h in zip(lines, holes, strict=True) if not h]
     if all(types[n] == "numeric" for n in features):
@@ -142,9 +143,16 @@ def _infer(name: str, col: list[str], na: set[str], max_categories: int, notes: 
         notes.append(f"column '{name}' holds no value at all: read as numeric (imputed, or dropped by "
                      "data.missing=drop); leave it out with data.features=[...]")
         return "numeric"
-    words = [c for c in present if _number(c) is None]
-    if not words:
+    try:
+        np.array(present, dtype=object).astype(np.float64)  # every cell a number: numeric (parsed at once)
         return "numeric"
+    except ValueError:
+        words = []  # the cells that are not numbers, up to a few more than 5% of them
+        for c in present:
+            if _number(c) is None:
+                words.append(c)
+                if len(words) > 0.05 * len(present):
+                    break
     distinct = len(set(present))
     kind = "categorical" if distinct <= max_categories and distinct <= CATEGORY_SHARE * len(present) else "text"
     if len(words) <= 0.05 * len(present):  # almost all numbers: likely missing-value markers or typos
@@ -154,23 +162,26 @@ def _infer(name: str, col: list[str], na: set[str], max_categories: int, notes: 
     return kind
 
 
-def _typed(source: str, name: str, col: list[str], kind: str, na: set[str], lines: list[int]) -> list:
+def _typed(source: str, name: str, col: list[str], kind: str, na: set[str], lines: list[int]) -> np.ndarray:
     """A column's cells as floats (NaN where missing) or strings (None where missing); bad numbers refused."""
     if kind == "categorical":
-        return [None if c in na else c for c in col]
-    out = []
-    for i, c in enumerate(col):
-        if c in na:
-            out.append(math.nan)
-            continue
-        value = _number(c)
-        if value is None or not math.isfinite(value):
-            what = "is not a number" if value is None else "is not a finite number"
-            raise DataError(f"CSV {source}, row {lines[i]}, column '{name}': {c!r} {what}. Feature column "
-                            f"'{name}' is numeric: declare it data.categorical=[{name}], mark such cells as "
-                            "missing with data.na_values, or leave the column out with data.features=[...]")
-        out.append(value)
-    return out
+        return np.array([None if c in na else c for c in col], dtype=object)
+    hole = np.array([c in na for c in col], dtype=bool)
+    try:  # numpy parses the whole column at once; a cell that is not a number is looked for below
+        values = np.array(col, dtype=object)
+        values[hole] = "nan"
+        values = values.astype(np.float64)
+    except ValueError:
+        values = np.array([math.nan if h else (_number(c) if _number(c) is not None else math.inf)
+                           for c, h in zip(col, hole, strict=True)])
+    bad = ~np.isfinite(values) & ~hole
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = "is not a number" if _number(col[i]) is None else "is not a finite number"
+        raise DataError(f"CSV {source}, row {lines[i]}, column '{name}': {col[i]!r} {what}. Feature column "
+                        f"'{name}' is numeric: declare it data.categorical=[{name}], mark such cells as "
+                        "missing with data.na_values, or leave the column out with data.features=[...]")
+    return values
 
 
 def _targets(source: str, target: str, labels: list[str], lines: list[int]) -> np.ndarray:

@@ -371,7 +371,8 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
                       f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
                       f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
     if prepared.preprocessing.get("reused_from"):
-        what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
+        what = "vocabulary" if prepared.preprocessing.get("vocab") else \
+            "column encoding and scaling statistics" if prepared.preprocessing.get("columns") else "scaling statistics"
         console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
                       markup=False)
 
