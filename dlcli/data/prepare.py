@@ -237,6 +237,10 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
         from dlcli.data.tokenize import encode
 
         return encode([str(t) for t in x], pre["vocab"], pre["text"])
+    if pre.get("columns") is not None:  # raw CSV records (N, F) -> one-hot, imputed floats (N, F')
+        from dlcli.data.columns import encode_columns
+
+        x = encode_columns(x, pre["columns"])
     x = convert_images(np.asarray(x), pre.get("image"))
     return apply_scaler(x, pre["scaling"])
 
@@ -244,7 +248,8 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
 def _check_finite(table: Table, cfg: dict) -> None:
     """Inputs and numeric targets hold no NaN or infinity; else a DataError naming the first sample."""
     source = f"data '{cfg['name']}'" + (f" ('{cfg['path']}')" if cfg.get("path") else "")
-    for what, values in (("input", None if table.text is not None else table.x), ("target", table.y)):
+    for what, values in (("input", None if table.text is not None or table.columns is not None else table.x),
+                         ("target", table.y)):
         if values is None or not np.issubdtype(values.dtype, np.number) or np.isfinite(values).all():
             continue
         bad = np.argwhere(~np.isfinite(values))[0]  # (sample, *position)
@@ -297,13 +302,20 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         vocab_size = len(pre["vocab"])
         splits = {name: (x[i], y[i]) for name, i in idx.items()}
     else:
-        image = image_options(cfg, table.x, cfg["name"])
-        x = convert_images(table.x, image)
+        x = table.x
+        if table.columns is not None:  # a CSV's raw cells: encoding fitted on the train rows (data/columns.py)
+            from dlcli.data.columns import keep_one_hot, prepare_columns
+
+            x = prepare_columns(table, idx["train"], fitted, pre)  # (N, F) cells -> (N, F') floats
+        image = image_options(cfg, x, cfg["name"])
+        x = convert_images(x, image)
         if fitted is not None:
             _check_fits(fitted, x.shape[1:])
             scaler = fitted["scaling"]
         else:
             scaler = fit_scaler(x[idx["train"]], cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
+            if pre.get("columns"):
+                scaler = keep_one_hot(scaler, pre["columns"])  # one-hot columns stay 0/1
         if image:
             pre["image"] = image
         pre["scaling"] = scaler

@@ -22,3 +22,6 @@ class Table:
     feature_names: list[str] | None = None
     ordered: bool = False  # rows follow time (forecasting windows): split chronologically, never shuffled
     text: dict | None = None  # x holds texts: how to tokenize them (level, max_length, min_freq, max_vocab, lowercase)
+    # x holds a CSV's raw cells (N, F): floats (NaN: missing) or strings (None: missing); the columns' types
+    # and missing-value rules, encoded in prepare (see data/columns.py)
+    columns: dict | None = None

@@ -148,12 +148,24 @@ def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray
 def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
     """The configured dataset with raw inputs as the run's data gave them: its feature columns, in its order
     and shape (e.g. a CSV of an image run's pixels); and its name for messages."""
+    columns = run.preprocessing.get("columns")
+    if columns is not None:  # a CSV run: new data is read with the run's column types (data/columns.py)
+        from dlcli.data.columns import run_types
+        from dlcli.registry import DATASETS
+
+        cfg = {**cfg, "data": run_types(cfg["data"], DATASETS.get(cfg["data"]["name"]).params, columns)}
     table = _table(cfg)
     name = f"data '{cfg['data']['name']}'" + (f" ('{_source(cfg['data'])}')" if _source(cfg["data"]) else "")
     if (table.text is None) != (run.preprocessing.get("text") is None):
         kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
         raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
-    if table.text is None:
+    if table.text is None and table.columns is not None and columns is not None:
+        table.x = _run_features(run, table, name)  # raw cells in the run's column order, encoded by run.inputs
+    elif table.text is None:
+        if table.columns is not None:  # a CSV's cells for a run trained on plain numbers: each must be one
+            from dlcli.data.columns import plain_numbers
+
+            table.x, table.columns = plain_numbers(table, name), None
         if not np.all(np.isfinite(table.x)):
             raise DataError(f"{name} has missing or infinite input values: clean them first")
         table.x = run.raw_arrays(_run_features(run, table, name), name)

@@ -233,6 +233,8 @@ def _metadata(run: LoadedRun, fmt: str, path: Path, checkpoint: str, diff: float
         "task": run.task, "model": run.config["model"]["name"],
         "input": {"name": "x", "shape": ["batch", *pre["input_shape"]], "dtype": "int64" if text else "float32",
                   "what": "token ids from the vocabulary below, padded with 0 at the end" if text
+                  else "inputs after the preprocessing below (CSV column encoding: preprocessing.columns, "
+                  "encoded_names; then scaling)" if pre.get("columns")
                   else "inputs after the preprocessing below (image conversion, then scaling)"},
         "output": {"name": "y", "what": get_task(run.task).gives},
         "classes": run.classes, "feature_names": pre.get("feature_names"),

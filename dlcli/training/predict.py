@@ -96,6 +96,12 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
                                   delimiter=run.config["data"].get("delimiter") or ",") if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
+    columns = run.preprocessing.get("columns")
+    if columns is not None:  # a CSV run: raw cells (text, missing values) are encoded by the run's preprocessing
+        from dlcli.data.columns import csv_records
+
+        cells, lines = csv_records(rows, columns, run.config["data"].get("target"), f"CSV '{path}'")
+        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)")
     header, body = [h.strip() for h in rows[0]], rows[1:]
     for lineno, row in enumerate(body, start=2):
         if len(row) != len(header):

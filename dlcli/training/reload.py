@@ -54,6 +54,12 @@ class LoadedRun:
         if not np.issubdtype(x.dtype, np.number) and x.dtype != bool:
             raise DataError(f"{source} holds {x.dtype} values; the run's inputs are numbers")
         shape = tuple(pre["input_shape"])
+        if pre.get("columns") is not None:  # a CSV run: rows of its raw columns, encoded by inputs()
+            names = pre["columns"]["names"]
+            if x.ndim == 2 and x.shape[1] == len(names):
+                return x
+            raise DataError(f"{source} holds inputs of shape {x.shape[1:]}; run {self.run_dir.name} takes rows of "
+                             f"its {len(names)} CSV columns: {', '.join(names[:20])}")
         if pre.get("image"):  # converted on the way in (channels, resize): any (C, H, W) images will do
             if x.ndim == 3:
                 x = x[:, None]  # (N, H, W) -> (N, 1, H, W)

@@ -348,6 +348,8 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
+    for note in prepared.preprocessing.get("notes") or []:  # what the data loading dropped, left out, imputed
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     if cfg["model"].get("compile"):
         console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
                       "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)
@@ -359,7 +361,8 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
                       f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
                       f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
     if prepared.preprocessing.get("reused_from"):
-        what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
+        what = "vocabulary" if prepared.preprocessing.get("vocab") else \
+            "column encoding and scaling statistics" if prepared.preprocessing.get("columns") else "scaling statistics"
         console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
                       markup=False)
 
