@@ -358,6 +358,10 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         x = transform_inputs(table.x, pre)  # (N,) texts -> (N, max_length) ids
         vocab_size = len(pre["vocab"])
         splits = {name: (x[i], y[i]) for name, i in idx.items()}
+    elif table.files is not None:  # streamed images (data.cache): decoded per batch, see dlcli/data/stream.py
+        from dlcli.data.stream import prepare_streamed
+
+        splits = prepare_streamed(table.files, y, idx, cfg, pre, fitted)
     else:
         image = image_options(cfg, table.x, cfg["name"])
         x = convert_images(table.x, image)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,3 +22,5 @@ class Table:
     feature_names: list[str] | None = None
     ordered: bool = False  # rows follow time (forecasting windows): split chronologically, never shuffled
     text: dict | None = None  # x holds texts: how to tokenize them (level, max_length, min_freq, max_vocab, lowercase)
+    # streamed images (data.cache): x is None; the files, decoded per batch (dlcli/data/stream.py ImageFiles)
+    files: Any = None

@@ -60,6 +60,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     import torch
 
     from dlcli.data.prepare import Prepared
+    from dlcli.data.stream import num_workers
     from dlcli.training.module import ArrayDataModule, eval_batch_size
     from dlcli.training.train import _quiet_lightning
 
@@ -75,7 +76,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre)
-    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
+    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], num_workers(cfg["data"], prepared),
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
     trainer = _trainer(cfg, run.run_dir)
@@ -141,6 +142,11 @@ def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
 def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """Every row of the configured data as (model inputs, targets in the run's terms)."""
     table, name = _table_for_run(run, cfg)
+    if table.files is not None:  # streamed images: the run's conversion and scaling, applied per batch
+        from dlcli.data.stream import with_preprocessing
+
+        return with_preprocessing(table.files, run.preprocessing, run.run_dir.name, name), \
+            run_targets(run, table.y, table.class_names, name)
     x = run.inputs(list(table.x) if table.text is not None else table.x)
     return x, run_targets(run, table.y, table.class_names, name)
 
@@ -153,7 +159,7 @@ def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
     if (table.text is None) != (run.preprocessing.get("text") is None):
         kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
         raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
-    if table.text is None:
+    if table.text is None and table.files is None:  # streamed images are read by the run's preprocessing
         if not np.all(np.isfinite(table.x)):
             raise DataError(f"{name} has missing or infinite input values: clean them first")
         table.x = run.raw_arrays(_run_features(run, table, name), name)

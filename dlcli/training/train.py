@@ -220,6 +220,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from dlcli.data.stream import data_path
     from dlcli.training.build import build_run
     from dlcli.training.checkpoint_io import load_checkpoint
 
@@ -252,6 +253,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         }
     else:
         summary = resume.summary_now(list(overrides))
+    summary["data_path"] = data_path(prepared)  # "memory" or "streamed" (data.cache, dlcli/data/stream.py)
 
     def beat() -> None:  # the Heartbeat callback calls this every epoch and every 30 s: "I am alive"
         summary.update(heartbeat=folder.now_iso(), epochs=recorder.written,
@@ -358,6 +360,10 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
+    from dlcli.data.stream import describe
+
+    if describe(prepared, cfg["data"]):  # streamed images (data.cache): say so, and why
+        console.print(describe(prepared, cfg["data"]), markup=False)
     if cfg["model"].get("compile"):
         console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
                       "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)
