@@ -142,6 +142,8 @@ def test_streamed_run_trains_tests_and_evaluates_as_in_memory(tmp_path):
     result = evaluate(load_run(str(streamed.run_dir)))  # rebuilds the test split, streamed again
     assert result.rows == streamed.summary["split_sizes"]["test"]
     assert result.metrics["test/acc"] == pytest.approx(streamed.metrics["test/acc"])
+    in_memory = evaluate(load_run(str(streamed.run_dir)), ["data.cache=memory"])  # still the run's test split
+    assert in_memory.rows == result.rows and in_memory.metrics == pytest.approx(result.metrics, abs=1e-6)
     every = evaluate(load_run(str(streamed.run_dir)), split="all")
     assert every.rows == 48 and every.metrics["test/acc"] >= 0.9
 

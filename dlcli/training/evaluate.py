@@ -22,7 +22,8 @@ from dlcli.runs import folder
 from dlcli.training.reload import LoadedRun
 
 EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
-LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size")  # data keys that change how, not what, is evaluated
+# data keys that change how, not what, is evaluated (cache and its keys: decoded up front or per batch, data/stream.py)
+LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size", "cache", "cache_budget_mib", "stats_sample")
 EVAL_DIR = "eval"
 SPLITS = ("auto", "test", "all")
 
