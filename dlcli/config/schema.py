@@ -128,6 +128,6 @@ class DataConfig:
     channels: Literal[1, 3] | None = None
     label_fraction: float = 1.0
     target_scaling: Literal["none", "standard"] = "standard"
-    num_workers: int = 0
+    num_workers: int | Literal["auto"] = 0  # auto: 0 in memory, a few when streamed (dlcli/data/stream.py)
     eval_batch_size: int | None = None
     anomaly_classes: list[int | str] | None = None

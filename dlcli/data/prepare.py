@@ -301,6 +301,10 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         x = transform_inputs(table.x, pre)  # (N,) texts -> (N, max_length) ids
         vocab_size = len(pre["vocab"])
         splits = {name: (x[i], y[i]) for name, i in idx.items()}
+    elif table.files is not None:  # streamed images (data.cache): decoded per batch, see dlcli/data/stream.py
+        from dlcli.data.stream import prepare_streamed
+
+        splits = prepare_streamed(table.files, y, idx, cfg, pre, fitted)
     else:
         x = table.x
         if table.columns is not None:  # a CSV's raw cells: encoding fitted on the train rows (data/columns.py)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,3 +25,5 @@ class Table:
     # x holds a CSV's raw cells (N, F): floats (NaN: missing) or strings (None: missing); the columns' types
     # and missing-value rules, encoded in prepare (see data/columns.py)
     columns: dict | None = None
+    # streamed images (data.cache): x is None; the files, decoded per batch (dlcli/data/stream.py ImageFiles)
+    files: Any = None

@@ -23,7 +23,8 @@ from dlcli.tasks.base import label_key
 from dlcli.training.reload import LoadedRun
 
 EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
-LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size")  # data keys that change how, not what, is evaluated
+# data keys that change how, not what, is evaluated (cache and its keys: decoded up front or per batch, data/stream.py)
+LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size", "cache", "cache_budget_mib", "stats_sample")
 EVAL_DIR = "eval"
 SPLITS = ("auto", "test", "all")
 
@@ -61,6 +62,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     import torch
 
     from dlcli.data.prepare import Prepared
+    from dlcli.data.stream import num_workers
     from dlcli.training.module import ArrayDataModule, eval_batch_size
     from dlcli.training.train import _quiet_lightning
 
@@ -76,7 +78,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre)
-    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
+    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], num_workers(cfg["data"], prepared),
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
     trainer = _trainer(cfg, run.run_dir)
@@ -141,6 +143,11 @@ def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
 def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     """Every row of the configured data as (model inputs, targets in the run's terms)."""
     table, name = _table_for_run(run, cfg)
+    if table.files is not None:  # streamed images: the run's conversion and scaling, applied per batch
+        from dlcli.data.stream import with_preprocessing
+
+        return with_preprocessing(table.files, run.preprocessing, run.run_dir.name, name), \
+            run_targets(run, table.y, table.class_names, name)
     x = run.inputs(list(table.x) if table.text is not None else table.x)
     return x, run_targets(run, table.y, table.class_names, name)
 
@@ -161,7 +168,7 @@ def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
         raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
     if table.text is None and table.columns is not None and columns is not None:
         table.x = _run_features(run, table, name)  # raw cells in the run's column order, encoded by run.inputs
-    elif table.text is None:
+    elif table.text is None and table.files is None:  # streamed images are read by the run's preprocessing
         if table.columns is not None:  # a CSV's cells for a run trained on plain numbers: each must be one
             from dlcli.data.columns import plain_numbers
 

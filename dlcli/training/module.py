@@ -88,8 +88,8 @@ class ArrayDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         y_dtype = getattr(torch, get_task(prepared.task).target_dtype)
         self.sets = {
-            name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
-                                torch.as_tensor(y, dtype=y_dtype))
+            name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(y, dtype=y_dtype))
+            if isinstance(x, np.ndarray) else x.dataset(torch.as_tensor(y, dtype=y_dtype))  # streamed: data/stream.py
             for name, (x, y) in prepared.splits.items()
         }
 
@@ -102,7 +102,8 @@ class ArrayDataModule(pl.LightningDataModule):
             return []
         trainer, device = self.trainer, self._device()
         batch_size = self.batch_size if shuffle else self.eval_batch_size
-        if self.num_workers == 0 and (trainer is None or trainer.world_size == 1):
+        if self.num_workers == 0 and isinstance(self.sets[split], TensorDataset) \
+                and (trainer is None or trainer.world_size == 1):
             return TensorBatches(self.sets[split].tensors, batch_size, shuffle, device)
         return DataLoader(self.sets[split], batch_size=batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,

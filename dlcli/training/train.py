@@ -212,6 +212,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from dlcli.data.stream import data_path
     from dlcli.training.build import build_run
     from dlcli.training.checkpoint_io import load_checkpoint
 
@@ -244,6 +245,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         }
     else:
         summary = resume.summary_now(list(overrides))
+    summary["data_path"] = data_path(prepared)  # "memory" or "streamed" (data.cache, dlcli/data/stream.py)
 
     def beat() -> None:  # the Heartbeat callback calls this every epoch and every 30 s: "I am alive"
         summary.update(heartbeat=folder.now_iso(), epochs=recorder.written,
@@ -350,6 +352,11 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
     console.print(f"run folder: {run_dir}")
     for note in prepared.preprocessing.get("notes") or []:  # what the data loading dropped, left out, imputed
         console.print(f"note: {note}", markup=False, soft_wrap=True)
+    from dlcli.data.stream import describe
+
+    streamed = describe(prepared, cfg["data"])  # streamed images (data.cache): say so, and why
+    if streamed:
+        console.print(streamed, markup=False)
     if cfg["model"].get("compile"):
         console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
                       "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)
