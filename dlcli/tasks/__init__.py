@@ -30,6 +30,7 @@ def get_task(name: str) -> Task:
 def choose_task(requested: str, kind: str, loss_name: str, loss_tasks: tuple[str, ...], data_name: str) -> Task:
     """The task a run trains: ``requested``, or for ``task=auto`` the one that takes the data's ``kind``
     and fits the loss (by ``auto_rank``); a DlcliError when the loss does not fit the task."""
+    load_components()
     if requested != "auto":
         task = get_task(requested)
     else:
