@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dlcli.errors import DlcliError
 from dlcli.registry import AUG_OPS, AUGMENTATIONS
+from dlcli.tasks import get_task
 
 # The ops a pipeline may list (AUG_OPS): each builder takes `in_shape` (C, H, W) and its own parameters.
 MIXERS = ("mixup", "cutmix")
@@ -152,7 +153,7 @@ def cutmix(in_shape: tuple[int, ...], alpha: float = 1.0, p: float = 1.0):
 @AUGMENTATIONS.register()
 def none(in_shape: tuple[int, ...], num_classes: int | None, task: str):
     """No augmentation."""
-    if task == "contrastive":
+    if get_task(task).needs_views:
         raise DlcliError(NEEDS_VIEWS)
     return None
 
@@ -176,16 +177,17 @@ def pipeline(in_shape: tuple[int, ...], num_classes: int | None, task: str, ops:
         if not 0 <= params.get("p", 1.0) <= 1:
             raise DlcliError(f"{where}.p: a probability in [0, 1], got {params['p']}")
         if name in MIXERS:
-            if task == "contrastive":
-                raise DlcliError(f"{where}: {name} blends two images into one; task=contrastive needs views "
+            if get_task(task).needs_views:
+                raise DlcliError(f"{where}: {name} blends two images into one; task={task} needs views "
                                  f"of a single image. Remove {name}")
-            if task not in ("multiclass", "binary"):
+            if not get_task(task).mixes_targets:
                 raise DlcliError(f"{where}: {name} mixes class targets; this is a {task} task")
             mixers.append(entry.build(params, in_shape=in_shape))
             continue
         if len(in_shape) != 3:
             raise DlcliError(f"{where}: image op '{name}' needs images (C, H, W); samples here are {tuple(in_shape)}")
         image_ops.append(entry.build(params, in_shape=in_shape))
-    if task == "contrastive" and not image_ops:
+    if get_task(task).needs_views and not image_ops:
         raise DlcliError(f"augmentation: no image ops. {NEEDS_VIEWS}")
-    return Pipeline(image_ops, mixers, num_classes if task == "multiclass" else 2, mix_off_last_epochs)
+    # soft targets: one per class, or for one-logit binary tasks the two classes' (num_classes is 2 there)
+    return Pipeline(image_ops, mixers, num_classes or 2, mix_off_last_epochs)

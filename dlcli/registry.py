@@ -143,6 +143,8 @@ AUG_OPS = Registry("augmentation op", injected=("in_shape",))  # the ops an augm
 CALLBACKS = Registry("callback", injected=("run_dir",))
 DATASETS = Registry("dataset", injected=("seed",))
 LOGGERS = Registry("logger", injected=("run_dir", "config"))
+# A task is a class (dlcli/tasks/): its facts and its steps from a loaded table to a report; see dlcli.tasks.base.
+TASKS = Registry("task")
 
 REGISTRIES: dict[str, Registry] = {
     "model": MODELS,
@@ -155,6 +157,7 @@ REGISTRIES: dict[str, Registry] = {
     "callback": CALLBACKS,
     "dataset": DATASETS,
     "logger": LOGGERS,
+    "task": TASKS,
 }
 
 
@@ -183,6 +186,16 @@ def _load_builtins() -> None:
         transformer,
         vgg,
         vit,
+    )
+    from dlcli.tasks import (  # noqa: F401
+        binary,
+        contrastive,
+        metric_learning,
+        multiclass,
+        multilabel,
+        reconstruction,
+        regression,
+        transcription,
     )
 
 

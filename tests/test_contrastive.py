@@ -85,11 +85,11 @@ def test_two_views_differ_from_each_other_and_from_the_input_also_in_evaluation(
         assert not torch.allclose(v1, v2) and not torch.allclose(v1, x) and not torch.allclose(v2, x)
     # evaluation views are seeded: the same each epoch, and the training random stream is left alone
     torch.manual_seed(2)
-    first = module._contrastive_loss(x, seed=0)
+    first = module.spec.views_loss(module, x, seed=0)
     after = torch.rand(())
     torch.manual_seed(2)
-    assert module._contrastive_loss(x, seed=0).item() == first.item() and torch.rand(()).item() == after.item()
-    assert module._contrastive_loss(x, seed=1).item() != first.item()
+    assert module.spec.views_loss(module, x, seed=0).item() == first.item() and torch.rand(()).item() == after.item()
+    assert module.spec.views_loss(module, x, seed=1).item() != first.item()
 
 
 def test_contrastive_needs_an_image_augmentation_without_mixing(make_config, tmp_path):

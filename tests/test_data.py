@@ -118,9 +118,9 @@ def test_csv_errors_name_the_problem(tmp_path):
     bad_row = write(tmp_path, "a,b,y\n1,2,3\n4,5\n")
     with pytest.raises(DataError, match="row 3 has 2 fields, the header has 3"):
         csv(seed=0, path=bad_row, target="y")
-    text = write(tmp_path, "a,b,y\n1,red,3\n", "t.csv")
+    text = write(tmp_path, "a,b,y\n1,red,3\n", "t.csv")  # a column declared numeric (else: categorical or text)
     with pytest.raises(DataError, match="row 2, column 'b': 'red' is not a number"):
-        csv(seed=0, path=text, target="y")
+        csv(seed=0, path=text, target="y", numeric=["b"])
     ok = write(tmp_path, "alpha,label\n1,x\n", "o.csv")
     with pytest.raises(DataError, match="no column 'lable' \\(data.target\\). Did you mean 'label'?"):
         csv(seed=0, path=ok, target="lable")

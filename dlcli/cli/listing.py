@@ -6,7 +6,7 @@ import typer
 
 from dlcli.cli.common import DEBUG, PLUGINS, err, escape, out, use_plugins, user_errors
 
-KINDS_HELP = "model, loss, optimizer, scheduler, augmentation, callback, dataset, logger (plural works too)"
+KINDS_HELP = "model, loss, optimizer, scheduler, augmentation, callback, dataset, logger, task (plural works too)"
 
 
 def list_command(
@@ -31,6 +31,9 @@ def list_command(
                       f"Kinds: {', '.join(REGISTRIES)}")
             raise typer.Exit(2)
         kinds = [aliases[kind.lower()]]
+    if kinds == ["task"]:
+        out.print(_task_table())
+        return
     table = Table()
     table.add_column("kind")
     table.add_column("name", style="bold")
@@ -48,3 +51,21 @@ def _show(value: object) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return "null" if value is None else repr(value)
+
+
+def _task_table():
+    """The tasks with their facts: the losses that fit, the metrics (defaults first), the best-epoch monitor."""
+    from rich.table import Table
+
+    from dlcli.registry import LOSSES, TASKS
+
+    table = Table(title="tasks (task=auto: chosen from the targets and the loss)")
+    for column in ("task", "description", "losses", "metrics (default first)", "best epoch by"):
+        table.add_column(column, style="bold" if column == "task" else None)
+    for entry in TASKS:
+        spec = entry.fn
+        losses = [e.name for e in LOSSES if spec.name in e.meta.get("tasks", ())]
+        metrics = [*spec.default_metrics, *(m for m in spec.metric_names if m not in spec.default_metrics)]
+        monitor, mode = spec.monitor
+        table.add_row(entry.name, escape(entry.summary), ", ".join(losses), ", ".join(metrics), f"{monitor} ({mode})")
+    return table

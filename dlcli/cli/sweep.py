@@ -253,16 +253,13 @@ def checked_config(space: Any, config_dirs: list[str]) -> dict:
 def monitored_metric(cfg: dict) -> str:
     """The metric that picks a run's best epoch: the checkpoint's monitor, or the task's default."""
     from dlcli.registry import LOSSES
-    from dlcli.training.train import default_monitor
+    from dlcli.tasks import planned_monitor
 
     monitor = ((cfg.get("callbacks") or {}).get("model_checkpoint") or {}).get("monitor", "auto")
     if monitor != "auto":
         return monitor
-    task = cfg.get("task", "auto")
-    if task == "auto":  # the data decides at run time; the loss already says which kind of task it fits
-        tasks = LOSSES.get(cfg["loss"]["name"]).meta.get("tasks") or ("multiclass",)
-        task = "multiclass" if "multiclass" in tasks or "binary" in tasks else tasks[0]
-    return default_monitor(task)[0]
+    # with task=auto the data decides at run time; the loss already says which kind of task it fits
+    return planned_monitor(cfg.get("task", "auto"), tuple(LOSSES.get(cfg["loss"]["name"]).meta.get("tasks") or ()))[0]
 
 
 def default_direction(metric: str) -> str:

@@ -23,8 +23,7 @@ class TopConfig:
     seed: int = 42
     name: str = "run"
     output_dir: str = "outputs"
-    task: Literal["auto", "multiclass", "binary", "multilabel", "regression", "reconstruction",
-                  "transcription", "metric_learning", "contrastive"] = "auto"
+    task: str = "auto"  # "auto" or a registered task (dlcli/tasks/; `dlcli list tasks`)
     threads: int | None = None
     regularization: dict | None = None
     metrics: list[str] | None = None
@@ -129,7 +128,7 @@ class DataConfig:
     channels: Literal[1, 3] | None = None
     label_fraction: float = 1.0
     target_scaling: Literal["none", "standard"] = "standard"
-    num_workers: int = 0
+    num_workers: int | Literal["auto"] = 0  # auto: 0 in memory, a few when streamed (dlcli/data/stream.py)
     eval_batch_size: int | None = None
     anomaly_classes: list[int | str] | None = None
     pad_value: float | None = None  # sequences (N, T, F): the value of padded steps at the end (NaN always is)

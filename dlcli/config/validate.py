@@ -29,6 +29,7 @@ from dlcli.registry import (
     CALLBACKS,
     DATASETS,
     REGISTRIES,
+    TASKS,
     Param,
     Registry,
     did_you_mean,
@@ -188,6 +189,9 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
         extra = dataclass_params(common) if common else None
         out[group] = check.component(REGISTRIES[group], raw.get(group), group, extra=extra)
     out["callbacks"] = check.callbacks(raw.get("callbacks"))
+    if isinstance(out.get("task"), str) and out["task"] != "auto" and out["task"] not in TASKS:
+        check.problem("task", f"unknown task '{out['task']}'.{did_you_mean(out['task'], TASKS.names())} "
+                              f"Available: auto, {', '.join(TASKS.names())}")
     data = out["data"]
     if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float):
         if not (0 <= data["val_fraction"] < 1 and 0 <= data["test_fraction"] < 1
@@ -200,9 +204,7 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
 
     for i, name in enumerate(out.get("metrics") or []):
         if not known(name):
-            from dlcli.metrics import CLASSIFICATION, METRIC_LEARNING, RECONSTRUCTION, REGRESSION, TRANSCRIPTION
-
-            names = CLASSIFICATION + REGRESSION + RECONSTRUCTION + TRANSCRIPTION + METRIC_LEARNING + ("top<k>_acc",)
+            names = list(dict.fromkeys(n for entry in TASKS for n in entry.fn.metric_names))
             check.problem(f"metrics[{i}]", f"unknown metric '{name}'.{did_you_mean(name, names)} "
                                           f"Available: {', '.join(names)}")
     stage_keys = {"epochs": Param("epochs", int), "train": Param("train", list[str] | None, None),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Literal
 
+from dlcli.data.columns import NA_VALUES
 from dlcli.data.table import Table
 from dlcli.errors import DataError
 from dlcli.registry import DATASETS, did_you_mean
@@ -41,8 +43,8 @@ def read_text(p: Path, path: str, key: str) -> str:
         raise DataError(f"cannot read '{path}' (data.{key}): {e.strerror or e}") from None
 
 
-def csv_rows(path: str, delimiter: str, key: str = "path") -> list[tuple[int, list[str]]]:
-    """(line number, fields) of every non-blank row of a CSV file, the header first.
+def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of every non-blank row of a CSV file, the header first (unless ``header`` is False).
 
     DataError when the file is missing, unreadable, not UTF-8 text, not parseable, or has no data row.
     """
@@ -64,66 +66,37 @@ def csv_rows(path: str, delimiter: str, key: str = "path") -> list[tuple[int, li
                         f"(data.delimiter='{delimiter}') and quoting") from None
     if not rows:
         raise DataError(f"CSV file '{path}' (data.{key}) is empty: it needs a header row and at least one data row")
-    if len(rows) < 2:
+    if len(rows) < 2 and header:
         raise DataError(f"CSV file '{path}' (data.{key}) has a header row but no data rows")
     return rows
 
 
 @DATASETS.register()
-def csv(seed: int, path: str, target: str, features: list[str] | None = None, delimiter: str = ","):
-    """A CSV file with a header row: one target column, numeric feature columns."""
-    import math
+def csv(seed: int, path: str, target: int | str, features: list[int | str] | None = None, delimiter: str = ",",
+        header: bool = True, categorical: list[int | str] | None = None, numeric: list[int | str] | None = None,
+        na_values: list[str] = NA_VALUES, missing: Literal["error", "drop", "impute"] = "impute",
+        max_categories: int = 50):
+    """A CSV table: one target column; numeric, categorical and text columns, with missing values."""
+    from dlcli.data.columns import read_table
 
-    import numpy as np
-
-    numbered = csv_rows(path, delimiter)  # blank lines carry nothing and are left out
+    numbered = csv_rows(path, delimiter, header=header)  # blank lines carry nothing and are left out
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
-    header = [h.strip() for h in rows[0]]
-    for lineno, row in numbered[1:]:
-        if len(row) != len(header):
-            raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has "
-                            f"{len(header)}. Check the delimiter (data.delimiter='{delimiter}') and quoting")
-    if target not in header:
-        raise DataError(f"CSV '{path}' has no column '{target}' (data.target).{did_you_mean(target, header)} "
-                        f"Columns: {', '.join(header)}")
-    features = list(features) if features is not None else [h for h in header if h != target]
-    for name in features:
-        if name not in header:
-            raise DataError(f"CSV '{path}' has no column '{name}' (data.features).{did_you_mean(name, header)}"
-                            f" Columns: {', '.join(header)}")
-    if not features:
-        raise DataError(f"CSV '{path}' has no feature columns besides the target '{target}'")
-    cols = [header.index(name) for name in features]
-    x = np.empty((len(rows) - 1, len(cols)), dtype=np.float32)
-    for i, row in enumerate(rows[1:]):
-        for j, c in enumerate(cols):
-            try:
-                x[i, j] = value = float(row[c])
-            except ValueError:
-                value = None
-            if value is None or not math.isfinite(value):
-                what = "is empty (a missing value: fill it in or drop the row)" if not row[c].strip() \
-                    else "is not a number" if value is None \
-                    else "is not a finite number (a missing value: fill it in or drop the row)"
-                raise DataError(
-                    f"CSV '{path}', row {lines[i + 1]}, column '{features[j]}': {row[c]!r} {what}. "
-                    "Feature columns must be numeric: encode it, or leave the column out with "
-                    "data.features=[...]"
-                )
-    labels = [row[header.index(target)].strip() for row in rows[1:]]
-    if any(v == "" for v in labels):
-        line = next(lines[i + 1] for i, v in enumerate(labels) if v == "")
-        raise DataError(f"CSV '{path}', row {line}: the target column '{target}' is empty")
-    try:
-        y = np.array([float(v) for v in labels])
-    except ValueError:
-        y = np.array(labels)  # string labels: classes, mapped to ids later
-    else:
-        if not np.isfinite(y).all():
-            i = int(np.flatnonzero(~np.isfinite(y))[0])
-            raise DataError(f"CSV '{path}', row {lines[i + 1]}: the target column '{target}' holds "
-                            f"{labels[i]!r}, not a finite number. Fill it in or drop the row")
-    return Table(x, y, None, None, features)
+    if header:
+        names, lines, rows = [h.strip() for h in rows[0]], lines[1:], rows[1:]
+    else:  # header-less: the columns are named by position, "0".."N-1" (data.target=0 works)
+        names = [str(i) for i in range(len(rows[0]))]
+    for lineno, row in zip(lines, rows, strict=True):
+        if len(row) != len(names):
+            raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the "
+                            f"{'header' if header else 'first row'} has {len(names)}. Check the delimiter "
+                            f"(data.delimiter='{delimiter}') and quoting")
+    return read_table(f"'{path}'", names, rows, lines, str(target), _named(features), _named(categorical),
+                      _named(numeric), list(na_values), missing, max_categories, header)
+
+
+def _named(columns: list[int | str] | None) -> list[str] | None:
+    """Column names as text: header-less files name their columns by position, given as numbers."""
+    return None if columns is None else [str(n) for n in columns]
 
 
 @DATASETS.register()

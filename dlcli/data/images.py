@@ -196,9 +196,27 @@ def _load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def to_channels(rgb: np.ndarray, color: Literal["grayscale", "rgb"]) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, C, H, W) float32 in 0..255: 3 channels, or 1 (luma) for grayscale."""
+    import numpy as np
+
+    if color == "rgb":
+        return rgb.transpose(0, 3, 1, 2).astype(np.float32)  # (N, H, W, 3) -> (N, 3, H, W)
+    # ITU-R 601 luma, as Pillow's convert("L"); exact for grey pixels (R == G == B)
+    x = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, None]
+    return np.clip(np.rint(x), 0, 255)  # (N, H, W) -> (N, 1, H, W)
+
+
+def has_colour(rgb: np.ndarray) -> bool:
+    """Whether any pixel's channels differ: an RGB-encoded grey scan stays 1 channel."""
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
 @DATASETS.register()
 def image_folder(seed: int, root: str, size: list[int] = (32, 32),
-                 color: Literal["grayscale", "rgb", "auto"] = "auto"):
+                 color: Literal["grayscale", "rgb", "auto"] = "auto",
+                 cache: Literal["auto", "memory", "none"] = "auto", cache_budget_mib: float | None = None,
+                 stats_sample: int | None = 2000):
     """Your own images: one subfolder per class (png, jpg, bmp, gif), resized to one size, 0..255."""
     import numpy as np
 
@@ -206,19 +224,18 @@ def image_folder(seed: int, root: str, size: list[int] = (32, 32),
         raise DataError(f"data.size must be [height, width] with both at least 1, got {list(size)}")
     folder, classes = _class_folders(root)
     files = [(f, label) for label, d in enumerate(classes) for f in _image_files(d)]
+    y = np.array([label for _, label in files], dtype=np.int64)
+    names = [d.name for d in classes]
+    from dlcli.data.stream import stream_decision
+
+    streamed = stream_decision([f for f, _ in files], (size[0], size[1]), color, cache, cache_budget_mib,
+                               stats_sample, seed)
+    if streamed is not None:  # larger than the budget (or data.cache=none): decoded per batch, never all at once
+        return Table(None, y, "classification", names, files=streamed)
     rgb = np.stack([_load_rgb(f, (size[0], size[1])) for f, _ in files])  # (N, H, W, 3) uint8
     if color == "auto":
-        # colour when any pixel's channels differ: an RGB-encoded grey scan stays 1 channel
-        colour = bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
-        color = "rgb" if colour else "grayscale"
-    if color == "rgb":
-        x = rgb.transpose(0, 3, 1, 2).astype(np.float32)  # (N, H, W, 3) -> (N, 3, H, W)
-    else:
-        # ITU-R 601 luma, as Pillow's convert("L"); exact for grey pixels (R == G == B)
-        x = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, None]
-        x = np.clip(np.rint(x), 0, 255)  # (N, H, W) -> (N, 1, H, W)
-    y = np.array([label for _, label in files], dtype=np.int64)
-    return Table(x, y, "classification", [d.name for d in classes])
+        color = "rgb" if has_colour(rgb) else "grayscale"
+    return Table(to_channels(rgb, color), y, "classification", names)
 
 
 # ------------------------------------------------------------------------------------------ CIFAR-10

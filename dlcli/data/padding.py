@@ -67,7 +67,7 @@ def real_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
 
 def mark(table: Table, pad_value: float | None, source: str) -> Table:
     """The table with its sequences' lengths (``table.lengths``) and their padded steps set to 0."""
-    if table.text is not None:
+    if table.text is not None or table.x is None or table.columns is not None:  # texts, streamed images, CSV cells
         return table
     lengths = table.lengths if table.lengths is not None else find_lengths(table.x, pad_value, source)
     if lengths is None:

@@ -7,13 +7,16 @@ only and returned as plain data, saved with the run as ``preprocessing.json``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlcli.data import padding
 from dlcli.data.table import Table
-from dlcli.errors import DataError, DlcliError
+from dlcli.errors import DataError
+
+if TYPE_CHECKING:
+    from dlcli.tasks.base import Task
 
 MAX_AUTO_CLASSES = 20  # integer targets with at most this many values are taken as classes
 
@@ -22,7 +25,7 @@ MAX_AUTO_CLASSES = 20  # integer targets with at most this many values are taken
 class Prepared:
     """Split, scaled data as numpy arrays, with what was fitted to get there."""
 
-    task: str  # multiclass | binary | regression
+    task: str  # a registered task's name (dlcli/tasks/)
     splits: dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (x, y)
     in_shape: tuple[int, ...]
     out_features: int
@@ -50,51 +53,12 @@ def infer_kind(y: np.ndarray) -> str:
 
 
 def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple[str, ...],
-                 data_name: str) -> tuple[str, np.ndarray, list[str] | None]:
-    """Decide the task kind; return (task, targets as class ids or floats, class names)."""
-    kind = table.kind or infer_kind(table.y)
-    if requested == "transcription" or (requested == "auto" and kind == "transcription"):
-        if table.y.ndim != 2 or not table.class_names:
-            raise DataError(f"task=transcription needs symbol sequences (N, L) and the symbols' names; data "
-                            f"'{data_name}' has targets of shape {table.y.shape}")
-        task, y, names = "transcription", table.y.astype(np.int64), ["<blank>", *table.class_names]
-    elif requested == "reconstruction":  # the targets are the inputs; y keeps the labels (for anomaly flags)
-        task, y, names = "reconstruction", table.y, None
-    elif requested == "multilabel" or (requested == "auto" and kind == "multilabel"):
-        if table.y.ndim != 2 or not np.isin(table.y, (0, 1)).all():
-            raise DataError(f"task=multilabel needs a 0/1 target matrix (N, labels); data '{data_name}' has "
-                            f"targets of shape {table.y.shape}")
-        task, y = "multilabel", table.y.astype(np.float32)
-        names = list(table.class_names or [f"label_{i}" for i in range(y.shape[1])])
-    elif requested == "regression" or (requested == "auto" and kind == "regression"):
-        if not np.issubdtype(table.y.dtype, np.number):
-            raise DataError(f"task=regression needs numeric targets; data '{data_name}' has labels such as "
-                            f"{table.y[0]!r}. Use task=auto or task=multiclass")
-        task, y, names = "regression", table.y.astype(np.float32), None
-    else:
-        classes, y = np.unique(table.y, return_inverse=True)
-        if table.class_names is not None and len(table.class_names) == len(classes):
-            names = list(table.class_names)
-        else:
-            names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
-        if requested == "auto" and loss_tasks in (("metric_learning",), ("contrastive",)):
-            task = loss_tasks[0]
-        elif requested == "auto":
-            task = "binary" if "binary" in loss_tasks and "multiclass" not in loss_tasks else "multiclass"
-        else:
-            task = requested
-        if task == "binary" and len(classes) != 2:
-            raise DlcliError(f"loss '{loss_name}' is for binary classification, but data '{data_name}' has "
-                             f"{len(classes)} classes. Use loss=cross_entropy")
-        if len(classes) > len(table.y) // 2:
-            raise DataError(f"data '{data_name}' has {len(classes)} distinct labels in {len(table.y)} rows: "
-                            "that looks like a real-valued target. Use task=regression loss=mse")
-    if task not in loss_tasks:
-        fix = {"metric_learning": "loss=triplet", "regression": "loss=mse", "reconstruction": "loss=mse",
-               "multiclass": "loss=cross_entropy", "contrastive": "loss=nt_xent",
-               "binary": "loss=bce", "multilabel": "loss=bce", "transcription": "loss=ctc"}[task]
-        raise DlcliError(f"loss '{loss_name}' does not fit a {task} task (data '{data_name}'; "
-                         f"the loss fits {', '.join(loss_tasks)}). Use {fix}")
+                 data_name: str) -> tuple[Task, np.ndarray, list[str] | None]:
+    """Decide the task (see :func:`dlcli.tasks.choose_task`); return it, its targets and the class names."""
+    from dlcli.tasks import choose_task
+
+    task = choose_task(requested, table.kind or infer_kind(table.y), loss_name, loss_tasks, data_name)
+    y, names = task.targets(table, data_name)
     return task, y, names
 
 
@@ -129,26 +93,6 @@ def _check_fits(fitted: dict[str, Any], shape: tuple[int, ...]) -> None:
     raise DataError(f"the pretrained run was trained on inputs of shape {source}; this data gives {tuple(shape)}, "
                     f"so its {scaler['method']} scaling cannot be re-applied"
                     + (f". Convert the inputs to fit: {' '.join(fix)}" if fix else ""))
-
-
-def _hold_out_anomalies(labels: np.ndarray, idx: dict[str, np.ndarray], anomaly_classes: list | None,
-                        data_name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Reconstruction: rows of ``anomaly_classes`` never train or validate; they all join the test split.
-
-    Returns y = 1.0 for an anomaly, 0.0 otherwise, and the adjusted indices.
-    """
-    if not anomaly_classes:
-        return np.zeros(len(labels), dtype=np.float32), idx
-    wanted = {str(a) for a in anomaly_classes}
-    flags = np.array([str(v.item() if hasattr(v, "item") else v) in wanted for v in labels])
-    if not flags.any():
-        present = sorted({str(v) for v in labels})[:20]
-        raise DataError(f"data.anomaly_classes {list(anomaly_classes)}: no such labels in data '{data_name}'. "
-                        f"Labels: {', '.join(present)}")
-    anomalies = np.flatnonzero(flags)
-    out = {k: v[~flags[v]] for k, v in idx.items()}
-    out["test"] = np.sort(np.union1d(out.get("test", np.array([], dtype=int)), anomalies))
-    return flags.astype(np.float32), out
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
@@ -299,6 +243,10 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
         from dlcli.data.tokenize import encode
 
         return encode([str(t) for t in x], pre["vocab"], pre["text"])
+    if pre.get("columns") is not None:  # raw CSV records (N, F) -> one-hot, imputed floats (N, F')
+        from dlcli.data.columns import encode_columns
+
+        x = encode_columns(x, pre["columns"])
     x = convert_images(np.asarray(x), pre.get("image"))
     return apply_scaler(x, pre["scaling"])
 
@@ -306,7 +254,8 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
 def _check_finite(table: Table, cfg: dict) -> None:
     """Inputs and numeric targets hold no NaN or infinity; else a DataError naming the first sample."""
     source = f"data '{cfg['name']}'" + (f" ('{cfg['path']}')" if cfg.get("path") else "")
-    for what, values in (("input", None if table.text is not None else table.x), ("target", table.y)):
+    for what, values in (("input", None if table.text is not None or table.columns is not None else table.x),
+                         ("target", table.y)):
         if values is None or not np.issubdtype(values.dtype, np.number) or np.isfinite(values).all():
             continue
         bad = np.argwhere(~np.isfinite(values))[0]  # (sample, *position)
@@ -328,23 +277,17 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     """
     table = padding.mark(table, cfg.get("pad_value"), f"data '{cfg['name']}'")  # sequences padded at the end
     _check_finite(table, cfg)
-    task, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
-    stratify = cfg["stratify"] and task in ("multiclass", "binary", "reconstruction", "metric_learning",
-                                            "contrastive")
+    spec, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
+    stratify = cfg["stratify"] and spec.stratify
     idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
     if cfg.get("label_fraction", 1.0) < 1:
         idx["train"] = label_subset(y, idx["train"], cfg["label_fraction"], seed, stratify)
-    if task == "reconstruction":
-        y, idx = _hold_out_anomalies(y, idx, cfg.get("anomaly_classes"), cfg["name"])
-        pre_anomalies = int(y.sum())
-    else:
-        pre_anomalies = 0
-    pre: dict[str, Any] = {"task": task, "feature_names": table.feature_names, "classes": class_names,
+    y, idx, held_out = spec.hold_out(y, idx, cfg, cfg["name"])
+    pre: dict[str, Any] = {"task": spec.name, "feature_names": table.feature_names, "classes": class_names,
                            "split_sizes": {k: len(v) for k, v in idx.items()}}
     if cfg.get("label_fraction", 1.0) < 1:
         pre["label_fraction"] = cfg["label_fraction"]
-    if task == "reconstruction":
-        pre["anomaly_classes"], pre["anomalies"] = cfg.get("anomaly_classes"), pre_anomalies
+    pre.update(held_out)
     if (cfg.get("channel_mean") is not None or cfg.get("channel_std") is not None) and cfg["scaling"] != "channel":
         raise DataError("data.channel_mean and data.channel_std are the statistics of scaling=channel: "
                         "add data.scaling=channel")
@@ -365,15 +308,26 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
         x = transform_inputs(table.x, pre)  # (N,) texts -> (N, max_length) ids
         vocab_size = len(pre["vocab"])
         splits = {name: (x[i], y[i]) for name, i in idx.items()}
+    elif table.files is not None:  # streamed images (data.cache): decoded per batch, see dlcli/data/stream.py
+        from dlcli.data.stream import prepare_streamed
+
+        splits = prepare_streamed(table.files, y, idx, cfg, pre, fitted)
     else:
-        image = image_options(cfg, table.x, cfg["name"])
-        x = convert_images(table.x, image)
+        x = table.x
+        if table.columns is not None:  # a CSV's raw cells: encoding fitted on the train rows (data/columns.py)
+            from dlcli.data.columns import keep_one_hot, prepare_columns
+
+            x = prepare_columns(table, idx["train"], fitted, pre)  # (N, F) cells -> (N, F') floats
+        image = image_options(cfg, x, cfg["name"])
+        x = convert_images(x, image)
         if fitted is not None:
             _check_fits(fitted, x.shape[1:])
             scaler = fitted["scaling"]
         else:
             train = padding.as_missing(x[idx["train"]], padding.take(table.lengths, idx["train"]))  # padding: NaN
             scaler = fit_scaler(train, cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
+            if pre.get("columns"):
+                scaler = keep_one_hot(scaler, pre["columns"])  # one-hot columns stay 0/1
         if image:
             pre["image"] = image
         pre["scaling"] = scaler
@@ -383,19 +337,8 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
             pre["variable_length"] = padding.saved(table.lengths, cfg.get("pad_value"))
     in_shape = tuple(splits["train"][0].shape[1:])
     pre["input_shape"] = list(in_shape)
-    if task == "regression":
-        pre["target_scaling"] = fit_scaler(y[idx["train"]].reshape(len(idx["train"]), -1),
-                                           cfg["target_scaling"])
-    if task == "reconstruction":
-        out_features = int(np.prod(in_shape))  # the model gives back a whole (flattened) input
-    elif task in ("metric_learning", "contrastive"):
-        out_features = embedding_dim  # the model outputs an embedding, compared by cosine
-    elif task == "transcription":
-        out_features = in_shape[0] * len(class_names)  # per time step, a score for blank and each symbol
-    elif task in ("binary", "regression") and y.ndim == 1:
-        out_features = 1
-    else:
-        out_features = y.shape[1] if task in ("regression", "multilabel") else len(class_names)
+    pre.update(spec.fit_targets(y[idx["train"]], cfg))
+    out_features = spec.out_features(in_shape, y, class_names, embedding_dim)
     pre["out_features"] = out_features
-    return Prepared(task, splits, in_shape, out_features, class_names, pre, vocab_size,
+    return Prepared(spec.name, splits, in_shape, out_features, class_names, pre, vocab_size,
                     padding.split_lengths(table.lengths, idx), padding.split_lengths(table.offset, idx))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,3 +27,8 @@ class Table:
     # (N,) or (N, horizon): added to targets and predictions for the metrics (differenced forecasts: the level
     # each change is taken from, see forecast.py); None: targets are already in their own units
     offset: np.ndarray | None = None
+    # x holds a CSV's raw cells (N, F): floats (NaN: missing) or strings (None: missing); the columns' types
+    # and missing-value rules, encoded in prepare (see data/columns.py)
+    columns: dict | None = None
+    # streamed images (data.cache): x is None; the files, decoded per batch (dlcli/data/stream.py ImageFiles)
+    files: Any = None

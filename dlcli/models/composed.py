@@ -32,9 +32,11 @@ def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
 
 def _fold_output_activation(name: str, params: dict, task: str | None, last: bool) -> tuple[str, dict] | None:
     """Drop a last softmax / sigmoid that the loss applies itself (on logits)."""
-    if not last or task not in ("multiclass", "binary", "multilabel"):
+    from dlcli.tasks import get_task
+
+    act = get_task(task).output_activation if last and task else None
+    if act is None:
         return name, params
-    act = "softmax" if task == "multiclass" else "sigmoid"
     if name == "activation" and params.get("name") == act:
         return None
     if params.get("activation") == act:

@@ -78,6 +78,7 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
     """
     import math
 
+    from dlcli.data.stream import num_workers
     from dlcli.optim import build_optimizer
     from dlcli.registry import AUGMENTATIONS
     from dlcli.schedulers import build_scheduler
@@ -85,7 +86,7 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
 
     prepared = load_data(cfg, fitted)
     data_cfg = cfg["data"]
-    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], data_cfg["num_workers"],
+    datamodule = ArrayDataModule(prepared, data_cfg["batch_size"], num_workers(data_cfg, prepared),
                                  eval_batch_size(data_cfg, prepared))
     model = build_model({**cfg, "model": {**cfg["model"], "pretrained": None}} if fitted else cfg, prepared)
     loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))

@@ -19,10 +19,12 @@ import numpy as np
 
 from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
+from dlcli.tasks.base import label_key
 from dlcli.training.reload import LoadedRun
 
 EVAL_KEYS = ("data", "metrics", "threads", "trainer")  # what eval overrides may change; the rest is the run
-LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size")  # data keys that change how, not what, is evaluated
+# data keys that change how, not what, is evaluated (cache and its keys: decoded up front or per batch, data/stream.py)
+LOADER_KEYS = ("batch_size", "num_workers", "eval_batch_size", "cache", "cache_budget_mib", "stats_sample")
 EVAL_DIR = "eval"
 SPLITS = ("auto", "test", "all")
 
@@ -60,6 +62,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     import torch
 
     from dlcli.data.prepare import Prepared
+    from dlcli.data.stream import num_workers
     from dlcli.training.module import ArrayDataModule, eval_batch_size
     from dlcli.training.train import _quiet_lightning
 
@@ -77,7 +80,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre,
                         **extras)  # sequence lengths, forecast offsets (name -> {"test": values} or None)
-    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], cfg["data"]["num_workers"],
+    datamodule = ArrayDataModule(prepared, cfg["data"]["batch_size"], num_workers(cfg["data"], prepared),
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
     trainer = _trainer(cfg, run.run_dir)
@@ -90,8 +93,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         "data_config": cfg["data"] if other_data else None, "metrics": metrics,
     }
     if module.test_confusion is not None:
-        names = run.classes if run.task == "multiclass" else list(run.classes or [])
-        record["confusion_matrix"] = {"classes": names, "counts": module.test_confusion.tolist()}
+        record["confusion_matrix"] = {"classes": list(run.classes or []), "counts": module.test_confusion.tolist()}
     path = _save(run.run_dir, record)
     return EvalResult(run.run_dir, metrics, described, int(len(x)), checkpoint, path, record)
 
@@ -135,7 +137,7 @@ def rebuilt_test_split(run: LoadedRun, cfg: dict) -> Any:
     prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=run.preprocessing)
-    if [_label_key(c) for c in prepared.class_names or []] != [_label_key(c) for c in run.classes or []]:
+    if [label_key(c) for c in prepared.class_names or []] != [label_key(c) for c in run.classes or []]:
         raise DataError(f"{name} has the classes {', '.join(map(str, prepared.class_names or []))}; the run was "
                         f"trained on {', '.join(map(str, run.classes or []))}. Use --split all to score its rows "
                         "by class name")
@@ -149,6 +151,11 @@ def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray
     """Every row of the configured data as (model inputs, targets in the run's terms, per-sample extras: sequence
     lengths and forecast offsets, as :class:`Prepared` keyword arguments)."""
     table, name = _table_for_run(run, cfg)
+    if table.files is not None:  # streamed images: the run's conversion and scaling, applied per batch
+        from dlcli.data.stream import with_preprocessing
+
+        return with_preprocessing(table.files, run.preprocessing, run.run_dir.name, name), \
+            run_targets(run, table.y, table.class_names, name), {}
     x = run.inputs(list(table.x) if table.text is not None else table.x)
     lengths = run.lengths(table.x, name) if table.text is None else None
     extras = {"lengths": lengths, "offsets": table.offset}
@@ -159,12 +166,24 @@ def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray
 def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
     """The configured dataset with raw inputs as the run's data gave them: its feature columns, in its order
     and shape (e.g. a CSV of an image run's pixels); and its name for messages."""
+    columns = run.preprocessing.get("columns")
+    if columns is not None:  # a CSV run: new data is read with the run's column types (data/columns.py)
+        from dlcli.data.columns import run_types
+        from dlcli.registry import DATASETS
+
+        cfg = {**cfg, "data": run_types(cfg["data"], DATASETS.get(cfg["data"]["name"]).params, columns)}
     table = _table(cfg)
     name = f"data '{cfg['data']['name']}'" + (f" ('{_source(cfg['data'])}')" if _source(cfg["data"]) else "")
     if (table.text is None) != (run.preprocessing.get("text") is None):
         kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")
         raise DataError(f"{name} gives {kinds[0]}, but run {run.run_dir.name} was trained on {kinds[1]}")
-    if table.text is None:
+    if table.text is None and table.columns is not None and columns is not None:
+        table.x = _run_features(run, table, name)  # raw cells in the run's column order, encoded by run.inputs
+    elif table.text is None and table.files is None:  # streamed images are read by the run's preprocessing
+        if table.columns is not None:  # a CSV's cells for a run trained on plain numbers: each must be one
+            from dlcli.data.columns import plain_numbers
+
+            table.x, table.columns = plain_numbers(table, name), None
         table.x = run.raw_arrays(_run_features(run, table, name), name)
         if run.preprocessing.get("variable_length"):  # sequences padded at the end (NaN, or the run's pad_value)
             from dlcli.data.padding import check_finite
@@ -187,51 +206,11 @@ def _run_features(run: LoadedRun, table: Any, name: str) -> np.ndarray:
     return table.x[:, [list(have).index(f) for f in wanted]]
 
 
-def _label_key(label: Any) -> str:
-    """A label as text, with 3, 3.0 and "3" alike (a CSV's numbers are read as floats)."""
-    text = str(label.item() if hasattr(label, "item") else label).strip()
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return str(int(value)) if value.is_integer() else text
-
-
 def run_targets(run: LoadedRun, y: np.ndarray, class_names: list[str] | None, name: str) -> np.ndarray:
     """Targets of new data in the run's terms: its class ids, its label columns, or values."""
-    task, classes = run.task, run.classes
-    if task in ("multiclass", "binary", "metric_learning", "contrastive"):
-        values, inverse = np.unique(y, return_inverse=True)
-        names = class_names if class_names is not None and len(class_names) == len(values) else list(values)
-        index = {_label_key(c): i for i, c in enumerate(classes)}
-        unknown = [str(n) for n in names if _label_key(n) not in index]
-        if unknown:
-            raise DataError(f"{name} has labels the run was not trained on: {', '.join(unknown[:10])}. "
-                            f"The run's classes: {', '.join(map(str, classes))}")
-        return np.array([index[_label_key(n)] for n in names], dtype=np.int64)[inverse.reshape(-1)]
-    if task == "multilabel":
-        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
-            raise DataError(f"{name} has targets of shape {y.shape}; the run predicts {len(classes)} 0/1 labels "
-                            f"({', '.join(classes)})")
-        return y.astype(np.float32)
-    if task == "regression":
-        if not np.issubdtype(y.dtype, np.number):
-            raise DataError(f"{name} has non-numeric targets such as {y[0]!r}; the run predicts values")
-        width = run.preprocessing["out_features"]
-        y = y.astype(np.float32)
-        if y.ndim == 2 and y.shape[1] == 1 and width == 1:
-            y = y[:, 0]
-        if (y.ndim == 1) != (width == 1) or (y.ndim == 2 and y.shape[1] != width):
-            raise DataError(f"{name} has targets of shape {y.shape[1:]}; the run predicts {width} value(s) per row")
-        return y
-    if task == "reconstruction":  # anomaly flags, by the run's held-out classes
-        wanted = {_label_key(a) for a in run.preprocessing.get("anomaly_classes") or []}
-        return np.array([_label_key(v) in wanted for v in y], dtype=np.float32)
-    if task == "transcription":
-        if ["<blank>", *(class_names or [])] != list(classes):
-            raise DataError(f"{name} has symbols {class_names}; the run was trained on {classes[1:]}")
-        return y.astype(np.int64)
-    raise DlcliError(f"cannot evaluate a {task} run on other data")
+    from dlcli.tasks import get_task
+
+    return get_task(run.task).eval_targets(y, class_names, run.preprocessing, name)
 
 
 def _trainer(cfg: dict, run_dir: Path) -> Any:

@@ -23,21 +23,12 @@ import numpy as np
 
 from dlcli.errors import DlcliError
 from dlcli.runs import folder
+from dlcli.tasks import get_task
 from dlcli.training.reload import LoadedRun
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "pt2": ".pt2"}
 TOLERANCE = 1e-4  # the largest difference between exported and PyTorch outputs that passes the check
 EXPORT_BATCH, CHECK_BATCHES = 2, (5, 1)  # traced with one batch size, checked on others (the batch is dynamic)
-OUTPUTS = {
-    "multiclass": "class probabilities (softmax), one column per class",
-    "binary": "the probability of the second class (sigmoid), one value per row",
-    "multilabel": "label probabilities (sigmoid), one column per label",
-    "regression": "predicted values in the targets' original units",
-    "metric_learning": "embeddings (compare them by cosine similarity)",
-    "contrastive": "embeddings (compare them by cosine similarity)",
-    "reconstruction": "the reconstructed inputs, flattened",
-    "transcription": "per-step symbol probabilities (softmax), (batch, steps, symbols); symbol 0 is the CTC blank",
-}
 
 
 @dataclass
@@ -58,10 +49,7 @@ class ExportResult:
 
 def outputs(module: Any, x: Any) -> Any:
     """The task module's predictions for model inputs ``x``: the reference the exported file is checked against."""
-    out = module(x)
-    if module.task == "transcription":  # (B, T*C) -> (B, T, C): probabilities per step
-        return out.view(out.shape[0], x.shape[1], -1).softmax(-1)
-    return module.predictions(out)
+    return module.predictions(module(x), x)
 
 
 def graph(module: Any) -> Any:
@@ -69,10 +57,10 @@ def graph(module: Any) -> Any:
     import torch
     from torch import nn
 
-    task = module.task
+    spec = module.spec
 
     class Exported(nn.Module):
-        """Model inputs -> predictions (see OUTPUTS)."""
+        """Model inputs -> predictions (what the task's ``gives`` says)."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -81,18 +69,7 @@ def graph(module: Any) -> Any:
             self.register_buffer("y_std", module.y_std.clone())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = self.model(x)
-            if task == "binary" or (task == "regression" and out.shape[-1] == 1):
-                out = out.squeeze(-1)  # (B, 1) -> (B,)
-            if task == "regression":
-                return out * self.y_std + self.y_mean  # standardised -> the targets' units
-            if task in ("binary", "multilabel"):
-                return torch.sigmoid(out)
-            if task == "multiclass":
-                return out.softmax(-1)
-            if task == "transcription":
-                return out.view(out.shape[0], x.shape[1], -1).softmax(-1)  # (B, T*C) -> (B, T, C)
-            return out  # embeddings, reconstructions
+            return spec.predictions(spec.output(self.model(x)), x, self.y_mean, self.y_std)
 
     return Exported().eval()
 
@@ -260,8 +237,10 @@ def _metadata(run: LoadedRun, fmt: str, path: Path, checkpoint: str, diff: float
         "task": run.task, "model": run.config["model"]["name"],
         "input": {"name": "x", "shape": ["batch", *pre["input_shape"]], "dtype": "int64" if text else "float32",
                   "what": "token ids from the vocabulary below, padded with 0 at the end" if text
+                  else "inputs after the preprocessing below (CSV column encoding: preprocessing.columns, "
+                  "encoded_names; then scaling)" if pre.get("columns")
                   else "inputs after the preprocessing below (image conversion, then scaling)"},
-        "output": {"name": "y", "what": OUTPUTS[run.task]},
+        "output": {"name": "y", "what": get_task(run.task).gives},
         "classes": run.classes, "feature_names": pre.get("feature_names"),
         "check": {"max_abs_diff": diff, "tolerance": TOLERANCE, "with": checked_with,
                   "inputs": f"random, batches of {' and '.join(map(str, CHECK_BATCHES))}"},

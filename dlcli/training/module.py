@@ -17,6 +17,7 @@ from dlcli.data.padding import takes_lengths
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
 from dlcli.metrics import task_metrics
+from dlcli.tasks import get_task
 
 
 class TensorBatches:
@@ -73,7 +74,7 @@ def eval_batch_size(data_cfg: dict, prepared: Prepared) -> int:
     batch_size = data_cfg["batch_size"]
     if data_cfg.get("eval_batch_size"):
         return int(data_cfg["eval_batch_size"])
-    if prepared.task == "contrastive":
+    if get_task(prepared.task).needs_views:  # its validation loss is defined over the batch
         return batch_size
     x = next(iter(prepared.splits.values()))[0]
     per_sample = max(1, x[:1].nbytes)
@@ -96,14 +97,13 @@ class ArrayDataModule(pl.LightningDataModule):
         super().__init__()
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
-        y_dtype = torch.long if prepared.task in ("multiclass", "transcription", "metric_learning",
-                                                  "contrastive") else torch.float32
+        y_dtype = getattr(torch, get_task(prepared.task).target_dtype)
         # optional per-sample extras after (x, y): sequence lengths (int64), forecast offsets (float32)
         extras = [prepared.lengths or {}, prepared.offsets or {}]
         self.sets = {
-            name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)),
-                                torch.as_tensor(y, dtype=y_dtype),
+            name: TensorDataset(torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(y, dtype=y_dtype),
                                 *(torch.from_numpy(np.ascontiguousarray(e[name])) for e in extras if name in e))
+            if isinstance(x, np.ndarray) else x.dataset(torch.as_tensor(y, dtype=y_dtype))  # streamed: data/stream.py
             for name, (x, y) in prepared.splits.items()
         }
 
@@ -116,7 +116,8 @@ class ArrayDataModule(pl.LightningDataModule):
             return []
         trainer, device = self.trainer, self._device()
         batch_size = self.batch_size if shuffle else self.eval_batch_size
-        if self.num_workers == 0 and (trainer is None or trainer.world_size == 1):
+        if self.num_workers == 0 and isinstance(self.sets[split], TensorDataset) \
+                and (trainer is None or trainer.world_size == 1):
             return TensorBatches(self.sets[split].tensors, batch_size, shuffle, device)
         return DataLoader(self.sets[split], batch_size=batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
@@ -133,13 +134,12 @@ class ArrayDataModule(pl.LightningDataModule):
 
 
 class TaskModule(pl.LightningModule):
-    """Trains ``model`` with ``loss`` for a multiclass, binary, multilabel, regression or reconstruction task.
+    """Trains ``model`` with ``loss`` for a task: it optimises and logs, and asks the task (dlcli/tasks/) for
+    everything that differs between tasks (output shape, loss, predictions, metric updates).
 
     Logs ``{stage}/loss`` and the task's metrics (``val/acc``, ``test/mae``, ...) once per
     epoch. For regression with target scaling, the model learns standardised targets and
-    the metrics are reported in the targets' original units. For ``contrastive`` (self-supervised)
-    the loss compares two augmented views of each image and never reads the labels; see
-    :meth:`_contrastive_loss`.
+    the metrics are reported in the targets' original units.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, task: str, num_classes: int | None,
@@ -156,21 +156,18 @@ class TaskModule(pl.LightningModule):
         self.channels_last = channels_last  # image batches are made NHWC, to match the model's weights
         self.l1 = l1
         self.model, self.loss_fn, self.task = model, loss, task
+        self.spec = get_task(task)  # the task's facts and steps
         self.takes_lengths = takes_lengths(model)  # other models see padded steps as zeros
         self.make_optimizer, self.make_scheduler, self.augment = make_optimizer, make_scheduler, augment
         # the test confusion matrix is saved with the run (confusion_matrix.csv and .png)
-        self.confusion = torchmetrics.classification.MulticlassConfusionMatrix(num_classes=num_classes) \
-            if task == "multiclass" else torchmetrics.classification.BinaryConfusionMatrix() \
-            if task == "binary" else None
+        self.confusion = self.spec.confusion(num_classes)
         self.test_confusion: torch.Tensor | None = None
         self._monitors: dict[int, str] = {}  # id(plateau scheduler) -> the metric it steps on
         self._eval_loss: dict[str, tuple] = {}  # stage -> (sum of the batch losses times their sizes, samples)
         metrics = task_metrics(task, num_classes, metrics)
-        self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") for s in ("val", "test")})
-        if task == "reconstruction":  # validation holds no anomalies; the test split does, if any were named
-            self.metrics["val"] = torchmetrics.MetricCollection({})
-            if not has_anomalies:
-                self.metrics["test"] = torchmetrics.MetricCollection({})
+        stages = self.spec.metric_stages(has_anomalies)  # e.g. reconstruction: only a test split with anomalies
+        self.metrics = nn.ModuleDict({s: metrics.clone(prefix=f"{s}/") if s in stages
+                                      else torchmetrics.MetricCollection({}) for s in ("val", "test")})
         mean, std = 0.0, 1.0
         if target_scaling and target_scaling["method"] == "standard":
             mean, std = target_scaling["mean"], target_scaling["std"]
@@ -179,7 +176,7 @@ class TaskModule(pl.LightningModule):
 
     # plain attributes Lightning sets around every hook call (dozens of times per step) and this class
     # sets every step: set directly, skipping nn.Module's checks for parameters, buffers and submodules
-    _PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_loss_n"})
+    _PLAIN_ATTRS = frozenset({"_current_fx_name", "_loss_sum", "_loss_n", "_lengths"})
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in TaskModule._PLAIN_ATTRS:
@@ -188,6 +185,7 @@ class TaskModule(pl.LightningModule):
             super().__setattr__(name, value)
 
     _compiled: Callable | None = None  # the model through torch.compile (model.compile=true)
+    _lengths: torch.Tensor | None = None  # the training batch's sequence lengths, while its step runs
 
     def compile_model(self, **options: Any) -> None:
         """Run the model through ``torch.compile`` from now on (compiled on the first batch).
@@ -200,45 +198,20 @@ class TaskModule(pl.LightningModule):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        # lengths (B,) of variable-length sequences, for the models that take them (dlcli/data/padding.py)
+        # lengths (B,) of variable-length sequences, for the models that take them (dlcli/data/padding.py);
+        # in training, the batch's lengths (the task runs the model on x itself, see training_step)
+        lengths = self._lengths if lengths is None else lengths
         if lengths is not None and self.takes_lengths:
-            out = (self._compiled or self.model)(x, lengths=lengths)
-        else:
-            out = (self._compiled or self.model)(x)
-        if self.task == "binary" or (self.task == "regression" and out.shape[-1] == 1):
-            out = out.squeeze(-1)  # (B, 1) -> (B,)
-        return out
+            return self.spec.output((self._compiled or self.model)(x, lengths=lengths))
+        return self.spec.output((self._compiled or self.model)(x))
 
-    def _loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "transcription":
-            return self.loss_fn(self._per_step(out, x), y)
-        if self.task == "reconstruction":
-            return self.loss_fn(out, x.flatten(1))  # (B, prod(in_shape)) against the input itself
-        if self.task == "regression":
-            y = (y - self.y_mean) / self.y_std  # the model learns standardised targets
-        return self.loss_fn(out, y)
+    def compute_loss(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss for model outputs ``out`` of inputs ``x`` with targets ``y``."""
+        return self.spec.loss(self.loss_fn, out, x, y, self.y_mean, self.y_std)
 
-    @staticmethod
-    def _per_step(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return out.view(out.shape[0], x.shape[1], -1)  # (B, T*C) -> (B, T, C): a score per step and class
-
-    def _transcripts(self, out: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[list[str], list[str]]:
-        """Greedy CTC decoding, as strings of symbol ids (one character per symbol)."""
-        from dlcli.nets.losses import greedy_decode
-
-        def text(ids: list[int]) -> str:  # one character per symbol id, whatever the alphabet
-            return "".join(chr(0x4E00 + i) for i in ids)
-
-        preds = [text(seq) for seq in greedy_decode(self._per_step(out, x))]
-        return preds, [text([i for i in row if i > 0]) for row in y.tolist()]
-
-    def predictions(self, out: torch.Tensor) -> torch.Tensor:
+    def predictions(self, out: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Model outputs in the targets' terms: class probabilities, or original units."""
-        if self.task == "regression":
-            return out * self.y_std + self.y_mean
-        if self.task in ("reconstruction", "metric_learning", "contrastive"):
-            return out
-        return torch.sigmoid(out) if self.task in ("binary", "multilabel") else out.softmax(-1)
+        return self.spec.predictions(out, x, self.y_mean, self.y_std)
 
     def on_train_epoch_start(self) -> None:
         for m in self.model.modules():  # frozen batch norms keep their running statistics (finetune.freeze)
@@ -248,31 +221,13 @@ class TaskModule(pl.LightningModule):
             self.augment.set_epoch(self.current_epoch, self.trainer.max_epochs)
         self._loss_sum, self._loss_n = torch.zeros((), device=self.device), 0
 
-    def _contrastive_loss(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """NT-Xent between two independently augmented views of ``x``; the labels are never passed.
-
-        Validation and test batches are augmented here too (the only place they are), because the loss
-        needs views; ``seed`` draws the same views every epoch, so that epochs compare on equal terms.
-        """
-        if seed is None:
-            views = [self.augment(x, None)[0] for _ in range(2)]
-        else:
-            devices = [x.device.index or 0] if x.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):  # training's random stream is left as it was
-                torch.manual_seed(seed)
-                views = [self.augment(x, None)[0] for _ in range(2)]
-        out = self(torch.cat(views))  # (2B, *S) -> (2B, D): one pass, batch norm sees both views
-        return self.loss_fn(*out.chunk(2))
-
     def training_step(self, batch, batch_idx):
         x, y, *extras = batch
-        lengths, _ = split_extras(extras)
-        if self.task == "contrastive":  # self-supervised: y is never read
-            loss = self._contrastive_loss(x)
-        else:
-            if self.augment is not None:
-                x, y = self.augment(x, y)
-            loss = self._loss(self(x, lengths), x, y)
+        self._lengths = split_extras(extras)[0]  # variable-length sequences: forward reads them during the step
+        try:
+            loss = self.spec.training_loss(self, x, y)
+        finally:
+            self._lengths = None
         if self.l1 > 0:  # L1 on weight matrices and kernels; biases and norm parameters are 1-D
             loss = loss + self.l1 * sum(p.abs().sum() for p in self.model.parameters() if p.ndim > 1)
         # the epoch's mean training loss, summed on the device and logged once, at the epoch's last batch:
@@ -341,25 +296,17 @@ class TaskModule(pl.LightningModule):
         x, y, *extras = batch
         lengths, offset = split_extras(extras)
         out = self(x, lengths)  # contrastive: embeddings of the un-augmented images, for recall_at_1 with the labels
-        loss = self._contrastive_loss(x, seed=batch_idx) if self.task == "contrastive" else self._loss(out, x, y)
+        loss = self.spec.eval_loss(self, out, x, y, batch_idx)
         # the mean over the epoch's samples, summed on the device and logged once, at the epoch's end
         total, n = self._eval_loss.get(stage, (0.0, 0))
         self._eval_loss[stage] = (total + loss.detach() * len(x), n + len(x))
         if not len(self.metrics[stage]):
             return
-        if self.task == "transcription":
-            self.metrics[stage].update(*self._transcripts(out, x, y))
-            return
-        if self.task == "reconstruction":  # anomaly score: the sample's reconstruction error
-            self.metrics[stage].update(((out - x.flatten(1)) ** 2).mean(1), y.long())
-            return
-        target = y.long() if self.task in ("binary", "multilabel") else y
-        preds = self.predictions(out)
+        y_mean = self.y_mean
         if offset is not None:  # differenced forecasts: changes + their bases = levels, in the series' units
-            preds, target = preds + offset, target + offset
-        self.metrics[stage].update(preds, target)
-        if stage == "test" and self.confusion is not None:
-            self.confusion.update(preds, target)
+            y, y_mean = y + offset, y_mean + offset  # predictions are out * y_std + y_mean (regression)
+        self.spec.update_metrics(self.metrics[stage], self.confusion if stage == "test" else None, out, x, y,
+                                 y_mean, self.y_std)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val", batch_idx)

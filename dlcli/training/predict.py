@@ -16,10 +16,8 @@ from typing import Any
 import numpy as np
 
 from dlcli.errors import DataError, DlcliError
+from dlcli.tasks import get_task
 from dlcli.training.reload import LoadedRun
-
-PREDICTABLE = ("multiclass", "binary", "multilabel", "regression")
-THRESHOLD = 0.5  # binary and multilabel: a class or label is predicted when its probability is above this
 
 
 @dataclass
@@ -40,11 +38,10 @@ class Inputs:
 
 def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", batch_size: int = 512) -> Predictions:
     """Read INPUT, apply the run's preprocessing and model, and tabulate the predictions."""
-    if run.task not in PREDICTABLE:
-        gives = {"metric_learning": "embeddings", "contrastive": "embeddings", "reconstruction": "reconstructions",
-                 "transcription": "per-step symbol scores"}.get(run.task, "outputs")
-        raise DlcliError(f"run {run.run_dir.name} is a {run.task} run: its model gives {gives}, not a class or a "
-                         "value. `dlcli predict` takes classification and regression runs; `dlcli export` "
+    spec = get_task(run.task)
+    if not spec.predictable:
+        raise DlcliError(f"run {run.run_dir.name} is a {run.task} run: its model gives {spec.gives}, not a class or "
+                         "a value. `dlcli predict` takes classification and regression runs; `dlcli export` "
                          "exports any run's model")
     if run.config["data"].get("difference"):  # its outputs are changes from levels that new windows do not carry
         raise DlcliError(f"run {run.run_dir.name} forecasts differenced windows (data.difference=1): its model "
@@ -62,24 +59,7 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
 
 def tabulate(run: LoadedRun, ids: list[Any], out: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
     """Model outputs (probabilities or values) as rows: id, prediction, a probability per class."""
-    task, classes = run.task, run.classes
-    if task == "regression":
-        values = out.reshape(len(out), -1)  # (N,) or (N, T) -> (N, T)
-        names = ["prediction"] if values.shape[1] == 1 else [f"prediction_{i}" for i in range(values.shape[1])]
-        return ["id", *names], [{"id": i, **dict(zip(names, map(float, v), strict=True))}
-                                for i, v in zip(ids, values, strict=True)]
-    if task == "binary":
-        probs = np.stack([1 - out, out], axis=1)  # (N,) probability of the second class -> (N, 2)
-        labels = [classes[int(p > THRESHOLD)] for p in out]
-    elif task == "multilabel":
-        probs = out
-        labels = [";".join(c for c, p in zip(classes, row, strict=True) if p > THRESHOLD) for row in out]
-    else:
-        probs, labels = out, [classes[k] for k in out.argmax(1)]
-    names = [f"prob_{c}" for c in classes]
-    rows = [{"id": i, "prediction": label, **dict(zip(names, map(float, p), strict=True))}
-            for i, label, p in zip(ids, labels, probs, strict=True)]
-    return ["id", "prediction", *names], rows
+    return get_task(run.task).tabulate(ids, out, run.classes)
 
 
 def read_inputs(run: LoadedRun, path: Path) -> Inputs:
@@ -121,6 +101,12 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
                                   delimiter=run.config["data"].get("delimiter") or ",") if any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
+    columns = run.preprocessing.get("columns")
+    if columns is not None:  # a CSV run: raw cells (text, missing values) are encoded by the run's preprocessing
+        from dlcli.data.columns import csv_records
+
+        cells, lines = csv_records(rows, columns, run.config["data"].get("target"), f"CSV '{path}'")
+        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)")
     header, body = [h.strip() for h in rows[0]], rows[1:]
     for lineno, row in enumerate(body, start=2):
         if len(row) != len(header):

@@ -16,6 +16,7 @@ import numpy as np
 
 from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
+from dlcli.tasks import get_task
 
 CHECKPOINTS = ("best", "last")
 
@@ -64,6 +65,12 @@ class LoadedRun:
         if pre.get("variable_length") and x.ndim == 3 and x.shape[2] == shape[1] and x.shape[1] < shape[0]:
             pad = np.full((len(x), shape[0] - x.shape[1], shape[1]), np.nan, dtype=np.float32)
             x = np.concatenate([x.astype(np.float32), pad], axis=1)  # shorter sequences: padded at the end
+        if pre.get("columns") is not None:  # a CSV run: rows of its raw columns, encoded by inputs()
+            names = pre["columns"]["names"]
+            if x.ndim == 2 and x.shape[1] == len(names):
+                return x
+            raise DataError(f"{source} holds inputs of shape {x.shape[1:]}; run {self.run_dir.name} takes rows of "
+                             f"its {len(names)} CSV columns: {', '.join(names[:20])}")
         if pre.get("image"):  # converted on the way in (channels, resize): any (C, H, W) images will do
             if x.ndim == 3:
                 x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
@@ -114,7 +121,7 @@ class LoadedRun:
         model = build_model(cfg, shape)
         loss = LOSSES.get(cfg["loss"]["name"]).build(component_params(cfg["loss"]))
         augment = None
-        if pre["task"] == "contrastive":  # its test loss compares two augmented views
+        if get_task(pre["task"]).needs_views:  # its test loss compares two augmented views
             augment = AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
                 component_params(cfg["augmentation"]), in_shape=shape.in_shape, num_classes=shape.num_classes,
                 task=shape.task, vocab=vocab, text=pre.get("text"))
@@ -140,7 +147,7 @@ class LoadedRun:
         lengths = self.lengths(raw)  # variable-length sequences: (N,) real steps; else None
         with torch.no_grad():
             out = [module.predictions(module(x[i:i + batch_size], None if lengths is None
-                                             else torch.from_numpy(lengths[i:i + batch_size])))
+                                             else torch.from_numpy(lengths[i:i + batch_size])), x[i:i + batch_size])
                    for i in range(0, len(x), batch_size)]
         return torch.cat(out).numpy()
 

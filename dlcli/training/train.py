@@ -25,6 +25,7 @@ from dlcli.registry import CALLBACKS, LOGGERS, plugins
 from dlcli.runs import folder
 from dlcli.runs.direction import metric_mode  # the rule lives in a light module: `runs` sorts by it
 from dlcli.sweep.link import sweep_link
+from dlcli.tasks import default_monitor, get_task
 from dlcli.training.build import component_params
 
 if TYPE_CHECKING:
@@ -172,15 +173,6 @@ def _ignore_signals() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def default_monitor(task: str) -> tuple[str, str]:
-    """The metric that picks the best epoch when a callback says ``monitor: auto``."""
-    if task == "transcription":
-        return "val/cer", "min"
-    if task == "metric_learning":
-        return "val/recall_at_1", "max"
-    return ("val/loss", "min") if task in ("regression", "reconstruction", "contrastive") else ("val/acc", "max")
-
-
 def versions() -> dict[str, str]:
     import pytorch_lightning as pl
     import torch
@@ -220,6 +212,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from dlcli.data.stream import data_path
     from dlcli.training.build import build_run
     from dlcli.training.checkpoint_io import load_checkpoint
 
@@ -252,6 +245,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         }
     else:
         summary = resume.summary_now(list(overrides))
+    summary["data_path"] = data_path(prepared)  # "memory" or "streamed" (data.cache, dlcli/data/stream.py)
 
     def beat() -> None:  # the Heartbeat callback calls this every epoch and every 30 s: "I am alive"
         summary.update(heartbeat=folder.now_iso(), epochs=recorder.written,
@@ -307,8 +301,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             if primary and module.test_confusion is not None:
                 from dlcli.runs.plots import save_confusion
 
-                names = prepared.class_names if prepared.task == "multiclass" else list(prepared.class_names or [])
-                save_confusion(run_dir, module.test_confusion.tolist(), names)
+                save_confusion(run_dir, module.test_confusion.tolist(), list(prepared.class_names or []))
         except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C (Lightning turns it into sys.exit(1)), or SIGTERM
             _ignore_signals()
             finish("interrupted")
@@ -353,11 +346,17 @@ def _resume_hint(run_dir: Path, epochs: int) -> str:
 def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir: Path, pretrained: Any,
                   resume: Resume | None) -> None:
     sizes = prepared.preprocessing["split_sizes"]
-    unit = "labels" if prepared.task == "multilabel" else "classes"
-    kind = f"{prepared.task} ({prepared.num_classes} {unit})" if prepared.num_classes else prepared.task
+    kind = get_task(prepared.task).describe(prepared.num_classes)
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
+    for note in prepared.preprocessing.get("notes") or []:  # what the data loading dropped, left out, imputed
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    from dlcli.data.stream import describe
+
+    streamed = describe(prepared, cfg["data"])  # streamed images (data.cache): say so, and why
+    if streamed:
+        console.print(streamed, markup=False)
     if cfg["model"].get("compile"):
         console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
                       "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)
@@ -369,7 +368,8 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
                       f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
                       f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
     if prepared.preprocessing.get("reused_from"):
-        what = "vocabulary" if prepared.preprocessing.get("vocab") else "scaling statistics"
+        what = "vocabulary" if prepared.preprocessing.get("vocab") else \
+            "column encoding and scaling statistics" if prepared.preprocessing.get("columns") else "scaling statistics"
         console.print(f"preprocessing: the {what} of {prepared.preprocessing['reused_from']} re-applied",
                       markup=False)
 

@@ -1,0 +1,65 @@
+"""Multiclass classification: one label of K classes per sample; softmax over K logits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from dlcli.metrics import CLASSIFICATION
+from dlcli.registry import TASKS
+from dlcli.tasks.base import Task, class_ids, eval_class_ids, probability_rows
+
+TOP_K = re.compile(r"top(\d+)_acc$")
+
+
+@TASKS.register()
+class multiclass(Task):  # noqa: N801 - the registry name is the class name
+    """One of K classes per sample: softmax over K logits, cross-entropy; accuracy, a confusion matrix."""
+
+    name = "multiclass"
+    auto_kind, auto_rank = "classification", 0
+    target_dtype, stratify, classes = "int64", True, "classes"
+    metric_names = (*CLASSIFICATION, "top<k>_acc")
+    default_metrics = ("acc",)
+    monitor = ("val/acc", "max")
+    default_loss = "cross_entropy"
+    predictable, gives = True, "class probabilities (softmax), one column per class"
+    output_activation, mixes_targets = "softmax", True
+
+    def targets(self, table, data_name):
+        return class_ids(table, data_name)
+
+    def out_features(self, in_shape, y, class_names, embedding_dim):
+        return len(class_names)
+
+    def metric(self, name: str, num_classes: int | None) -> Any:
+        from torchmetrics import classification as C
+
+        kw = {"num_classes": num_classes}
+        top_k = TOP_K.match(name)
+        if top_k:
+            return C.MulticlassAccuracy(top_k=int(top_k.group(1)), average="micro", **kw)
+        builders = {"acc": lambda: C.MulticlassAccuracy(average="micro", **kw),
+                    "precision": lambda: C.MulticlassPrecision(average="macro", **kw),
+                    "recall": lambda: C.MulticlassRecall(average="macro", **kw),
+                    "f1": lambda: C.MulticlassF1Score(average="macro", **kw),
+                    "f1_micro": lambda: C.MulticlassF1Score(average="micro", **kw),
+                    "auroc": lambda: C.MulticlassAUROC(**kw),
+                    "average_precision": lambda: C.MulticlassAveragePrecision(**kw)}
+        return builders[name]() if name in builders else super().metric(name, num_classes)
+
+    def confusion(self, num_classes):
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
+        return MulticlassConfusionMatrix(num_classes=num_classes)
+
+    def predictions(self, out, x, y_mean, y_std):
+        return out.softmax(-1)
+
+    def eval_targets(self, y, class_names, pre, name):
+        return eval_class_ids(y, class_names, pre["classes"], name)
+
+    def tabulate(self, ids, out, classes, threshold=0.5):
+        return probability_rows(ids, [classes[k] for k in np.asarray(out).argmax(1)], out, classes)

@@ -1,0 +1,66 @@
+"""Multilabel classification: any number of K labels per sample; a sigmoid per label."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlcli.errors import DataError
+from dlcli.metrics import CLASSIFICATION
+from dlcli.registry import TASKS
+from dlcli.tasks.base import THRESHOLD, Task, probability_rows
+
+
+@TASKS.register()
+class multilabel(Task):  # noqa: N801 - the registry name is the class name
+    """Any of K labels per sample (a 0/1 target matrix): a sigmoid per label, binary cross-entropy."""
+
+    name = "multilabel"
+    auto_kind = "multilabel"
+    classes = "labels"
+    metric_names = CLASSIFICATION
+    default_metrics = ("acc", "f1")
+    monitor = ("val/acc", "max")
+    default_loss = "bce"
+    predictable, gives = True, "label probabilities (sigmoid), one column per label"
+    output_activation = "sigmoid"
+
+    def targets(self, table, data_name):
+        if table.y.ndim != 2 or not np.isin(table.y, (0, 1)).all():
+            raise DataError(f"task=multilabel needs a 0/1 target matrix (N, labels); data '{data_name}' has "
+                            f"targets of shape {table.y.shape}")
+        y = table.y.astype(np.float32)
+        return y, list(table.class_names or [f"label_{i}" for i in range(y.shape[1])])
+
+    def metric(self, name: str, num_classes: int | None) -> Any:
+        from torchmetrics import classification as C
+
+        kw = {"num_labels": num_classes}
+        builders = {"acc": lambda: C.MultilabelAccuracy(average="micro", **kw),
+                    "precision": lambda: C.MultilabelPrecision(average="macro", **kw),
+                    "recall": lambda: C.MultilabelRecall(average="macro", **kw),
+                    "f1": lambda: C.MultilabelF1Score(average="macro", **kw),
+                    "f1_micro": lambda: C.MultilabelF1Score(average="micro", **kw),
+                    "auroc": lambda: C.MultilabelAUROC(**kw),
+                    "average_precision": lambda: C.MultilabelAveragePrecision(**kw)}
+        return builders[name]() if name in builders else super().metric(name, num_classes)
+
+    def predictions(self, out, x, y_mean, y_std):
+        import torch
+
+        return torch.sigmoid(out)
+
+    def metric_target(self, y):
+        return y.long()
+
+    def eval_targets(self, y, class_names, pre, name):
+        classes = pre["classes"]
+        if y.ndim != 2 or y.shape[1] != len(classes) or not np.isin(y, (0, 1)).all():
+            raise DataError(f"{name} has targets of shape {y.shape}; the run predicts {len(classes)} 0/1 labels "
+                            f"({', '.join(classes)})")
+        return y.astype(np.float32)
+
+    def tabulate(self, ids, out, classes, threshold=THRESHOLD):
+        labels = [";".join(c for c, p in zip(classes, row, strict=True) if p > threshold) for row in out]
+        return probability_rows(ids, labels, out, classes)
