@@ -202,3 +202,27 @@ def test_predict_and_eval_read_nan_padded_inputs(tmp_path, make_config):
         predict(run, tmp_path / "middle.npz")
     with pytest.raises(DlcliError, match=r"variable-length sequences .*not supported yet"):
         export(run)
+
+
+def test_training_and_eval_steps_pass_the_batch_lengths_to_the_model():
+    from dlcli.training.module import TaskModule
+
+    torch.manual_seed(0)
+    model = MODELS.get("gru").build({"hidden_size": 8}, in_shape=(9, 3), out_features=3)
+    module = TaskModule(model, torch.nn.CrossEntropyLoss(), "multiclass", 3, lambda _: None, lambda _: None)
+    x, lengths, _ = padded_pair()
+    y = torch.tensor([0, 2])
+    other = x.clone()
+    other[0, 4:] = -7.0  # other padding
+    def step(batch):
+        return float(module.training_step(batch, 0).detach())
+
+    loss = step((x, y, lengths))
+    assert step((other, y, lengths)) == pytest.approx(loss)  # the padding is never read
+    assert step((x, y)) != pytest.approx(loss)  # without lengths it is
+    assert module._lengths is None  # not kept past the step
+    with torch.no_grad():
+        module._eval_step((x, y, lengths), "val")
+        module._eval_step((other, y, lengths), "val")
+        total, n = module._eval_loss["val"]
+        assert n == 4 and float(total) == pytest.approx(4 * float(module.compute_loss(module(x, lengths), x, y)))
