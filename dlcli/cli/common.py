@@ -26,6 +26,11 @@ CONFIG_DIRS = typer.Option(
     show_default=False,
 )
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks for errors.")
+ALLOW_CHANGED_DATA = typer.Option(
+    False, "--allow-changed-data",
+    help="Go on although a data file changed since the run recorded its fingerprint (preprocessing.json): "
+         "its splits rebuilt from the changed data may not be the ones it was trained and tested on.",
+)
 PLUGINS = typer.Option(
     None, "--plugin", metavar="MODULE",
     help="Import a Python module of yours that registers components (repeatable): --plugin my_plugin "
