@@ -109,7 +109,9 @@ def compare(saved: dict[str, dict], now: dict[str, dict], shared_only: bool = Fa
 def _describe(shown: str, entry: dict, now: dict[str, dict]) -> str:
     match = _counterpart(shown, entry, now)
     name = f"'{shown}' ({entry.get('key')})"
-    if match is None or match[1].get("missing"):
+    if match is None:
+        return f"{name} is not among the data named now ({', '.join(map(repr, now)) or 'none'})"
+    if match[1].get("missing"):
         return f"{name} is gone"
     where = f" (now '{match[0]}')" if match[0] != shown else ""
 
