@@ -366,12 +366,21 @@ def test_fingerprint_files_and_folders(tmp_path, monkeypatch):
 def test_runs_from_before_data_split_keep_their_single_pool(tmp_path):
     assert legacy_config({"data": {"name": "idx"}})["data"]["split"] == "random"
     assert legacy_config({"data": {"name": "idx", "split": "official"}})["data"]["split"] == "official"
-    run_dir = tmp_path / "old-run"
-    run_dir.mkdir()
-    cfg = validate(compose(["data=mnist"]).config)
-    del cfg["data"]["split"]
+    # a run saved before these keys: its config and preprocessing without them
+    run_dir = train(compose([f"output_dir={tmp_path}", *FAST, "trainer.max_epochs=1", "model.hidden=[8]"]).config
+                    ).run_dir
     from dlcli.runs import folder
 
+    cfg = load_run(str(run_dir)).config
+    for key in ("split", "test_path", "val_path", "test_root", "val_root"):
+        del cfg["data"][key]
     folder.write_yaml(run_dir / "config.yaml", cfg)
-    folder.write_json(run_dir / "preprocessing.json", {"task": "multiclass"})
+    pre = preprocessing(run_dir)
+    for key in ("split_sources", "split_indices", "data_fingerprint"):
+        del pre[key]
+    folder.write_json(run_dir / "preprocessing.json", pre)
     assert load_run(str(run_dir)).config["data"]["split"] == "random"
+    result = invoke("eval", run_dir)  # its own test split, as before (not "other data": every row)
+    assert result.exit_code == 0, result.output
+    assert "on the test split, 270 rows" in result.output
+    assert f"{summary(run_dir)['metrics']['test/acc']:.4f}" in result.output

@@ -56,7 +56,8 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
 
     if split not in SPLITS:
         raise DlcliError(f"--split is one of {', '.join(SPLITS)}, got '{split}'")
-    cfg = run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval")
+    # validated either way, so that keys added to dlcli since the run (defaults) do not count as other data
+    cfg = validate(run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval"))
     saved = validate(copy.deepcopy(run.config))
     other_data = _without_loader_keys(cfg["data"]) != _without_loader_keys(saved["data"])
     every_row = split == "all" or (split == "auto" and other_data)
