@@ -384,3 +384,33 @@ def test_runs_from_before_data_split_keep_their_single_pool(tmp_path):
     assert result.exit_code == 0, result.output
     assert "on the test split, 270 rows" in result.output
     assert f"{summary(run_dir)['metrics']['test/acc']:.4f}" in result.output
+
+
+def test_a_csv_test_file_is_read_with_the_training_files_column_types(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def write(path, n, codes):
+        rows = ["x,code,y"] + [f"{rng.normal():.3f},{codes[i % len(codes)]},{'ab'[i % 2]}" for i in range(n)]
+        path.write_text("\n".join(rows) + "\n")
+
+    write(tmp_path / "train.csv", 40, ["red", "blue", "7"])
+    write(tmp_path / "test.csv", 10, ["7", "8"])  # on its own, `code` would be inferred numeric
+    cfg = validate(compose(["data=csv", f"data.path={tmp_path / 'train.csv'}", "data.target=y",
+                            f"data.test_path={tmp_path / 'test.csv'}"]).config)
+    table = load_table(cfg["data"], 0)
+    assert table.columns["types"] == {"x": "numeric", "code": "categorical"}
+    assert table.x[table.split == "test"][:, 1].tolist() == ["7", "8"] * 5
+    prepared = load_data(cfg)
+    assert prepared.preprocessing["split_sizes"]["test"] == 10
+    assert prepared.splits["test"][0].shape[1] == prepared.splits["train"][0].shape[1] == 4  # x + 3 one-hot codes
+
+
+def test_a_streamed_image_folder_streams_its_test_folder_too(tmp_path):
+    _image_folder(tmp_path / "train", ["ant", "bee"], per_class=10)
+    _image_folder(tmp_path / "test", ["bee"])
+    cfg = validate(compose(["data=image_folder", f"data.root={tmp_path / 'train'}", "data.size=[4,4]",
+                            "data.cache=none", f"data.test_root={tmp_path / 'test'}"]).config)
+    table = load_table(cfg["data"], 0)
+    assert table.x is None and len(table.files) == 24 and table.files.color == "grayscale"
+    assert [Path(p).parent.parent.name for p in table.files.paths[table.split == "test"]] == ["test"] * 4
+    assert table.y[table.split == "test"].tolist() == [1] * 4  # bee, the training folder's second class

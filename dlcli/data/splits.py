@@ -98,6 +98,9 @@ def _append(a: Table, b: Table, name: str, a_name: str, b_name: str, a_source: s
         raise refuse("one holds texts, the other arrays")
     if a.kind != b.kind:
         raise refuse(f"its targets are {b.kind or 'of another kind'}, the training file's {a.kind or 'other'}")
+    if (a.columns or {}).get("types") != (b.columns or {}).get("types"):  # a CSV's typed columns
+        raise refuse(f"its columns are {(b.columns or {}).get('types')}, the training file's "
+                     f"{(a.columns or {}).get('types')}")
     if (a.files is None) != (b.files is None):
         raise refuse("one is streamed from disk (data.cache), the other is not")
     bx = b.x if b.files is None else b.files
