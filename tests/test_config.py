@@ -20,7 +20,8 @@ def problems_of(*overrides, config_dirs=()):
 def test_defaults_compose_to_digits_mlp_adam():
     cfg = compose([]).config
     assert cfg["data"]["name"] == "digits"
-    assert cfg["model"] == {"name": "mlp", "init": "default", "pretrained": None, "compile": False,
+    assert cfg["model"] == {"name": "mlp", "init": "default", "pretrained": None, "allow_changed_data": False,
+                            "compile": False,
                             "channels_last": False, "hidden": [256], "activation": "relu", "dropout": 0.1,
                             "norm": "none"}
     assert cfg["optimizer"]["name"] == "adam" and cfg["optimizer"]["lr"] == 0.001
@@ -33,7 +34,8 @@ def test_defaults_compose_to_digits_mlp_adam():
 def test_overrides_group_value_add_delete():
     cfg = compose(["model=perceptron", "optimizer=sgd", "optimizer.lr=0.05", "optimizer.momentum=0.9",
                    "~callbacks.early_stopping", "data.batch_size=64"]).config
-    assert cfg["model"] == {"name": "perceptron", "init": "default", "pretrained": None, "compile": False,
+    assert cfg["model"] == {"name": "perceptron", "init": "default", "pretrained": None,
+                            "allow_changed_data": False, "compile": False,
                             "channels_last": False, "bias": True}
     assert cfg["optimizer"]["lr"] == 0.05 and cfg["optimizer"]["momentum"] == 0.9
     assert "early_stopping" not in cfg["callbacks"]

@@ -47,14 +47,19 @@ def test_idx_reads_raw_and_gzipped_train_then_test(tmp_path, gz):
     assert table.x[:, 0, 5, 7].tolist() == list(range(8))  # train images first, then test, pixel values kept
     assert table.y.tolist() == labels.tolist() and table.kind == "classification"
     assert table.class_names is None
+    assert table.split.tolist() == ["train"] * 5 + ["test"] * 3  # data.split=official: t10k is the test split
 
 
 def test_idx_limit_and_class_names_of_the_labels_present(tmp_path):
     write_idx(tmp_path)
     names = [f"c{i}" for i in range(10)]
-    table = idx(seed=0, root=str(tmp_path), limit=4, class_names=names)
+    table = idx(seed=0, root=str(tmp_path), limit=4, class_names=names, split="random")  # one pool: its first 4
     assert table.x.shape == (4, 1, 28, 28) and table.y.tolist() == [0, 3, 6, 9]
     assert table.class_names == ["c0", "c3", "c6", "c9"]  # names of the sorted unique labels
+    assert table.split is None
+    # official: the first images of the train (5) and t10k (3) files, 4 in all, in proportion (2.5 -> 2 each)
+    table = idx(seed=0, root=str(tmp_path), limit=4, class_names=names)
+    assert table.y.tolist() == [0, 3, 5, 8] and table.split.tolist() == ["train", "train", "test", "test"]
     with pytest.raises(DataError, match="names only 3 classes"):
         idx(seed=0, root=str(tmp_path), class_names=["a", "b", "c"])
 

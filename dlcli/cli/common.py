@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from dlcli.errors import DlcliError
 
+_SHOW_WARNING = warnings.showwarning  # Python's own, for warnings from other libraries
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -26,6 +29,11 @@ CONFIG_DIRS = typer.Option(
     show_default=False,
 )
 DEBUG = typer.Option(False, "--debug", help="Show full tracebacks for errors.")
+ALLOW_CHANGED_DATA = typer.Option(
+    False, "--allow-changed-data",
+    help="Go on although a data file changed since the run recorded its fingerprint (preprocessing.json): "
+         "its splits rebuilt from the changed data may not be the ones it was trained and tested on.",
+)
 PLUGINS = typer.Option(
     None, "--plugin", metavar="MODULE",
     help="Import a Python module of yours that registers components (repeatable): --plugin my_plugin "
@@ -36,7 +44,25 @@ PLUGINS = typer.Option(
 
 @contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
-    """Turn bad input into a short message and exit code 2; other failures into exit 1."""
+    """Turn bad input into a short message and exit code 2; other failures into exit 1.
+
+    dlcli's own warnings (e.g. --allow-changed-data going on with changed data) print as `warning: ...`.
+    """
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        with _errors(debug):
+            yield
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if Path(str(filename)).resolve().is_relative_to(Path(__file__).resolve().parents[1]):  # raised in dlcli
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+@contextmanager
+def _errors(debug: bool) -> Iterator[None]:
     try:
         yield
     except DlcliError as e:

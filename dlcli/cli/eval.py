@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, escape, out, use_plugins, user_errors
+from dlcli.cli.common import (
+    ALLOW_CHANGED_DATA,
+    CONFIG_DIRS,
+    DEBUG,
+    OVERRIDES,
+    PLUGINS,
+    escape,
+    out,
+    use_plugins,
+    user_errors,
+)
 
 RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
@@ -23,6 +33,7 @@ def eval_command(
                                    "row; auto: test for the run's own data, all for other data."),
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
+    allow_changed_data: bool = ALLOW_CHANGED_DATA,
     debug: bool = DEBUG,
 ) -> None:
     """Evaluate a run's best checkpoint on its test split, or on the data the overrides name (every row).
@@ -41,7 +52,7 @@ def eval_command(
         loaded = load_run(run, output_dir)
         from dlcli.training.evaluate import evaluate
 
-        result = evaluate(loaded, rest, checkpoint, config_dir or [], split)
+        result = evaluate(loaded, rest, checkpoint, config_dir or [], split, allow_changed_data)
     out.print(f"{result.run_dir.name}: {result.checkpoint} checkpoint on the {escape(result.data)}, "
               f"{result.rows} rows", soft_wrap=True)
     table = Table()

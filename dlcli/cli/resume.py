@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dlcli.cli.common import DEBUG, OVERRIDES, PLUGINS, err, use_plugins, user_errors
+from dlcli.cli.common import ALLOW_CHANGED_DATA, DEBUG, OVERRIDES, PLUGINS, err, use_plugins, user_errors
 
 RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
@@ -14,6 +14,7 @@ def resume_command(
     run: str = RUN,
     overrides: list[str] = OVERRIDES,
     plugin: list[str] = PLUGINS,
+    allow_changed_data: bool = ALLOW_CHANGED_DATA,
     debug: bool = DEBUG,
 ) -> None:
     """Continue a run from its checkpoints/last.ckpt: model, optimizer, scheduler, epoch, random state.
@@ -28,7 +29,7 @@ def resume_command(
         use_plugins(plugin)
         from dlcli.training.resume import prepare_resume
 
-        cfg, resume = prepare_resume(run, overrides or [])
+        cfg, resume = prepare_resume(run, overrides or [], allow_changed_data=allow_changed_data)
         from dlcli.training.train import train
 
         result = train(cfg, overrides or [], console=err, resume=resume)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import CONFIG_DIRS, DEBUG, OVERRIDES, PLUGINS, err, out, print_notes, use_plugins, user_errors
+from dlcli.cli.common import (
+    CONFIG_DIRS,
+    DEBUG,
+    OVERRIDES,
+    PLUGINS,
+    err,
+    out,
+    print_notes,
+    use_plugins,
+    user_errors,
+)
 
 MULTIRUN = typer.Option(False, "--multirun", "-m",
                         help="Run every combination of the swept values (optimizer.lr=1e-3,1e-2 model=mlp,cnn) as "
@@ -18,6 +28,10 @@ def train_command(
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
     multirun: bool = MULTIRUN,
+    allow_changed_data: bool = typer.Option(
+        False, "--allow-changed-data",
+        help="Fine-tune (model.pretrained=RUN) although a data file that run also read has changed since: the "
+             "same as model.allow_changed_data=true."),
     debug: bool = DEBUG,
 ) -> None:
     """Train a model from the composed config, test its best checkpoint, and write a run folder.
@@ -28,6 +42,8 @@ def train_command(
     """
     from dlcli.config.compose import compose
 
+    if allow_changed_data:
+        overrides = [*(overrides or []), "model.allow_changed_data=true"]
     if multirun:  # Hydra's -m: every combination, each an ordinary run, as `dlcli sweep` runs them
         from dlcli.cli.sweep import sweep_command
 

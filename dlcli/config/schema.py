@@ -74,6 +74,7 @@ class ModelConfig:
     init: Literal["default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
                   "orthogonal", "normal"] = "default"
     pretrained: str | None = None
+    allow_changed_data: bool = False  # fine-tune although the data files the pretrained run recorded have changed
     compile: bool = False
     channels_last: bool = False
 
@@ -131,4 +132,11 @@ class DataConfig:
     num_workers: int | Literal["auto"] = 0  # auto: 0 in memory, a few when streamed (dlcli/data/stream.py)
     eval_batch_size: int | None = None
     anomaly_classes: list[int | str] | None = None
+    # official splits (dlcli/data/splits.py): files that are the test / validation split, read by the same loader
+    # as data.path (data.root for folders); the rest is carved from train only where no file is given
+    split: Literal["official", "random"] = "official"  # random: a dataset's own test files join the training pool
+    test_path: str | None = None
+    val_path: str | None = None
+    test_root: str | None = None
+    val_root: str | None = None
     pad_value: float | None = None  # sequences (N, T, F): the value of padded steps at the end (NaN always is)

@@ -198,6 +198,11 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
                 and data["val_fraction"] + data["test_fraction"] < 1):
             check.problem("data.val_fraction", "val_fraction and test_fraction must each be in [0, 1) "
                           f"and leave data to train on (now {data['val_fraction']} + {data['test_fraction']})")
+    if data.get("name") in DATASETS:  # data.test_path needs a dataset read from a file (dlcli/data/splits.py)
+        from dlcli.data.splits import split_key_problems
+
+        for path, message in split_key_problems(data, DATASETS.get(data["name"]).params, DATASETS):
+            check.problem(path, message)
     if isinstance(data.get("batch_size"), int) and data["batch_size"] < 1:
         check.problem("data.batch_size", f"must be at least 1, got {data['batch_size']}")
     from dlcli.metrics import known

@@ -105,6 +105,14 @@ def _check_limit(limit: int | None) -> None:
         raise DataError(f"data.limit must be at least 1 (or null for every image), got {limit}")
 
 
+def _official_counts(n_train: int, n_test: int, limit: int | None) -> tuple[int, int]:
+    """How many of the train and test files' images ``limit`` keeps: the first N in all, in proportion."""
+    if limit is None or limit >= n_train + n_test:
+        return n_train, n_test
+    n_test_kept = min(n_test, round(limit * n_test / (n_train + n_test)))
+    return min(n_train, limit - n_test_kept), n_test_kept
+
+
 def _named_classes(y: np.ndarray, class_names: list[str] | None, files: str) -> list[str] | None:
     """The names of the labels present in ``y`` (sorted), from the names of all label ids."""
     import numpy as np
@@ -121,8 +129,8 @@ def _named_classes(y: np.ndarray, class_names: list[str] | None, files: str) -> 
 def idx(seed: int, root: str, train_images: str = "train-images-idx3-ubyte",
         train_labels: str = "train-labels-idx1-ubyte", test_images: str = "t10k-images-idx3-ubyte",
         test_labels: str = "t10k-labels-idx1-ubyte", limit: int | None = None,
-        class_names: list[str] | None = None):
-    """IDX image files (MNIST, Fashion-MNIST): train and test sets together, 1 channel, 0..255."""
+        class_names: list[str] | None = None, split: Literal["official", "random"] = "official"):
+    """IDX image files (MNIST, Fashion-MNIST): the train and test files, 1 channel, 0..255."""
     import numpy as np
 
     _check_limit(limit)
@@ -140,9 +148,17 @@ def idx(seed: int, root: str, train_images: str = "train-images-idx3-ubyte",
                             f"'{paths[0]}' holds {xs[0].shape[1]}x{xs[0].shape[2]}: they are not one dataset")
         xs.append(x)
         ys.append(y)
+    marker = sources = None
+    if split == "official":  # the t10k files are the test split; `limit` takes from both in proportion
+        n_train, n_test = _official_counts(len(xs[0]), len(xs[1]), limit)
+        xs, ys = [xs[0][:n_train], xs[1][:n_test]], [ys[0][:n_train], ys[1][:n_test]]
+        marker = np.array(["train"] * n_train + ["test"] * n_test, dtype="<U5")
+        sources = {"train": str(paths[0]), "test": str(paths[2])}
+        limit = None
     x, y = np.concatenate(xs)[:limit], np.concatenate(ys)[:limit].astype(np.int64)
     names = _named_classes(y, class_names, f"'{paths[1]}' and '{paths[3]}'")
-    return Table(x[:, None].astype(np.float32), y, "classification", names)  # (N, H, W) -> (N, 1, H, W)
+    return Table(x[:, None].astype(np.float32), y, "classification", names,  # (N, H, W) -> (N, 1, H, W)
+                 split=marker, split_sources=sources)
 
 
 # --------------------------------------------------------------------------------------- class folders
@@ -265,32 +281,63 @@ def _cifar10_folder(root: str) -> Path:
     return folder
 
 
+def _cifar10_count(path: Path) -> int:
+    """How many records a CIFAR-10 binary file holds; DataError when it is not a whole number of them."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DataError(f"cannot read CIFAR-10 file '{path}': {e.strerror or e}") from None
+    if size == 0 or size % CIFAR10_RECORD:
+        raise DataError(f"corrupt CIFAR-10 file '{path}': {size} bytes is not a whole number of "
+                        f"{CIFAR10_RECORD}-byte records (1 label byte + 3x32x32 pixels); it is truncated or "
+                        f"not the binary version. Download it again from {CIFAR10_SOURCE}")
+    return size // CIFAR10_RECORD
+
+
+def _cifar10_records(path: Path, count: int | None = None) -> np.ndarray:
+    """The first ``count`` records (all when None) of a CIFAR-10 binary file, (n, 1 + 3072) uint8."""
+    import numpy as np
+
+    count = _cifar10_count(path) if count is None else count
+    try:
+        data = np.fromfile(path, dtype=np.uint8, count=count * CIFAR10_RECORD)
+    except OSError as e:
+        raise DataError(f"cannot read CIFAR-10 file '{path}': {e.strerror or e}") from None
+    records = data.reshape(-1, CIFAR10_RECORD)  # (n, 1 + 3072)
+    if len(records) and records[:, 0].max() >= len(CIFAR10_CLASSES):
+        raise DataError(f"corrupt CIFAR-10 file '{path}': label {int(records[:, 0].max())} is not in 0..9. "
+                        f"Download it again from {CIFAR10_SOURCE}")
+    return records
+
+
 @DATASETS.register()
-def cifar10(seed: int, root: str, limit: int | None = None):
-    """CIFAR-10 (binary version): 60,000 colour 32x32 images, 10 classes, train and test together, 0..255."""
+def cifar10(seed: int, root: str, limit: int | None = None, split: Literal["official", "random"] = "official"):
+    """CIFAR-10 (binary version): 60,000 colour 32x32 images, 10 classes; its test_batch is the test split, 0..255."""
     import numpy as np
 
     _check_limit(limit)
     folder = _cifar10_folder(root)
-    batches = []
-    for name in CIFAR10_FILES:
-        path = folder / name
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as e:
-            raise DataError(f"cannot read CIFAR-10 file '{path}': {e.strerror or e}") from None
-        if len(data) == 0 or len(data) % CIFAR10_RECORD:
-            raise DataError(f"corrupt CIFAR-10 file '{path}': {len(data)} bytes is not a whole number of "
-                            f"{CIFAR10_RECORD}-byte records (1 label byte + 3x32x32 pixels); it is truncated or "
-                            f"not the binary version. Download it again from {CIFAR10_SOURCE}")
-        records = data.reshape(-1, CIFAR10_RECORD)  # (n, 1 + 3072)
-        if records[:, 0].max() >= len(CIFAR10_CLASSES):
-            raise DataError(f"corrupt CIFAR-10 file '{path}': label {int(records[:, 0].max())} is not in 0..9. "
-                            f"Download it again from {CIFAR10_SOURCE}")
-        batches.append(records)
-        if limit is not None and sum(map(len, batches)) >= limit:
-            break  # the first `limit` images are already read
+    paths = [folder / name for name in CIFAR10_FILES]
+    marker = sources = None
+    if split == "official":  # test_batch is the test split; `limit` takes from train and test in proportion
+        sizes = [_cifar10_count(p) for p in paths]
+        n_train, n_test = _official_counts(sum(sizes[:-1]), sizes[-1], limit)
+        wanted = []
+        for size in sizes[:-1]:
+            wanted.append(min(size, n_train - sum(wanted)))
+        wanted.append(n_test)
+        marker = np.array(["train"] * n_train + ["test"] * n_test, dtype="<U5")
+        sources = {"train": f"{folder}/data_batch_1-5.bin", "test": str(paths[-1])}
+        batches = [_cifar10_records(p, n) for p, n in zip(paths, wanted, strict=True) if n]
+        limit = None
+    else:  # every file in one pool: the first `limit` images of it
+        batches = []
+        for path in paths:
+            batches.append(_cifar10_records(path))
+            if limit is not None and sum(map(len, batches)) >= limit:
+                break  # the first `limit` images are already read
     records = np.concatenate(batches)[:limit]
     x = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32)  # channel-major already: (N, 3, H, W)
     y = records[:, 0].astype(np.int64)
-    return Table(x, y, "classification", [CIFAR10_CLASSES[i] for i in np.unique(y)])
+    return Table(x, y, "classification", [CIFAR10_CLASSES[i] for i in np.unique(y)], split=marker,
+                 split_sources=sources)

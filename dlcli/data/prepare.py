@@ -96,13 +96,19 @@ def _check_fits(fitted: dict[str, Any], shape: tuple[int, ...]) -> None:
 
 
 def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
-                  stratify: bool, ordered: bool = False) -> dict[str, np.ndarray]:
+                  stratify: bool, ordered: bool = False, fixed: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Seeded train/val/test indices; stratified by class when asked.
 
     ``ordered`` rows (windows of a time series) are split in time instead: the first rows train,
     the next validate, the last test, so that no split sees the future of the one before it.
+    ``fixed`` (a Table's ``split``) marks rows whose split a file gives: see dlcli/data/splits.py.
     """
     from sklearn.model_selection import train_test_split
+
+    if fixed is not None and (fixed != "train").any():
+        from dlcli.data.splits import fixed_split
+
+        return fixed_split(y, fixed, val_fraction, test_fraction, seed, stratify, ordered)
 
     idx = np.arange(len(y))
     if ordered:
@@ -279,12 +285,15 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     _check_finite(table, cfg)
     spec, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
     stratify = cfg["stratify"] and spec.stratify
-    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered)
+    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered, table.split)
+    from dlcli.data.splits import split_record  # where each split came from, and its rows, for the record
+
+    recorded = split_record(idx, table, cfg, seed)
     if cfg.get("label_fraction", 1.0) < 1:
         idx["train"] = label_subset(y, idx["train"], cfg["label_fraction"], seed, stratify)
     y, idx, held_out = spec.hold_out(y, idx, cfg, cfg["name"])
     pre: dict[str, Any] = {"task": spec.name, "feature_names": table.feature_names, "classes": class_names,
-                           "split_sizes": {k: len(v) for k, v in idx.items()}}
+                           "split_sizes": {k: len(v) for k, v in idx.items()}, **recorded}
     if cfg.get("label_fraction", 1.0) < 1:
         pre["label_fraction"] = cfg["label_fraction"]
     pre.update(held_out)

@@ -32,3 +32,7 @@ class Table:
     columns: dict | None = None
     # streamed images (data.cache): x is None; the files, decoded per batch (dlcli/data/stream.py ImageFiles)
     files: Any = None
+    # (N,) "train" / "val" / "test": rows whose split is fixed (an official test file, data.test_path, ...);
+    # None: every row is split at random. See dlcli/data/splits.py
+    split: np.ndarray | None = None
+    split_sources: dict[str, str] | None = None  # split -> where its fixed rows come from (a file name), for the record

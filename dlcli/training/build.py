@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlcli.config.schema import DataConfig, ModelConfig
+from dlcli.config.schema import ModelConfig
 from dlcli.config.validate import dataclass_params
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
-from dlcli.registry import DATASETS, LOSSES, MODELS
+from dlcli.registry import LOSSES, MODELS
 
 
 def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
@@ -16,24 +16,28 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
 
     ``fitted``: a run's own saved preprocessing, re-applied when the run is resumed.
     """
+    from dlcli.data.fingerprint import fingerprint
     from dlcli.data.prepare import prepare
+    from dlcli.data.splits import load_table, use_recorded, warn_unseen_classes
 
     data_cfg = cfg["data"]
-    common = set(dataclass_params(DataConfig))
-    table = DATASETS.get(data_cfg["name"]).build({k: v for k, v in data_cfg.items() if k not in common},
-                                                 seed=cfg["seed"])
+    table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
     loss = LOSSES.get(cfg["loss"]["name"])
     if fitted is not None:
+        use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
         return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
-    source = None
+    source, prints = None, fingerprint(data_cfg)
     if cfg["model"].get("pretrained"):  # fine-tuning: the earlier run's scaling and vocabulary are re-applied
         from dlcli.training.transfer import pretrained_preprocessing
 
-        source = pretrained_preprocessing(cfg["model"]["pretrained"], cfg["output_dir"])
+        source = pretrained_preprocessing(cfg["model"]["pretrained"], cfg["output_dir"], prints,
+                                          cfg["model"].get("allow_changed_data", False))
     prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=source[1] if source else None)
+    warn_unseen_classes(prepared, table)
+    prepared.preprocessing["data_fingerprint"] = prints
     if source:
         prepared.preprocessing["reused_from"] = str(source[0])
     return prepared

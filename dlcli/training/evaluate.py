@@ -43,21 +43,30 @@ class EvalResult:
 
 
 def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkpoint: str = "best",
-             config_dirs: list[str | Path] | tuple = (), split: str = "auto") -> EvalResult:
+             config_dirs: list[str | Path] | tuple = (), split: str = "auto",
+             allow_changed_data: bool = False) -> EvalResult:
     """Score ``checkpoint`` of ``run``; save the metrics as ``<run>/eval/<time>-<random>.json`` (atomically).
 
     ``split``: ``test`` rebuilds the test split (of the data as overridden: e.g. the run's CSV, moved),
     ``all`` takes every row; ``auto`` is ``test`` for the run's own data and ``all`` for other data.
+    The run's own data (or its split rebuilt) must not have changed since the run recorded its
+    fingerprint: a DataError names the changed file, unless ``allow_changed_data``.
     """
     from dlcli.config.validate import validate
 
     if split not in SPLITS:
         raise DlcliError(f"--split is one of {', '.join(SPLITS)}, got '{split}'")
-    cfg = run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval")
+    # validated either way, so that keys added to dlcli since the run (defaults) do not count as other data
+    cfg = validate(run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval"))
     saved = validate(copy.deepcopy(run.config))
     other_data = _without_loader_keys(cfg["data"]) != _without_loader_keys(saved["data"])
     every_row = split == "all" or (split == "auto" and other_data)
     run.checkpoint_path(checkpoint)  # a missing checkpoint is reported before any data is loaded
+    unchanged = True
+    if not (other_data and every_row):  # the run's own data, or its split rebuilt (e.g. from a moved file)
+        from dlcli.data.fingerprint import check
+
+        unchanged = check(run.preprocessing, cfg["data"], allow_changed_data, f"run {run.run_dir.name}")
 
     import torch
 
@@ -71,10 +80,10 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
         torch.set_num_threads(cfg["threads"])
     data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
     if every_row:
-        x, y, extras = other_data_arrays(run, cfg)
+        x, y, extras = other_data_arrays(run, cfg, extra_files=not other_data)
         described = f"every row of {data}" if other_data else f"every row of the run's {data}"
     else:
-        test = rebuilt_test_split(run, cfg)
+        test = rebuilt_test_split(run, cfg, reuse=unchanged and not other_data)
         (x, y), extras = test.splits["test"], {"lengths": test.lengths, "offsets": test.offsets}
         described = f"test split of {data}" if other_data else "test split"
     pre = run.preprocessing
@@ -110,33 +119,38 @@ def _source(data: dict) -> str:
     return ""
 
 
-def _table(cfg: dict) -> Any:
-    """The configured dataset, loaded whole (as training loads it)."""
-    from dlcli.config.schema import DataConfig
-    from dlcli.config.validate import dataclass_params
-    from dlcli.registry import DATASETS
+def _table(cfg: dict, extra_files: bool = True) -> Any:
+    """The configured dataset, loaded whole (as training loads it); ``extra_files``: with the rows of
+    data.val_path / data.test_path."""
+    from dlcli.data.splits import load_table
 
-    common = set(dataclass_params(DataConfig))
-    data = cfg["data"]
-    return DATASETS.get(data["name"]).build({k: v for k, v in data.items() if k not in common}, seed=cfg["seed"])
+    return load_table(cfg["data"], cfg["seed"], extra_files)
 
 
-def run_test_split(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+def run_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The test split of the configured data (the run's own, unless overridden), rebuilt with the run's seed and
-    fractions, and its saved preprocessing (never fitted again)."""
-    return rebuilt_test_split(run, cfg).splits["test"]
+    fractions, and its saved preprocessing (never fitted again).
+
+    ``reuse`` (the run's own, unchanged data): the rows the run recorded for each split, checked to be the same.
+    """
+    return rebuilt_test_split(run, cfg, reuse).splits["test"]
 
 
-def rebuilt_test_split(run: LoadedRun, cfg: dict) -> Any:
-    """The :class:`Prepared` data of :func:`run_test_split` (with its sequences' lengths, if variable-length)."""
+def rebuilt_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
+    """The :class:`Prepared` data of :func:`run_test_split` (with its sequences' lengths and forecast offsets)."""
     from dlcli.data.prepare import prepare
+    from dlcli.data.splits import check_same_split, use_recorded
     from dlcli.registry import LOSSES
 
     table, name = _table_for_run(run, cfg)
+    if reuse:
+        use_recorded(table, run.preprocessing)
     loss = LOSSES.get(cfg["loss"]["name"])
     prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=run.preprocessing)
+    if reuse:
+        check_same_split(prepared.preprocessing, run.preprocessing, run.run_dir.name, name)
     if [label_key(c) for c in prepared.class_names or []] != [label_key(c) for c in run.classes or []]:
         raise DataError(f"{name} has the classes {', '.join(map(str, prepared.class_names or []))}; the run was "
                         f"trained on {', '.join(map(str, run.classes or []))}. Use --split all to score its rows "
@@ -147,10 +161,11 @@ def rebuilt_test_split(run: LoadedRun, cfg: dict) -> Any:
     return prepared
 
 
-def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def other_data_arrays(run: LoadedRun, cfg: dict, extra_files: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """Every row of the configured data as (model inputs, targets in the run's terms, per-sample extras: sequence
-    lengths and forecast offsets, as :class:`Prepared` keyword arguments)."""
-    table, name = _table_for_run(run, cfg)
+    lengths and forecast offsets, as :class:`Prepared` keyword arguments); ``extra_files``: with the rows of
+    data.val_path / data.test_path (the run's own data), else data.path's only (other data)."""
+    table, name = _table_for_run(run, cfg, extra_files)
     if table.files is not None:  # streamed images: the run's conversion and scaling, applied per batch
         from dlcli.data.stream import with_preprocessing
 
@@ -163,7 +178,7 @@ def other_data_arrays(run: LoadedRun, cfg: dict) -> tuple[np.ndarray, np.ndarray
         {k: None if v is None else {"test": v} for k, v in extras.items()}
 
 
-def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
+def _table_for_run(run: LoadedRun, cfg: dict, extra_files: bool = True) -> tuple[Any, str]:
     """The configured dataset with raw inputs as the run's data gave them: its feature columns, in its order
     and shape (e.g. a CSV of an image run's pixels); and its name for messages."""
     columns = run.preprocessing.get("columns")
@@ -172,7 +187,7 @@ def _table_for_run(run: LoadedRun, cfg: dict) -> tuple[Any, str]:
         from dlcli.registry import DATASETS
 
         cfg = {**cfg, "data": run_types(cfg["data"], DATASETS.get(cfg["data"]["name"]).params, columns)}
-    table = _table(cfg)
+    table = _table(cfg, extra_files)
     name = f"data '{cfg['data']['name']}'" + (f" ('{_source(cfg['data'])}')" if _source(cfg["data"]) else "")
     if (table.text is None) != (run.preprocessing.get("text") is None):
         kinds = ("texts", "arrays") if table.text is not None else ("arrays", "texts")

@@ -233,7 +233,10 @@ def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
     missing = [name for name in (folder.CONFIG, folder.PREPROCESSING) if not (run_dir / name).is_file()]
     if missing:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")
-    return LoadedRun(run_dir, _read_config(run_dir / folder.CONFIG), folder.read_json(run_dir / folder.PREPROCESSING))
+    from dlcli.data.splits import legacy_config
+
+    config = legacy_config(_read_config(run_dir / folder.CONFIG))  # a run from before data.split: random
+    return LoadedRun(run_dir, config, folder.read_json(run_dir / folder.PREPROCESSING))
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -57,10 +57,12 @@ def find_run(ref: str, output_dir: str | Path) -> Path:
                          f"under {Path(output_dir).expanduser().resolve()} (output_dir=PATH looks elsewhere)") from None
 
 
-def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "outputs") -> tuple[dict, Resume]:
+def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "outputs",
+                   allow_changed_data: bool = False) -> tuple[dict, Resume]:
     """(the run's config with ``overrides`` applied, how to resume it); DlcliError if it cannot be resumed.
 
-    An ``output_dir=PATH`` override only says where to look for RUN.
+    An ``output_dir=PATH`` override only says where to look for RUN. Data files that changed since the
+    run recorded their fingerprint are refused (a DataError naming them), unless ``allow_changed_data``.
     """
     parsed = _parse(overrides)
     output_dir = next((value for key, _, value in parsed if key == "output_dir"), output_dir)
@@ -80,10 +82,13 @@ def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "out
     extend = cfg["trainer"]["max_epochs"] is not None and (before is None or cfg["trainer"]["max_epochs"] > before)
     _check_status(run_dir, summary, extend)
     ckpt_path, from_epoch = _last_checkpoint(run_dir, cfg)
+    preprocessing = folder.read_json(run_dir / folder.PREPROCESSING)
+    from dlcli.data.fingerprint import check
+
+    check(preprocessing, cfg["data"], allow_changed_data, f"run {run_dir.name}")
     if ckpt_path is None and int(os.environ.get("LOCAL_RANK", "0")) == 0:  # stopped in its first epoch:
         (run_dir / folder.METRICS).unlink(missing_ok=True)  # starting over writes metrics.csv anew
-    return cfg, Resume(run_dir, ckpt_path, from_epoch, folder.read_json(run_dir / folder.PREPROCESSING), summary,
-                       extend)
+    return cfg, Resume(run_dir, ckpt_path, from_epoch, preprocessing, summary, extend)
 
 
 def _parse(overrides: list[str]) -> list[tuple[str, str, Any]]:
@@ -118,10 +123,13 @@ def _parse(overrides: list[str]) -> list[tuple[str, str, Any]]:
 def _load_config(run_dir: Path) -> dict:
     from omegaconf import OmegaConf
 
+    from dlcli.data.splits import legacy_config
+
     try:
-        return OmegaConf.to_container(OmegaConf.load(run_dir / folder.CONFIG))
+        config = OmegaConf.to_container(OmegaConf.load(run_dir / folder.CONFIG))
     except Exception as e:  # a hand-edited or damaged config.yaml
         raise DlcliError(f"{run_dir / folder.CONFIG} cannot be read: {e}") from None
+    return legacy_config(config)  # a run from before data.split: its files were one pool
 
 
 def _apply(cfg: dict, key: str, kind: str, value: Any) -> None:

@@ -236,6 +236,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             "run_id": run_dir.name, "name": cfg["name"], "status": "running", "task": prepared.task,
             "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
             "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
+            "split_sources": prepared.preprocessing.get("split_sources"),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
             "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -357,6 +358,10 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
     streamed = describe(prepared, cfg["data"])  # streamed images (data.cache): say so, and why
     if streamed:
         console.print(streamed, markup=False)
+    from dlcli.data.splits import header_line  # where each split came from: a file, or a share carved at random
+
+    if split_line := header_line(resume.preprocessing if resume is not None else prepared.preprocessing):
+        console.print(split_line, markup=False, soft_wrap=True)
     if cfg["model"].get("compile"):
         console.print("model.compile: torch.compile compiles the model on the first batches, so the first "
                       "epoch takes longer (seconds to minutes); summary.json's epoch_seconds show it", markup=False)

@@ -38,15 +38,26 @@ def resolve_checkpoint(ref: str, output_dir: str) -> Path:
     raise DlcliError(f"model.pretrained: run folder {path} has no checkpoints/best.ckpt or last.ckpt")
 
 
-def pretrained_preprocessing(ref: str, output_dir: str) -> tuple[Path, dict[str, Any]] | None:
-    """(run folder, its saved preprocessing) for the run that ``model.pretrained`` names, if it is a dlcli run."""
+def pretrained_preprocessing(ref: str, output_dir: str, data_fingerprint: dict | None = None,
+                             allow_changed_data: bool = False) -> tuple[Path, dict[str, Any]] | None:
+    """(run folder, its saved preprocessing) for the run that ``model.pretrained`` names, if it is a dlcli run.
+
+    ``data_fingerprint`` (this run's data files): a file the pretrained run also read must not have changed
+    since, or the splits would differ and this run's test rows could be rows that run trained on.
+    """
     from dlcli.runs.folder import PREPROCESSING, read_json
 
     ckpt = resolve_checkpoint(ref, output_dir)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     if not (run_dir / PREPROCESSING).is_file():
         return None  # a bare checkpoint: this run fits its own preprocessing
-    return run_dir, read_json(run_dir / PREPROCESSING)
+    pre = read_json(run_dir / PREPROCESSING)
+    if data_fingerprint is not None:
+        from dlcli.data.fingerprint import check
+
+        check(pre, {}, allow_changed_data, f"the pretrained run {run_dir.name} (model.pretrained)", shared_only=True,
+              now=data_fingerprint, flag="model.allow_changed_data=true (or dlcli train --allow-changed-data)")
+    return run_dir, pre
 
 
 def load_pretrained(model: Any, ref: str, output_dir: str) -> LoadReport:
