@@ -173,6 +173,28 @@ def eval_class_ids(y: np.ndarray, class_names: list[str] | None, classes: list[s
     return np.array([index[label_key(n)] for n in names], dtype=np.int64)[inverse.reshape(-1)]
 
 
+# classification metric names -> torchmetrics class suffix and average (Multiclass/Multilabel; Binary has none)
+_CLASSIFICATION = {"acc": ("Accuracy", "micro"), "precision": ("Precision", "macro"), "recall": ("Recall", "macro"),
+                   "f1": ("F1Score", "macro"), "f1_micro": ("F1Score", "micro"), "auroc": ("AUROC", None),
+                   "average_precision": ("AveragePrecision", None)}
+
+
+def classification_metric(family: str, name: str, **kw: Any) -> Any:
+    """torchmetrics' ``{family}{Accuracy, Precision, ...}`` for a classification metric name, or None.
+
+    ``family`` is Multiclass, Multilabel or Binary; precision, recall and f1 are macro averages, acc and
+    f1_micro micro averages (a binary metric has no average to choose).
+    """
+    from torchmetrics import classification
+
+    if name not in _CLASSIFICATION:
+        return None
+    suffix, average = _CLASSIFICATION[name]
+    if family != "Binary" and average:
+        kw["average"] = average
+    return getattr(classification, family + suffix)(**kw)
+
+
 def probability_rows(ids: list[Any], labels: list[str], probs: np.ndarray,
                      classes: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     names = [f"prob_{c}" for c in classes]

@@ -9,7 +9,7 @@ import numpy as np
 from dlcli.errors import DlcliError
 from dlcli.metrics import CLASSIFICATION
 from dlcli.registry import TASKS
-from dlcli.tasks.base import THRESHOLD, Task, class_ids, eval_class_ids, probability_rows
+from dlcli.tasks.base import THRESHOLD, Task, class_ids, classification_metric, eval_class_ids, probability_rows
 
 
 @TASKS.register()
@@ -37,12 +37,7 @@ class binary(Task):  # noqa: N801 - the registry name is the class name
         return 1
 
     def metric(self, name: str, num_classes: int | None) -> Any:
-        from torchmetrics import classification as C
-
-        builders = {"acc": C.BinaryAccuracy, "precision": C.BinaryPrecision, "recall": C.BinaryRecall,
-                    "f1": C.BinaryF1Score, "f1_micro": C.BinaryF1Score, "auroc": C.BinaryAUROC,
-                    "average_precision": C.BinaryAveragePrecision}
-        return builders[name]() if name in builders else super().metric(name, num_classes)
+        return classification_metric("Binary", name) or super().metric(name, num_classes)
 
     def confusion(self, num_classes):
         from torchmetrics.classification import BinaryConfusionMatrix

@@ -9,7 +9,7 @@ import numpy as np
 
 from dlcli.metrics import CLASSIFICATION
 from dlcli.registry import TASKS
-from dlcli.tasks.base import Task, class_ids, eval_class_ids, probability_rows
+from dlcli.tasks.base import Task, class_ids, classification_metric, eval_class_ids, probability_rows
 
 TOP_K = re.compile(r"top(\d+)_acc$")
 
@@ -35,20 +35,13 @@ class multiclass(Task):  # noqa: N801 - the registry name is the class name
         return len(class_names)
 
     def metric(self, name: str, num_classes: int | None) -> Any:
-        from torchmetrics import classification as C
-
-        kw = {"num_classes": num_classes}
         top_k = TOP_K.match(name)
         if top_k:
-            return C.MulticlassAccuracy(top_k=int(top_k.group(1)), average="micro", **kw)
-        builders = {"acc": lambda: C.MulticlassAccuracy(average="micro", **kw),
-                    "precision": lambda: C.MulticlassPrecision(average="macro", **kw),
-                    "recall": lambda: C.MulticlassRecall(average="macro", **kw),
-                    "f1": lambda: C.MulticlassF1Score(average="macro", **kw),
-                    "f1_micro": lambda: C.MulticlassF1Score(average="micro", **kw),
-                    "auroc": lambda: C.MulticlassAUROC(**kw),
-                    "average_precision": lambda: C.MulticlassAveragePrecision(**kw)}
-        return builders[name]() if name in builders else super().metric(name, num_classes)
+            from torchmetrics.classification import MulticlassAccuracy
+
+            return MulticlassAccuracy(num_classes=num_classes, top_k=int(top_k.group(1)), average="micro")
+        return classification_metric("Multiclass", name, num_classes=num_classes) \
+            or super().metric(name, num_classes)
 
     def confusion(self, num_classes):
         from torchmetrics.classification import MulticlassConfusionMatrix

@@ -9,7 +9,7 @@ import numpy as np
 from dlcli.errors import DataError
 from dlcli.metrics import CLASSIFICATION
 from dlcli.registry import TASKS
-from dlcli.tasks.base import THRESHOLD, Task, probability_rows
+from dlcli.tasks.base import THRESHOLD, Task, classification_metric, probability_rows
 
 
 @TASKS.register()
@@ -34,17 +34,7 @@ class multilabel(Task):  # noqa: N801 - the registry name is the class name
         return y, list(table.class_names or [f"label_{i}" for i in range(y.shape[1])])
 
     def metric(self, name: str, num_classes: int | None) -> Any:
-        from torchmetrics import classification as C
-
-        kw = {"num_labels": num_classes}
-        builders = {"acc": lambda: C.MultilabelAccuracy(average="micro", **kw),
-                    "precision": lambda: C.MultilabelPrecision(average="macro", **kw),
-                    "recall": lambda: C.MultilabelRecall(average="macro", **kw),
-                    "f1": lambda: C.MultilabelF1Score(average="macro", **kw),
-                    "f1_micro": lambda: C.MultilabelF1Score(average="micro", **kw),
-                    "auroc": lambda: C.MultilabelAUROC(**kw),
-                    "average_precision": lambda: C.MultilabelAveragePrecision(**kw)}
-        return builders[name]() if name in builders else super().metric(name, num_classes)
+        return classification_metric("Multilabel", name, num_labels=num_classes) or super().metric(name, num_classes)
 
     def predictions(self, out, x, y_mean, y_std):
         import torch
