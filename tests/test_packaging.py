@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not (ROOT / "pyproject.toml").is_file(), reason="needs a checkout")
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 
 def test_every_dlcli_package_is_listed_in_pyproject():
