@@ -334,7 +334,10 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
             scaler = fitted["scaling"]
         else:
             train = padding.as_missing(x[idx["train"]], padding.take(table.lengths, idx["train"]))  # padding: NaN
-            scaler = fit_scaler(train, cfg["scaling"], cfg.get("channel_mean"), cfg.get("channel_std"))
+            # variable-length sequences: a step's position means something else in each sequence, so
+            # `standard` scales each feature over all real steps instead of each (step, feature) position
+            method = "channel" if table.lengths is not None and cfg["scaling"] == "standard" else cfg["scaling"]
+            scaler = fit_scaler(train, method, cfg.get("channel_mean"), cfg.get("channel_std"))
             if pre.get("columns"):
                 scaler = keep_one_hot(scaler, pre["columns"])  # one-hot columns stay 0/1
         if image:
