@@ -191,3 +191,19 @@ def test_header_less_columns_are_named_by_position_and_stray_words_are_named(tmp
     with pytest.raises(DataError, match=r"no column '0' \(data.target\).*Add data.header=false"):
         csv(seed=0, path=numbers, target=0)
     assert "if it is data, add data.header=false" in csv(seed=0, path=numbers, target=1).columns["notes"][0]
+
+
+def test_category_values_unseen_in_training_are_counted_in_a_note(tmp_path, make_config):
+    from dlcli.training.build import load_data
+
+    rows = [[str(i % 7), ["red", "blue"][i % 2], ["a", "b"][i % 2]] for i in range(40)]
+    train_path = write_csv(tmp_path / "train.csv", ["n", "color", "label"], rows)
+    test_rows = [[str(i), "purple" if i < 3 else "red", ["a", "b"][i % 2]] for i in range(10)]
+    test_path = write_csv(tmp_path / "test.csv", ["n", "color", "label"], test_rows)
+    prepared = load_data(make_config("data=csv", f"data.path={train_path}", f"data.test_path={test_path}",
+                                     "data.target=label").config)
+    notes = prepared.preprocessing["notes"]
+    assert any("3 rows outside the train split" in n and "color: purple x3" in n for n in notes), notes
+    x_test = prepared.splits["test"][0]
+    color_cols = [i for i, n in enumerate(prepared.preprocessing["columns"]["encoded_names"]) if "color" in n]
+    assert (x_test[:3][:, color_cols] == 0).all()  # purple: all zeros in the color block

@@ -313,6 +313,30 @@ def missing_note(x: np.ndarray, enc: dict[str, Any]) -> str | None:
             "(data.missing=impute)")
 
 
+def unseen_note(x: np.ndarray, enc: dict[str, Any]) -> str | None:
+    """'N rows hold category values the train split never had (city: paris x12)', or None.
+
+    Such cells are encoded as all zeros in their column's one-hot block: the model has never seen them.
+    """
+    na, rows, found = set(enc["na_values"]), set(), []
+    for j, (name, kind) in enumerate(zip(enc["names"], enc["types"], strict=True)):
+        if kind != "categorical":
+            continue
+        known = set(enc["categories"][name])
+        counts: dict[str, int] = {}
+        for i, c in enumerate(x[:, j]):
+            if not _is_missing(c, na) and _key(c) not in known:
+                counts[_key(c)] = counts.get(_key(c), 0) + 1
+                rows.add(i)
+        if counts:
+            shown = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+            found.append(f"{name}: " + ", ".join(f"{v} x{n}" for v, n in shown) + (", ..." if len(counts) > 5 else ""))
+    if not found:
+        return None
+    return (f"{len(rows)} rows outside the train split hold category values it never had, encoded as all zeros "
+            f"in their one-hot block ({'; '.join(found)})")
+
+
 def prepare_columns(table: Table, train: np.ndarray, fitted: dict[str, Any] | None,
                     pre: dict[str, Any]) -> np.ndarray:
     """prepare's hook: raw cells -> floats with the encoding fitted on ``train`` (or the ``fitted`` run's).
@@ -330,9 +354,7 @@ def prepare_columns(table: Table, train: np.ndarray, fitted: dict[str, Any] | No
     else:
         enc = fit_columns(x, names, table.columns, train)
     notes = list(table.columns.get("notes") or [])
-    note = missing_note(x, enc)
-    if note:
-        notes.append(note)
+    notes += [n for n in (missing_note(x, enc), unseen_note(x, enc)) if n]
     pre["columns"], pre["notes"] = enc, notes
     return encode_columns(x, enc)
 
