@@ -59,7 +59,8 @@ def _fsync_dir(path: Path) -> None:
 def _test_pause(path: Path, tmp: str) -> None:
     marker = os.environ.get(PAUSE_ENV)
     if marker and path.name == "last.ckpt" and path.exists():
-        Path(marker).write_text(tmp)
+        Path(f"{marker}.part").write_text(tmp)  # then renamed: whoever sees the marker sees it whole
+        os.replace(f"{marker}.part", marker)
         time.sleep(120)
 
 
