@@ -112,8 +112,10 @@ def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
     out = tmp_path / "outputs"
     args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003", *TINY, f"output_dir={out}",
             "--name", "killed"]
+    # its own process group: the kill below takes the running trial with it, as a killed job's would go
+    # (a trial left running could finish on its own after the sweep died, and the resume then runs it again)
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}, start_new_session=True)
     try:
         deadline = time.time() + 180
         while time.time() < deadline:  # wait until trial 0 is done and trial 1 has its run folder
@@ -124,7 +126,7 @@ def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
             time.sleep(0.2)
         else:
             pytest.fail("the sweep did not get to its second trial")
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
