@@ -17,20 +17,27 @@ Mode = Literal["auto", "min", "max"]
 @CALLBACKS.register()
 def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", save_last: bool = True,
                      save_top_k: int = 1, save_best_only: bool = True, save_weights_only: bool = False,
-                     every_n_epochs: int = 1):
+                     every_n_epochs: int = 1, tiebreak: str | None = "val/loss"):
     """Keep the best epoch's weights (checkpoints/best.ckpt; top k: best-<epoch>.ckpt) and the latest (last.ckpt).
 
-    Returns one callback, or two when ``save_last``: the best checkpoint first.
+    ``tiebreak``: an epoch that ties the best monitored value wins when this metric is better (so a
+    ``val/acc`` stuck at 1.0 keeps the epoch with the lowest ``val/loss``, not the first). Returns one
+    callback, or two when ``save_last``: the best checkpoint first.
     """
     from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from dlcli.nets.callbacks import TieBreakingCheckpoint
+    from dlcli.runs.direction import metric_mode
 
     if not save_best_only:  # Keras' save_best_only=False: keep every epoch's checkpoint
         save_top_k = -1
     if save_top_k == 0 or save_top_k < -1:
         raise DlcliError(f"callbacks.model_checkpoint.save_top_k must be >= 1 or -1 (all), got {save_top_k}")
-    best = ModelCheckpoint(dirpath=f"{run_dir}/checkpoints", filename="best" if save_top_k == 1 else "best-{epoch}",
-                           monitor=monitor, mode=mode, save_top_k=save_top_k, save_weights_only=save_weights_only,
-                           every_n_epochs=every_n_epochs, auto_insert_metric_name=False)
+    name = "best" if save_top_k == 1 else "best-{epoch}"
+    best = TieBreakingCheckpoint(dirpath=f"{run_dir}/checkpoints", filename=name,
+                                 monitor=monitor, mode=mode, save_top_k=save_top_k, save_weights_only=save_weights_only,
+                                 every_n_epochs=every_n_epochs, auto_insert_metric_name=False, tiebreak=tiebreak,
+                                 tiebreak_mode=metric_mode(tiebreak) if tiebreak else "min")
     if not save_last:
         return best
     # Lightning's own save_last only rewrites last.ckpt in epochs that also save a best checkpoint;

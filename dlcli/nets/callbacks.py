@@ -6,6 +6,7 @@ import math
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from dlcli.errors import DlcliError
 
@@ -311,3 +312,87 @@ _HOOKS = [name for name in vars(pl.Callback) if name.startswith("on_") or name i
 for _name in _HOOKS:
     if _name not in ("on_save_checkpoint", "on_load_checkpoint"):
         setattr(CallbackGroup, _name, _forward(_name))
+
+
+class TieBreakingCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, with ties in the monitored metric broken by a second metric.
+
+    On a small validation set ``val/acc`` often reaches its ceiling (1.0, or k/n) in the first epochs and
+    never *strictly* improves again, so a plain checkpoint keeps that undertrained early epoch. Here an
+    epoch that ties the kept score replaces it when its ``tiebreak`` metric (``val/loss``, lower is better)
+    is better; with top k > 1, ties are ranked the same way. Without the tie-break metric in an epoch's
+    metrics (no validation split), it behaves exactly like ModelCheckpoint.
+    """
+
+    def __init__(self, *args, tiebreak: str | None = "val/loss", tiebreak_mode: str = "min", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tiebreak = tiebreak if tiebreak and tiebreak != self.monitor else None
+        self.tiebreak_mode = tiebreak_mode
+        self.tiebreak_values: dict[str, float] = {}  # kept checkpoint path -> its epoch's tie-break value
+        self._before: dict | None = None  # the kept scores when this epoch's check ran, to see what it saved
+        self._now: float | None = None  # this epoch's tie-break value
+
+    def _tiebreak_now(self, trainer: pl.Trainer) -> float | None:
+        if not self.tiebreak:
+            return None
+        logged = trainer.callback_metrics
+        validated = any(k.startswith("val/") for k in logged)
+        if self.tiebreak not in logged and self.tiebreak.startswith("val/") and validated:
+            raise DlcliError(f"callbacks.model_checkpoint.tiebreak: this run logs no '{self.tiebreak}' (it logs "
+                             f"{', '.join(sorted(k for k in logged if k.startswith('val/')))}): name one of those, "
+                             "or tiebreak=null")
+        value = logged.get(self.tiebreak)
+        return None if value is None else float(value)
+
+    def _rank(self, path: str) -> tuple[float, float]:
+        """Sort key, larger is better: (monitored score, tie-break), each signed by its mode."""
+        score = float(self.best_k_models[path])
+        tie = self.tiebreak_values.get(path)
+        tie = -math.inf if tie is None else (-tie if self.tiebreak_mode == "min" else tie)
+        return (-score if self.mode == "min" else score, tie)
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        self._before, self._now = dict(self.best_k_models), self._tiebreak_now(trainer)
+        if super().check_monitor_top_k(trainer, current):
+            return True
+        now = self._now
+        if current is None or now is None or not self.best_k_models or self.save_top_k == -1:
+            return False
+        kept = self.tiebreak_values.get(self.kth_best_model_path)
+        better = bool(torch.eq(current.cpu(), self.best_k_models[self.kth_best_model_path].cpu())) and (
+            kept is None or (now < kept if self.tiebreak_mode == "min" else now > kept))
+        return trainer.strategy.reduce_boolean_decision(better)
+
+    def _rerank(self, trainer: pl.Trainer) -> None:
+        """Record the tie-break value of a checkpoint saved this epoch; re-pick the best and the k-th among ties."""
+        if self._before is not None:
+            # a checkpoint saved this epoch holds a new score object (even when it reuses a file name)
+            for path, score in self.best_k_models.items():
+                if self._before.get(path) is not score and self._now is not None:
+                    self.tiebreak_values[path] = self._now
+            self._before = None
+        for path in list(self.tiebreak_values):
+            if path not in self.best_k_models:
+                del self.tiebreak_values[path]
+        if self.best_k_models and self.tiebreak:
+            self.best_model_path = max(self.best_k_models, key=self._rank)
+            self.best_model_score = self.best_k_models[self.best_model_path]
+            if len(self.best_k_models) == self.save_top_k:
+                self.kth_best_model_path = min(self.best_k_models, key=self._rank)
+                self.kth_value = self.best_k_models[self.kth_best_model_path]
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._rerank(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        self._rerank(trainer)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "tiebreak_values": dict(self.tiebreak_values)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.tiebreak_values = {k: v for k, v in state_dict.get("tiebreak_values", {}).items()
+                                if k in self.best_k_models}

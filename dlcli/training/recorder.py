@@ -22,10 +22,12 @@ class EpochRecorder(pl.Callback):
     never shows an epoch that last.ckpt does not hold.
     """
 
-    def __init__(self, run_dir: Path, monitor: str, mode: str, write: bool = True) -> None:
+    def __init__(self, run_dir: Path, monitor: str, mode: str, write: bool = True,
+                 tiebreak: tuple[str, str] | None = None) -> None:
         self.path = Path(run_dir) / METRICS
         self.write = write  # False in the extra processes of a multi-device run
         self.monitor, self.mode = monitor, mode
+        self.tiebreak = tiebreak  # (metric, mode) that ranks epochs tying on the monitor, as the checkpoint does
         self.rows: list[dict] = []
         self.written = 0  # how many rows metrics.csv holds
         self.seconds: list[float] = []  # wall time of each epoch, train and validation
@@ -65,13 +67,20 @@ class EpochRecorder(pl.Callback):
         self.seconds.append(round(time.perf_counter() - self.epoch_start, 3))
 
     def best(self) -> dict | None:
-        """The epoch with the best monitored value (the first, on ties), as the checkpoint sees it."""
+        """The epoch with the best monitored value, as the checkpoint sees it: on ties, the best tie-break
+        value, then the first."""
         scored = [r for r in self.rows if isinstance(r.get(self.monitor), float)
                   and not math.isnan(r[self.monitor])]
         if not scored:
             return None
         sign = -1 if self.mode == "max" else 1
-        row = min(scored, key=lambda r: (sign * r[self.monitor], r["epoch"]))  # first best on ties
+
+        def tie(row: dict) -> float:
+            if self.tiebreak is None or not isinstance(row.get(self.tiebreak[0]), float):
+                return math.inf
+            return (-1 if self.tiebreak[1] == "max" else 1) * row[self.tiebreak[0]]
+
+        row = min(scored, key=lambda r: (sign * r[self.monitor], tie(r), r["epoch"]))
         return {"monitor": self.monitor, "mode": self.mode, "value": row[self.monitor], "epoch": row["epoch"]}
 
     def state_dict(self) -> dict:

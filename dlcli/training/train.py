@@ -394,7 +394,7 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     from dlcli.training.recorder import EpochRecorder, Heartbeat
 
     monitor, mode = default_monitor(task)
-    callbacks, checkpoint = [], None
+    callbacks, checkpoint, tiebreak = [], None, None
     for name, params in cfg["callbacks"].items():
         params = dict(params)
         if params.get("monitor") == "auto":
@@ -405,6 +405,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         built = built if isinstance(built, list) else [built]  # a builder may return several
         if name == "model_checkpoint":  # its metric decides the best epoch
             checkpoint, monitor, mode = built[0], params["monitor"], params["mode"]
+            if checkpoint.tiebreak:
+                tiebreak = (checkpoint.tiebreak, checkpoint.tiebreak_mode)
         callbacks += built
     own: list[pl.Callback] = []  # dlcli's own callbacks, which Lightning calls as one (CallbackGroup)
     stages = (cfg.get("finetune") or {}).get("stages")
@@ -417,7 +419,7 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     own.append(RNGState())  # a resumed run draws the same random numbers as an uninterrupted one
     if resume is not None:
         own.append(ResumeGuard(extend=resume.extend))
-    recorder = EpochRecorder(run_dir, monitor, mode, write=primary)
+    recorder = EpochRecorder(run_dir, monitor, mode, write=primary, tiebreak=tiebreak)
     own.append(recorder)
     if primary and beat is not None:
         own.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
