@@ -24,7 +24,7 @@ class TopConfig:
     name: str = "run"
     output_dir: str = "outputs"
     task: str = "auto"  # "auto" or a registered task (dlcli/tasks/; `dlcli list tasks`)
-    threads: int | None = None
+    threads: int | Literal["auto"] | None = "auto"  # auto: dlcli/training/threads.py
     regularization: dict | None = None
     metrics: list[str] | None = None
     finetune: dict | None = None

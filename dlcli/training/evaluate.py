@@ -76,8 +76,11 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     from dlcli.training.train import _quiet_lightning
 
     _quiet_lightning()
-    if cfg["threads"]:
-        torch.set_num_threads(cfg["threads"])
+    from dlcli.training.threads import choose
+
+    threads = choose(cfg["threads"])[0]  # auto: the free cores
+    if threads:
+        torch.set_num_threads(threads)
     data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
     if every_row:
         x, y, extras = other_data_arrays(run, cfg, extra_files=not other_data)

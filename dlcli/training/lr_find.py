@@ -72,14 +72,15 @@ def lr_find(cfg: dict, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int
     from pytorch_lightning.tuner import Tuner
 
     from dlcli.training.build import build_run
-    from dlcli.training.train import _quiet_lightning
+    from dlcli.training.train import _quiet_lightning, set_threads
 
     cfg = validate(cfg)
     _quiet_lightning()
-    if cfg["threads"]:
+    if isinstance(cfg["threads"], int):
         torch.set_num_threads(cfg["threads"])
     pl.seed_everything(cfg["seed"], workers=True, verbose=False)
     prepared, datamodule, module = build_run(cfg)
+    set_threads(cfg, module.model, prepared)  # threads=auto: from the free cores and the model's work
     raw: list[float] = []
 
     def record(outputs, batch, batch_idx) -> None:  # the finder replaces all callbacks, not module hooks

@@ -217,7 +217,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     from dlcli.training.checkpoint_io import load_checkpoint
 
     _quiet_lightning()
-    if cfg["threads"]:
+    if isinstance(cfg["threads"], int):
         torch.set_num_threads(cfg["threads"])
     seed = cfg["seed"]
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -226,6 +226,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     # A resumed run re-applies its own saved preprocessing; its weights come from the checkpoint.
     prepared, datamodule, module = build_run(cfg, fitted=resume.preprocessing if resume else None)
     model, data_cfg = module.model, cfg["data"]
+    threads = set_threads(cfg, model, prepared)  # threads=auto: from the free cores and the model's work
     n_params = sum(p.numel() for p in model.parameters())
     pretrained = getattr(model, "dlcli_pretrained", None)
 
@@ -237,7 +238,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             "data": data_cfg["name"], "model": cfg["model"]["name"], "seed": seed, "num_params": n_params,
             "split_sizes": prepared.preprocessing["split_sizes"], "overrides": list(overrides),
             "split_sources": prepared.preprocessing.get("split_sources"),
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": versions(), "threads": threads[0],
             "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "pretrained": pretrained.as_dict() if pretrained else None, **folder.owner(),
@@ -269,7 +270,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
         folder.write_json(run_dir / folder.SUMMARY, summary)
     if console is not None and primary:
-        _print_header(console, cfg, prepared, n_params, run_dir, pretrained, resume)
+        _print_header(console, cfg, prepared, n_params, run_dir, pretrained, resume, threads)
 
     def finish(status: str, **extra: Any) -> None:
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3),
@@ -344,13 +345,34 @@ def _resume_hint(run_dir: Path, epochs: int) -> str:
     return f"run stopped after {epochs} whole epochs (checkpoints/last.ckpt); continue it with: dlcli resume {run_dir}"
 
 
+def set_threads(cfg: dict, model: Any, prepared: Any) -> tuple[int, str]:
+    """Give torch the threads that ``cfg["threads"]`` asks for (``auto``: dlcli/training/threads.py);
+    returns (the thread count now, why)."""
+    import torch
+
+    from dlcli.training.threads import choose
+
+    accelerator = cfg["trainer"].get("accelerator", "auto")
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    batch = None
+    if cfg["threads"] == "auto" and accelerator == "cpu":  # a batch of the run's shape, to count the model's work
+        dtype = torch.long if prepared.vocab_size else torch.float32
+        batch = torch.zeros((cfg["data"].get("batch_size") or 32, *prepared.in_shape), dtype=dtype)
+    n, why = choose(cfg["threads"], model, batch, accelerator)
+    if n is not None:
+        torch.set_num_threads(n)
+    return torch.get_num_threads(), why
+
+
 def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir: Path, pretrained: Any,
-                  resume: Resume | None) -> None:
+                  resume: Resume | None, threads: tuple[int, str]) -> None:
     sizes = prepared.preprocessing["split_sizes"]
     kind = get_task(prepared.task).describe(prepared.num_classes)
     console.print(f"[bold]dlcli[/] {cfg['name']}: {kind}, {n_params:,} parameters, "
                   f"{' / '.join(f'{v} {k}' for k, v in sizes.items())} samples")
     console.print(f"run folder: {run_dir}")
+    console.print(f"threads: {threads[0]} ({threads[1]})", markup=False)
     for note in prepared.preprocessing.get("notes") or []:  # what the data loading dropped, left out, imputed
         console.print(f"note: {note}", markup=False, soft_wrap=True)
     from dlcli.data.stream import describe
