@@ -68,7 +68,7 @@ def test_all_problems_are_reported_together():
     assert {p.path for p in problems} == {"model", "optimizer.lrr", "data.scaling", "trainer.max_epochs", "foo"}
     assert message.startswith("5 problems in the config:")
     assert "expected an integer, got 'abc' (string)" in message
-    assert "expected one of 'none', 'minmax', 'symmetric', 'standard', 'channel', got 'zscore'" in message
+    assert "expected one of 'none', 'minmax', 'symmetric', 'standard', 'channel', 'auto', got 'zscore'" in message
 
 
 def test_wrong_type_for_a_component_param():

@@ -122,7 +122,8 @@ class DataConfig:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     stratify: bool = True
-    scaling: Literal["none", "minmax", "symmetric", "standard", "channel"] = "standard"
+    # auto: standard, or channel with ImageNet's statistics for an ImageNet backbone (model.pretrained)
+    scaling: Literal["none", "minmax", "symmetric", "standard", "channel", "auto"] = "auto"
     channel_mean: list[float] | None = None
     channel_std: list[float] | None = None
     resize: int | list[int] | None = None

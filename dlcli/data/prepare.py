@@ -281,6 +281,8 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     ``fitted`` is an earlier run's preprocessing (fine-tuning from it): its scaling statistics and
     vocabulary are re-applied instead of being fitted again, so the inputs mean what they meant there.
     """
+    if cfg.get("scaling") == "auto":  # an ImageNet backbone has set it already (dlcli/training/imagenet.py)
+        cfg = {**cfg, "scaling": "standard"}
     table = padding.mark(table, cfg.get("pad_value"), f"data '{cfg['name']}'")  # sequences padded at the end
     _check_finite(table, cfg)
     spec, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])

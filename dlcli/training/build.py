@@ -15,24 +15,37 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     """Load the dataset, decide the task (with the loss), split and scale it (fitted on train only).
 
     ``fitted``: a run's own saved preprocessing, re-applied when the run is resumed.
+    An ImageNet backbone (``model.pretrained``: imagenet, or torchvision/timm weights) first completes
+    ``cfg["data"]`` in place with the inputs it expects (see :func:`dlcli.training.imagenet.imagenet_inputs`),
+    so the run folder's config.yaml records what the run used.
     """
     from dlcli.data.fingerprint import fingerprint
     from dlcli.data.prepare import prepare
     from dlcli.data.splits import load_table, use_recorded, warn_unseen_classes
 
     data_cfg = cfg["data"]
-    table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
     loss = LOSSES.get(cfg["loss"]["name"])
     if fitted is not None:
+        table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
         return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
-    source, prints = None, fingerprint(data_cfg)
-    if cfg["model"].get("pretrained"):  # fine-tuning: the earlier run's scaling and vocabulary are re-applied
-        from dlcli.training.transfer import pretrained_preprocessing
+    pretrained, source, given = None, None, None
+    if cfg["model"].get("pretrained"):
+        from dlcli.training.transfer import resolve_source
 
-        source = pretrained_preprocessing(cfg["model"]["pretrained"], cfg["output_dir"], prints,
-                                          cfg["model"].get("allow_changed_data", False))
+        pretrained = resolve_source(cfg["model"], cfg["output_dir"])  # imagenet: fetched now, before the data
+        if pretrained.imagenet:
+            from dlcli.training.imagenet import imagenet_inputs
+
+            given = imagenet_inputs(data_cfg)
+            data_cfg.update(given)
+    table = load_table(data_cfg, cfg["seed"])
+    prints = fingerprint(data_cfg)
+    if pretrained is not None and not pretrained.imagenet:  # fine-tuning: the earlier run's scaling and
+        from dlcli.training.transfer import pretrained_preprocessing  # vocabulary are re-applied
+
+        source = pretrained_preprocessing(pretrained, prints, cfg["model"].get("allow_changed_data", False))
     prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=source[1] if source else None)
@@ -40,6 +53,8 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     prepared.preprocessing["data_fingerprint"] = prints
     if source:
         prepared.preprocessing["reused_from"] = str(source[0])
+    if given is not None:
+        prepared.preprocessing["backbone_inputs"] = given  # the data keys set for the ImageNet backbone
     return prepared
 
 
@@ -61,7 +76,7 @@ def build_model(cfg: dict, prepared: Prepared) -> Any:
     if cfg["model"].get("pretrained"):
         from dlcli.training.transfer import load_pretrained
 
-        model.dlcli_pretrained = load_pretrained(model, cfg["model"]["pretrained"], cfg["output_dir"])
+        model.dlcli_pretrained = load_pretrained(model, cfg["model"], cfg["output_dir"])
     if (cfg.get("finetune") or {}).get("freeze"):
         from dlcli.training.transfer import freeze
 

@@ -11,6 +11,7 @@ import os
 import pickle
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +65,21 @@ def _test_pause(path: Path, tmp: str) -> None:
         time.sleep(120)
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu", key: str | None = None) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", key: str | None = None,
+                    mmap: bool = False) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``: tensors and plain data only; a file that would build any
     other Python object (and so could run code) is refused before anything in it runs.
 
-    ``key`` names what the user gave (e.g. ``model.pretrained``) in the error messages.
+    ``key`` names what the user gave (e.g. ``model.pretrained``) in the error messages. ``mmap``: the
+    tensors stay in the file until used (big weight files), where its format allows it (torch.save's
+    zip format; older files are read whole).
     """
     import torch
 
     what = f"{key}: {path}" if key else f"checkpoint {path}"
     try:
+        if mmap and zipfile.is_zipfile(path):
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise DlcliError(

@@ -391,9 +391,12 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
         console.print(resume.describe(cfg), markup=False)
         return
     if pretrained:
-        console.print(f"pretrained: {len(pretrained.loaded)} tensors loaded from {pretrained.source}; "
-                      f"re-initialised (shape differs): {', '.join(pretrained.skipped) or 'none'}; "
-                      f"new: {', '.join(pretrained.new) or 'none'}", markup=False)
+        console.print(pretrained.describe(), markup=False, soft_wrap=True)
+    if "backbone_inputs" in prepared.preprocessing:
+        from dlcli.training.imagenet import describe_inputs
+
+        console.print(describe_inputs(cfg["model"]["pretrained"], prepared.preprocessing["backbone_inputs"]),
+                      markup=False, soft_wrap=True)
     if prepared.preprocessing.get("reused_from"):
         what = "vocabulary" if prepared.preprocessing.get("vocab") else \
             "column encoding and scaling statistics" if prepared.preprocessing.get("columns") else "scaling statistics"
