@@ -62,7 +62,7 @@ def fit_seconds(overrides: list[str], out: Path) -> tuple[float, str]:
         sys.exit(f"dlcli train {' '.join(overrides)} failed:\n{done.stderr[-2000:]}")
     (run,) = set(out.iterdir()) - before
     summary = json.loads((run / "summary.json").read_text())
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("threads:")), "")
+    line = next((ln for ln in done.stderr.splitlines() if ln.startswith("threads:")), "")  # the header: stderr
     return summary["fit_duration_s"], line
 
 

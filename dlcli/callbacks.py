@@ -52,10 +52,10 @@ def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", s
 @CALLBACKS.register()
 def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", patience: int = 10,
                    min_delta: float = 0.0):
-    """Stop training when the monitored metric has not improved for `patience` epochs."""
-    from pytorch_lightning.callbacks import EarlyStopping
+    """Stop training when the monitored metric has not improved for `patience` epochs (after the trainer's minimum)."""
+    from dlcli.nets.callbacks import EarlyStoppingAfterMinimum
 
-    return EarlyStopping(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
+    return EarlyStoppingAfterMinimum(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
 
 
 @CALLBACKS.register()

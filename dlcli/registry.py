@@ -132,7 +132,8 @@ class Registry:
 
 # One registry per component kind. Injected parameters are supplied by dlcli at build time.
 # A model builder's `inputs` meta says what its input is: "any" (flattened), "vector" (F,),
-# "image" (C, H, W), "sequence" (T, F) or "tokens" (T,) of integer ids (with `vocab_size`).
+# "image" (C, H, W), "sequence" (T, F), "series" (T, F) or rows of T values read as univariate series (T, 1),
+# or "tokens" (T,) of integer ids (with `vocab_size`).
 MODELS = Registry("model", injected=("in_shape", "out_features", "vocab_size", "task"))
 LAYERS = Registry("layer", injected=("in_shape", "vocab_size"))
 LOSSES = Registry("loss")
@@ -183,6 +184,7 @@ def _load_builtins() -> None:
         mlp,
         recurrent,
         resnet,
+        series,
         transformer,
         vgg,
         vit,

@@ -22,8 +22,8 @@ def test_defaults_compose_to_digits_mlp_adam():
     assert cfg["data"]["name"] == "digits"
     assert cfg["model"] == {"name": "mlp", "init": "default", "pretrained": None, "allow_changed_data": False,
                             "compile": False,
-                            "channels_last": False, "hidden": [256], "activation": "relu", "dropout": 0.1,
-                            "norm": "none"}
+                            "channels_last": False, "max_epochs": 30, "min_steps": None, "hidden": [256],
+                            "activation": "relu", "dropout": 0.1, "norm": "none"}
     assert cfg["optimizer"]["name"] == "adam" and cfg["optimizer"]["lr"] == 0.001
     assert cfg["name"] == "digits-mlp"  # interpolated from data and model names
     assert cfg["output_dir"] == "outputs"
@@ -36,7 +36,7 @@ def test_overrides_group_value_add_delete():
                    "~callbacks.early_stopping", "data.batch_size=64"]).config
     assert cfg["model"] == {"name": "perceptron", "init": "default", "pretrained": None,
                             "allow_changed_data": False, "compile": False,
-                            "channels_last": False, "bias": True}
+                            "channels_last": False, "max_epochs": 30, "min_steps": None, "bias": True}
     assert cfg["optimizer"]["lr"] == 0.05 and cfg["optimizer"]["momentum"] == 0.9
     assert "early_stopping" not in cfg["callbacks"]
     assert cfg["data"]["batch_size"] == 64
@@ -67,7 +67,7 @@ def test_all_problems_are_reported_together():
                                     "trainer.max_epochs=abc", "+foo=1")
     assert {p.path for p in problems} == {"model", "optimizer.lrr", "data.scaling", "trainer.max_epochs", "foo"}
     assert message.startswith("5 problems in the config:")
-    assert "expected an integer, got 'abc' (string)" in message
+    assert "expected an integer or null, got 'abc' (string)" in message  # null: the model's max_epochs
     assert "expected one of 'none', 'minmax', 'symmetric', 'standard', 'channel', 'auto', got 'zscore'" in message
 
 

@@ -90,6 +90,7 @@ SAMPLE_SHAPES = {
     "vector": [(5,)],
     "image": [(1, 8, 8), (3, 16, 16)],  # grayscale and RGB
     "sequence": [(12, 3)],  # (T, F)
+    "series": [(12, 3), (12,)],  # (T, F), or rows of T values (univariate)
     "channels_first_sequence": [(3, 12)],  # (C, L)
     "tokens": [(10,)],  # token ids
 }

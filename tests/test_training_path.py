@@ -196,7 +196,7 @@ def test_matmul_precision_holds_for_the_run_then_is_put_back(make_config, monkey
 def test_trainer_presets_compose_the_ddp_and_gpu_recipes(make_config):
     ddp = make_config("trainer=ddp").config["trainer"]
     assert (ddp["strategy"], ddp["devices"], ddp["num_nodes"]) == ("ddp", "auto", 1)
-    assert ddp["max_epochs"] == 30  # the rest from trainer/default.yaml
+    assert ddp["max_epochs"] == 30  # trainer/default.yaml leaves it null: the model's (mlp: 30)
     gpu = make_config("trainer=gpu").config["trainer"]
     assert (gpu["precision"], gpu["matmul_precision"], gpu["benchmark"]) == ("bf16-mixed", "high", True)
 

@@ -43,8 +43,9 @@ class TopConfig:
 class TrainerConfig:
     """Passed to ``pytorch_lightning.Trainer``; the names are Lightning's."""
 
-    max_epochs: int = 30
+    max_epochs: int | None = None  # None: the model's (ModelConfig.max_epochs), filled in by validation
     min_epochs: int | None = None
+    min_steps: int | None = None  # None: the model's (ModelConfig.min_steps)
     max_time: str | None = None
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
@@ -77,6 +78,10 @@ class ModelConfig:
     allow_changed_data: bool = False  # fine-tune although the data files the pretrained run recorded have changed
     compile: bool = False
     channels_last: bool = False
+    # the model family's training length, used where trainer.max_epochs / trainer.min_steps are left at null:
+    # families such as fcn need hundreds of optimiser steps, which small sets give in 1-2 a epoch (conf/model/fcn.yaml)
+    max_epochs: int = 30
+    min_steps: int | None = None
 
 
 @dataclass

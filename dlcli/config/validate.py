@@ -227,6 +227,13 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
     sched = out["scheduler"]
     if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
         check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")
+    # trainer.max_epochs / min_steps left at null: the model family's own (model.max_epochs, model.min_steps), so
+    # `model=fcn` trains as long as FCN needs while a number given for the trainer (anywhere) always wins
+    for key in ("max_epochs", "min_steps"):
+        if isinstance(out["model"].get(key), int) and out["model"][key] < 1:
+            check.problem(f"model.{key}", f"must be at least 1, got {out['model'][key]}")
+        elif out["trainer"].get(key) is None and key in out["model"]:
+            out["trainer"][key] = out["model"][key]
     if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
         check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
     if check.problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from dlcli.errors import DlcliError
+from dlcli.models.vgg import not_an_image
 from dlcli.registry import MODELS
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", "sigmoid", "softplus", "maxout"]
@@ -23,7 +24,7 @@ def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32,
     from dlcli.blocks import GlobalPool, conv_padding, make_activation, make_norm, output_shape
 
     if len(in_shape) != 3:
-        raise DlcliError(f"model 'cnn' needs images (C, H, W); this data has samples of shape {tuple(in_shape)}")
+        raise DlcliError(not_an_image("cnn", in_shape))
     layers: list[nn.Module] = []
     shape = tuple(in_shape)
     for width in channels:

@@ -16,11 +16,23 @@ ConvActivation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "t
 Norm = Literal["none", "batch", "layer", "instance", "group"]
 
 
+def not_an_image(model: str, in_shape: tuple[int, ...]) -> str:
+    """Why an image model cannot take ``in_shape``, and the models that can: 1-D ones for series, mlp for rows."""
+    shape = tuple(in_shape)
+    series = "model=fcn, resnet1d or inception_time (1-D convolutions over time)"
+    if len(shape) == 2:
+        fix = f"for sequences (T, F) use {series}, or a recurrent model (lstm, gru)"
+    elif len(shape) == 1:
+        fix = f"if each row of {shape[0]} values is a time series, use {series}; otherwise model=mlp"
+    else:
+        fix = "pick an image dataset (e.g. data=digits) or model=mlp"
+    return f"model '{model}' needs images (C, H, W), but the data gives samples of shape {shape}: {fix}"
+
+
 def check_image_model(model: str, in_shape: tuple[int, ...], width: float, dropout: float = 0.0) -> None:
     """Raise a DlcliError naming the fix when ``in_shape`` is not an image (C, H, W) or a parameter is out of range."""
     if len(in_shape) != 3:
-        raise DlcliError(f"model '{model}' needs images (C, H, W), but the data gives samples of shape "
-                         f"{tuple(in_shape)}: pick an image dataset (e.g. data=digits) or model=mlp")
+        raise DlcliError(not_an_image(model, in_shape))
     if width <= 0:
         raise DlcliError(f"model '{model}': width must be > 0 (1.0 is the paper's channel counts), got {width}")
     if not 0 <= dropout < 1:

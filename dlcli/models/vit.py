@@ -6,6 +6,7 @@ from typing import Literal
 
 from dlcli.errors import DlcliError
 from dlcli.models.transformer import check_encoder
+from dlcli.models.vgg import not_an_image
 from dlcli.registry import MODELS
 
 
@@ -22,7 +23,7 @@ def vit(in_shape: tuple[int, ...], out_features: int, patch_size: int = 4, d_mod
     from dlcli.nets.transformer import VisionTransformer
 
     if len(in_shape) != 3:
-        raise DlcliError(f"model 'vit' needs images (C, H, W); this data has samples of shape {tuple(in_shape)}")
+        raise DlcliError(not_an_image("vit", in_shape))
     if patch_size < 1:
         raise DlcliError(f"model 'vit': patch_size must be at least 1, got {patch_size}")
     check_encoder("vit", d_model, num_heads, num_layers, dim_feedforward, dropout)

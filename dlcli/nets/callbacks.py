@@ -6,7 +6,7 @@ import math
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from dlcli.errors import DlcliError
 
@@ -396,3 +396,26 @@ class TieBreakingCheckpoint(ModelCheckpoint):
         super().load_state_dict(state_dict)
         self.tiebreak_values = {k: v for k, v in state_dict.get("tiebreak_values", {}).items()
                                 if k in self.best_k_models}
+
+
+class EarlyStoppingAfterMinimum(EarlyStopping):
+    """Lightning's EarlyStopping, watching the metric only once ``trainer.min_epochs`` and ``min_steps`` are met.
+
+    Lightning's own counts its patience from the first epoch, and a stop it decides inside the minimum
+    is only put off: the run then ends the moment the minimum is met, however much the metric is
+    improving by then. Here the minimum is a warm-up: the best value and the patience start after it, so
+    a model whose validation loss first rises (small sets, batch-norm statistics settling) stops only
+    once it has stopped improving after the warm-up.
+    """
+
+    def _watching(self, trainer: pl.Trainer) -> bool:
+        return trainer.current_epoch + 1 >= (trainer.min_epochs or 0) and \
+            trainer.global_step >= (trainer.min_steps or 0)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._watching(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._watching(trainer):
+            super().on_validation_end(trainer, pl_module)

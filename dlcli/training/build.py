@@ -25,6 +25,8 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
 
     data_cfg = cfg["data"]
     loss = LOSSES.get(cfg["loss"]["name"])
+    # a model that reads series (fcn, resnet1d, inception_time) has rows of T values read as (T, 1) sequences
+    series = MODELS.get(cfg["model"]["name"]).meta.get("inputs") == "series"
     if fitted is not None:
         table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
@@ -48,7 +50,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
         source = pretrained_preprocessing(pretrained, prints, cfg["model"].get("allow_changed_data", False))
     prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
-                       fitted=source[1] if source else None)
+                       fitted=source[1] if source else None, series=series)
     warn_unseen_classes(prepared, table)
     prepared.preprocessing["data_fingerprint"] = prints
     if source:
