@@ -291,8 +291,11 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     ``series``: the model reads series (fcn, resnet1d, inception_time): rows of T values become
     univariate sequences (T, 1), and ``scaling=standard`` scales each feature over all steps (see below).
     """
-    if cfg.get("scaling") == "auto":  # an ImageNet backbone has set it already (dlcli/training/imagenet.py)
-        cfg = {**cfg, "scaling": "standard"}
+    if cfg.get("scaling") == "auto":  # (an ImageNet backbone has set it already: dlcli/training/imagenet.py)
+        # images: one mean and sd per colour channel (per-pixel z-scores inflate near-constant border pixels;
+        # bench/cnn_defaults.py measured channel best with model=cnn); other data: each feature on its own
+        images = table.files is not None or getattr(table.x, "ndim", 0) == 4
+        cfg = {**cfg, "scaling": "channel" if images else "standard"}
     table = padding.mark(table, cfg.get("pad_value"), f"data '{cfg['name']}'")  # sequences padded at the end
     _check_finite(table, cfg)
     spec, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
