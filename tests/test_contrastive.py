@@ -146,6 +146,7 @@ def test_fine_tuning_from_a_contrastive_run_reinitialises_the_projection_head(ma
     source = run(make_config, "experiment=digits_contrastive", "trainer.max_epochs=1",
               "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
     tuned = run(make_config, "model=cnn", "model.channels=[32,64,128]", "model.hidden=[128]",
+                "model.head=gap", "model.head_dropout=0",  # the source run's network
                 "data.scaling=minmax", f"model.pretrained={source.run_dir}", "trainer.max_epochs=1",
                 "trainer.limit_train_batches=2")
     assert tuned.summary["task"] == "multiclass" and tuned.summary["pretrained"]["loaded"] > 10
