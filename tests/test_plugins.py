@@ -74,7 +74,7 @@ def test_plugin_model_trains_from_the_command_line(plugin_path, tmp_path):
 def test_plugin_from_the_environment_and_in_the_listing(plugin_path, monkeypatch):
     write_plugin(plugin_path, "tiny_env_plugin", "tiny_env_net")
     monkeypatch.setenv(registry.PLUGINS_ENV, "tiny_env_plugin")
-    result = runner.invoke(app, ["list", "models"])
+    result = runner.invoke(app, ["list", "models"], env={"COLUMNS": "200"})  # wide: no description wraps
     assert result.exit_code == 0, result.output
     assert "tiny_env_net" in result.stdout and "Flatten, one hidden layer" in result.stdout
     shown = runner.invoke(app, ["config", "show", "model=perceptron", "model.name=tiny_env_net", "~model.bias"])
