@@ -114,7 +114,8 @@ def test_header_says_where_each_split_came_from(npz_run):
     pre = preprocessing(run_dir)
     console = Console(record=True, width=300)
     cfg = validate(compose(["data=npz", "data.path=x.npz"]).config)
-    _print_header(console, cfg, Prepared("multiclass", {}, (4,), 3, ["0", "1", "2"], pre), 100, run_dir, None, None)
+    _print_header(console, cfg, Prepared("multiclass", {}, (4,), 3, ["0", "1", "2"], pre), 100, run_dir, None, None,
+                  (1, "threads"))
     assert header_line(pre) in console.export_text()
 
 
