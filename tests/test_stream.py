@@ -180,3 +180,16 @@ def test_a_folder_three_times_the_budget_trains_below_its_decoded_size(tmp_path)
     assert summary["status"] == "completed" and summary["data_path"] == "streamed" and summary["epochs"] == 1
     # every image decoded in this process (num_workers=0), and still well below the decoded size
     assert summary["peak_rss_mib"] < decoded_mib, summary["peak_rss_mib"]
+
+
+@pytest.mark.slow
+def test_peak_memory_is_the_run_process_own_not_its_parent():
+    """ru_maxrss survives exec: a run started from a pytest process holding 600 MiB would report 600 MiB."""
+    held = bytearray(600 * 2**20)
+    held[::4096] = b"\x01" * len(held[::4096])  # touch every page so it is resident
+    code = "from dlcli.training.train import _peak_rss_mib; print(_peak_rss_mib())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    peak = float(proc.stdout.strip())
+    assert 10 < peak < 500, peak  # the child imports torch (a few hundred MiB), never the parent's 600 MiB
+    del held

@@ -320,7 +320,18 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
 
 
 def _peak_rss_mib() -> float | None:
-    """The process's peak resident memory so far, in MiB (None where the platform does not tell)."""
+    """This process's peak resident memory so far, in MiB (None where the platform does not tell).
+
+    Linux: ``VmHWM`` from /proc/self/status, the high-water mark of this program's own memory. ``ru_maxrss``
+    is not used there: it keeps the peak of the process that started this one across ``exec`` (a run
+    launched from a 2 GiB parent would report 2 GiB).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 2**10, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows
