@@ -9,10 +9,10 @@ in its own process, one after the other: ``data.cache=memory`` (every image deco
 step; batches are tensor slices), and ``data.cache=none`` (every image decoded, resized and scaled per
 batch) with ``data.num_workers=auto`` (min(4, CPUs - 1) DataLoader workers) and with ``0`` (decoded in
 the training process). The model is an MLP (one hidden layer of ``--hidden`` units): little compute
-per image, so the data path's cost shows; ``--model cnn`` (two conv blocks of 16 and 32 filters) has
-more. Epoch times (each with its validation) come from each run's summary.json (``epoch_seconds``);
-loading (decoding everything, or only listing the files, and fitting the scaling statistics) is timed
-alone in the same process, before the run, after torch is imported.
+per image, so the data path's cost shows; ``--model cnn`` (two conv blocks of 16 and 32 filters, a
+global-average-pooling head) has more. Epoch times (each with its validation) come from each run's
+summary.json (``epoch_seconds``); loading (decoding everything, or only listing the files, and fitting
+the scaling statistics) is timed alone in the same process, before the run, after torch is imported.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def run(mode: str, folder: Path, out: Path, args: argparse.Namespace) -> dict:
     overrides = ["data=image_folder", f"data.root={folder}", f"data.size=[{args.size},{args.size}]",
                  f"data.batch_size={args.batch_size}", "data.stats_sample=null",
                  *(["model=mlp", f"model.hidden=[{args.hidden}]"] if args.model == "mlp" else
-                   ["model=cnn", "model.channels=[16,32]"]),
+                   ["model=cnn", "model.channels=[16,32]", "model.head=gap", "model.head_dropout=0.0"]),
                  f"trainer.max_epochs={args.epochs}", "trainer.accelerator=cpu",
                  "trainer.enable_progress_bar=false", "callbacks=none", "threads=1", f"output_dir={out}",
                  f"name={mode.split(',')[0]}", *MODES[mode]]

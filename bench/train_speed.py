@@ -22,7 +22,8 @@ Workloads:
                dlcli's default split (1,257 train / 270 val / 270 test), validated every epoch
   cnn28        8,192 synthetic 1x28x28 images of 10 classes (plus 1,024 val, 1,024 test), batch 128, 2 epochs;
                3 blocks [conv3x3 (no bias) -> batch norm -> ReLU -> max pool 2] of 16, 32, 64 channels,
-               global average pooling, linear 64->10; dlcli: `model=cnn model.channels=[16,32,64]`
+               global average pooling, linear 64->10; dlcli: `model=cnn model.channels=[16,32,64] model.head=gap
+               model.head_dropout=0.0`
   parity_lstm  Lightning's own parity model (tests/parity_pytorch: ParityModuleRNN on AverageDataset): an
                LSTM 10->20 units over 300 sequences of length 100, a linear 20->5 at every step, MSE against
                top + roll(bottom) of the inputs, Adam 0.02, batch 30, 10 epochs, no validation (as there);
@@ -70,7 +71,8 @@ WORKLOADS: dict[str, dict] = {
     },
     "cnn28": {
         "epochs": 2, "quick_epochs": 1, "batch_size": 128, "lr": 1e-3, "task": "multiclass",
-        "dlcli": ["model=cnn", "model.channels=[16,32,64]", "optimizer=adam", "optimizer.lr=0.001",
+        "dlcli": ["model=cnn", "model.channels=[16,32,64]", "model.head=gap", "model.head_dropout=0.0",
+                  "optimizer=adam", "optimizer.lr=0.001",
                   "data.val_fraction=0.1", "data.test_fraction=0.1"],
         "frameworks": ["reference", "dlcli", "lightning", "keras"],
     },

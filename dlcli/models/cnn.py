@@ -1,7 +1,8 @@
-"""A configurable convolutional network: conv blocks, then a flatten or global-average-pooling head."""
+"""A configurable convolutional network: conv blocks, then the last map flattened (or pooled) into a dense head."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from dlcli.errors import DlcliError
@@ -15,15 +16,19 @@ Norm = Literal["none", "batch", "layer", "instance", "group"]
 def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32, 64), convs_per_block: int = 1,
         kernel_size: int = 3, stride: int = 1, padding: int | Literal["same", "valid"] = "same",
         pool: Literal["max", "avg", "none"] = "max", pool_size: int = 2, norm: Norm = "batch",
-        activation: Activation = "relu", dropout: float = 0.0, head: Literal["gap", "flatten"] = "gap",
-        hidden: list[int] = (), head_dropout: float = 0.0):
+        activation: Activation = "relu", dropout: float = 0.0,
+        head: Literal["auto", "flatten", "gap"] = "auto", head_features: int = 4096, hidden: list[int] = (),
+        head_dropout: float = 0.5):
     """Convolutional network: blocks of [conv -> norm -> activation] x n -> pool -> dropout, then a dense head."""
     from torch import nn
 
-    from dlcli.blocks import GlobalPool, conv_padding, make_activation, make_norm, output_shape
+    from dlcli.blocks import conv_padding, make_activation, make_norm, output_shape
 
     if len(in_shape) != 3:
         raise DlcliError(f"model 'cnn' needs images (C, H, W); this data has samples of shape {tuple(in_shape)}")
+    if head_features < 1:
+        raise DlcliError(f"model 'cnn': head_features must be at least 1 (the most features head=auto flattens "
+                         f"into the dense head), got {head_features}")
     layers: list[nn.Module] = []
     shape = tuple(in_shape)
     for width in channels:
@@ -45,9 +50,8 @@ def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32,
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         shape = output_shape(nn.Sequential(*layers), in_shape)
-    # (B, C, H, W) -> (B, C) with global average pooling, or (B, C*H*W) flattened
-    layers.append(GlobalPool("avg") if head == "gap" else nn.Flatten())
-    width = shape[0] if head == "gap" else shape[0] * shape[1] * shape[2]
+    head_layers, width = head_pooling(head, shape, head_features)
+    layers += head_layers
     for h in hidden:
         layers += [nn.Linear(width, h), make_activation(activation)]
         if head_dropout > 0:
@@ -57,3 +61,43 @@ def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32,
         layers.append(nn.Dropout(head_dropout))
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def head_grid(shape: tuple[int, int, int], head_features: int) -> tuple[int, int] | None:
+    """head=auto: the (h, w) grid a (C, H, W) map is average-pooled to before flattening; None: flatten as it is.
+
+    A grid of about the map's aspect ratio with C*h*w <= head_features, grown until no row or column more
+    fits (1x1, global average pooling, when the channels alone exceed the bound), so the dense head's
+    weights stay bounded for big images.
+    """
+    c, h, w = shape
+    cells = head_features // c
+    if cells >= h * w:
+        return None
+    f = math.sqrt(cells / (h * w))  # h*f * w*f = cells
+    gh, gw = (max(1, min(n, math.floor(n * f + 1e-9))) for n in (h, w))  # 1e-9: 56 * (1/7) is 8, not 7.999...
+    while gh * gw > max(cells, 1):  # the rounding may land one step over the bound
+        gh, gw = (gh - 1, gw) if gh >= gw else (gh, gw - 1)
+    while True:  # and may leave room: add rows or columns (to the side pooled more) while they fit
+        room = [(g / n, side) for side, (g, n) in enumerate(((gh, h), (gw, w)))
+                if g < n and (gh + (side == 0)) * (gw + (side == 1)) <= cells]
+        if not room:
+            return gh, gw
+        side = min(room)[1]
+        gh, gw = gh + (side == 0), gw + (side == 1)
+
+
+def head_pooling(head: str, shape: tuple[int, int, int], head_features: int):
+    """The layers between the last block's (C, H, W) map and the dense head, and the width they give."""
+    from torch import nn
+
+    from dlcli.blocks import GlobalPool
+
+    c, h, w = shape
+    if head == "gap":
+        return [GlobalPool("avg")], c  # (B, C, H, W) -> (B, C)
+    grid = head_grid(shape, head_features) if head == "auto" else None
+    if grid is None:
+        return [nn.Flatten()], c * h * w  # (B, C, H, W) -> (B, C*H*W)
+    # (B, C, H, W) -> (B, C, h, w) -> (B, C*h*w): VGG's adaptive pooling before its flatten, sized to the bound
+    return [nn.AdaptiveAvgPool2d(grid), nn.Flatten()], c * grid[0] * grid[1]
