@@ -124,4 +124,4 @@ def test_image_options_on_tables_and_stray_statistics_are_refused(make_config):
     with pytest.raises(DataError, match="data.resize converts images"):
         run(make_config, "data=iris", "data.resize=8")
     with pytest.raises(DataError, match="add data.scaling=channel"):
-        run(make_config, "data.channel_mean=[0.5]", "data.channel_std=[0.2]")
+        run(make_config, "data.scaling=standard", "data.channel_mean=[0.5]", "data.channel_std=[0.2]")

@@ -138,7 +138,7 @@ def test_streamed_run_trains_tests_and_evaluates_as_in_memory(tmp_path):
     for key, value in memory.metrics.items():  # same split, same statistics, same shuffles: the same run
         assert streamed.metrics[key] == pytest.approx(value, abs=1e-5), key
     pre = json.loads((streamed.run_dir / "preprocessing.json").read_text())
-    assert pre["scaling"]["method"] == "standard" and pre["input_shape"] == [3, 8, 8]
+    assert pre["scaling"]["method"] == "channel" and pre["input_shape"] == [3, 8, 8]  # image_folder's default
     result = evaluate(load_run(str(streamed.run_dir)))  # rebuilds the test split, streamed again
     assert result.rows == streamed.summary["split_sizes"]["test"]
     assert result.metrics["test/acc"] == pytest.approx(streamed.metrics["test/acc"])

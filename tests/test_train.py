@@ -66,6 +66,14 @@ def test_perceptron_learns_digits(make_config):
     assert run(make_config, "model=perceptron").metrics["test/acc"] >= 0.9
 
 
+def test_cnn_defaults_learn_digits_in_three_epochs(make_config):
+    # model=cnn as it comes (conv 32 -> pool -> conv 64 -> pool -> flatten -> dropout 0.5 -> dense, batch norm)
+    # on digits' default scaling; measured after 3 epochs: 0.963-0.985 test accuracy (seeds 42, 0-4)
+    result = run(make_config, "model=cnn", "trainer.max_epochs=3")
+    assert result.metrics["test/acc"] >= 0.95
+    assert result.summary["num_params"] == (9 * 32 + 2 * 32) + (9 * 32 * 64 + 2 * 64) + (64 * 2 * 2 * 10 + 10)
+
+
 def test_binary_breast_cancer_with_bce(make_config):
     result = run(make_config, "data=breast_cancer", "loss=bce")
     assert result.summary["task"] == "binary"
