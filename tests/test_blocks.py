@@ -140,7 +140,7 @@ def dense_inputs(model: nn.Sequential) -> int:
     ((1, 28, 28), 64 * 7 * 7, None),  # MNIST: (64, 7, 7) = 3,136 features, flattened
     ((3, 32, 32), 64 * 8 * 8, None),  # CIFAR-sized: exactly the 4,096 bound, flattened
     ((3, 224, 224), 64 * 8 * 8, (8, 8)),  # (64, 56, 56) would be 200,704 features: pooled to 8x8 first
-    ((3, 128, 64), 64 * 11 * 5, (11, 5)),  # (64, 32, 16): the largest grid of its shape within the bound
+    ((3, 128, 64), 64 * 12 * 5, (12, 5)),  # (64, 32, 16): a grid of about its shape that fills the bound
 ])
 def test_cnn_auto_head_flattens_small_maps_and_pools_big_ones_to_the_bound(in_shape, features, pooled_to):
     model = build("cnn", in_shape=in_shape)  # the defaults: channels [32, 64], head auto, head_features 4096
@@ -158,6 +158,18 @@ def test_cnn_heads_by_name():
     assert dense_inputs(build("cnn", in_shape=big, channels=[32, 128], head_features=100)) == 128  # 1x1: gap
     with pytest.raises(DlcliError, match="head_features must be at least 1"):
         build("cnn", head_features=0)
+
+
+def test_cnn_auto_head_grid_stays_within_the_bound_and_the_map():
+    from dlcli.models.cnn import head_grid
+
+    for c, h, w, bound in [(64, 56, 56, 4096), (64, 13, 111, 4096), (3, 112, 7, 100), (100, 8, 8, 1024),
+                           (64, 7, 7, 1024), (16, 1, 56, 64)]:
+        gh, gw = head_grid((c, h, w), bound)
+        assert 1 <= gh <= h and 1 <= gw <= w and (c * gh * gw <= bound or gh == gw == 1), (c, h, w, bound)
+        assert c * (gh + 1) * gw > bound or gh == h  # no room left: one more row would not fit (or none is left)
+        assert c * gh * (gw + 1) > bound or gw == w
+    assert head_grid((64, 7, 7), 64 * 49) is None  # fits as it is: flattened
 
 
 def test_cnn_default_head_drops_half_its_inputs_while_training():

@@ -145,10 +145,10 @@ def run(make_config, *overrides: str):
 def test_fine_tuning_from_a_contrastive_run_reinitialises_the_projection_head(make_config):
     source = run(make_config, "experiment=digits_contrastive", "trainer.max_epochs=1",
               "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
-    tuned = run(make_config, "model=cnn", "model.channels=[32,64,128]", "model.hidden=[128]",
-                "model.head=gap", "model.head_dropout=0",  # the source run's network
-                "data.scaling=minmax", f"model.pretrained={source.run_dir}", "trainer.max_epochs=1",
-                "trainer.limit_train_batches=2")
+    # the pretraining run's network (digits_contrastive: a gap head, no dropout), so every tensor but the last fits
+    tuned = run(make_config, "model=cnn", "model.channels=[32,64,128]", "model.hidden=[128]", "model.head=gap",
+                "model.head_dropout=0.0", "data.scaling=minmax", f"model.pretrained={source.run_dir}",
+                "trainer.max_epochs=1", "trainer.limit_train_batches=2")
     assert tuned.summary["task"] == "multiclass" and tuned.summary["pretrained"]["loaded"] > 10
     skipped = tuned.summary["pretrained"]["skipped"]
     assert len(skipped) == 2 and all(name.endswith(("weight", "bias")) for name in skipped)  # the last layer only

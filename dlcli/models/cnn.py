@@ -1,4 +1,4 @@
-"""A configurable convolutional network: conv blocks, then a flatten or global-average-pooling head."""
+"""A configurable convolutional network: conv blocks, then the last map flattened (or pooled) into a dense head."""
 
 from __future__ import annotations
 
@@ -67,15 +67,25 @@ def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32,
 def head_grid(shape: tuple[int, int, int], head_features: int) -> tuple[int, int] | None:
     """head=auto: the (h, w) grid a (C, H, W) map is average-pooled to before flattening; None: flatten as it is.
 
-    The largest grid of about the map's aspect ratio with C*h*w <= head_features (1x1, global average
-    pooling, when the channels alone exceed it), so the dense head's weights stay bounded for big images.
+    A grid of about the map's aspect ratio with C*h*w <= head_features, grown until no row or column more
+    fits (1x1, global average pooling, when the channels alone exceed the bound), so the dense head's
+    weights stay bounded for big images.
     """
     c, h, w = shape
     cells = head_features // c
     if cells >= h * w:
         return None
-    f = math.sqrt(cells / (h * w))  # h*f * w*f = cells; rounding down keeps the product within it
-    return max(1, min(h, math.floor(h * f))), max(1, min(w, math.floor(w * f)))
+    f = math.sqrt(cells / (h * w))  # h*f * w*f = cells
+    gh, gw = (max(1, min(n, math.floor(n * f + 1e-9))) for n in (h, w))  # 1e-9: 56 * (1/7) is 8, not 7.999...
+    while gh * gw > max(cells, 1):  # the rounding may land one step over the bound
+        gh, gw = (gh - 1, gw) if gh >= gw else (gh, gw - 1)
+    while True:  # and may leave room: add rows or columns (to the side pooled more) while they fit
+        room = [(g / n, side) for side, (g, n) in enumerate(((gh, h), (gw, w)))
+                if g < n and (gh + (side == 0)) * (gw + (side == 1)) <= cells]
+        if not room:
+            return gh, gw
+        side = min(room)[1]
+        gh, gw = gh + (side == 0), gw + (side == 1)
 
 
 def head_pooling(head: str, shape: tuple[int, int, int], head_features: int):
