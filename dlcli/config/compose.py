@@ -152,7 +152,14 @@ def _parse(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
 
 @contextmanager
 def _hydra(dirs: list[Path]) -> Iterator[None]:
-    """Hydra initialised with ``dirs`` first on its search path (the user's before the shipped one)."""
+    """Hydra initialised with ``dirs`` first on its search path (the user's before the shipped one).
+
+    Hydra 1.3 has no public way to put several ordered folders before the shipped configs: its initializers
+    take one source, and ``hydra.searchpath`` entries are searched after that source, with the primary
+    config required in it (a ``train.yaml`` looked up there first is cached as missing). Hence its internal
+    ``create_config_search_path`` / ``Hydra.create_main_hydra2`` here, pinned by the ``-C`` precedence tests;
+    hydra issue #3230 proposes the public initializer that would replace them.
+    """
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
