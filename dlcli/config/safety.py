@@ -86,7 +86,13 @@ def resolver_names(text: str) -> list[str]:
 
 @contextmanager
 def only_safe_resolvers() -> Iterator[None]:
-    """Resolve with only :data:`SAFE_RESOLVERS` registered; any other resolver is unknown meanwhile."""
+    """Resolve with only :data:`SAFE_RESOLVERS` registered; any other resolver is unknown meanwhile.
+
+    A second guard behind :func:`code_problems`, which refuses every other resolver name before anything is
+    resolved. OmegaConf's public API can register and clear a resolver but cannot hand one back to put it
+    back afterwards (``OmegaConf.clear_resolver`` drops it), so the registry is swapped and restored here:
+    clearing for good would break a program that imports dlcli and registered its own resolvers.
+    """
     from omegaconf.basecontainer import BaseContainer
 
     saved = BaseContainer._resolvers
