@@ -50,12 +50,15 @@ def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", s
 
 
 @CALLBACKS.register()
-def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", patience: int = 10,
+def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", patience: int | None = None,
                    min_delta: float = 0.0):
-    """Stop training when the monitored metric has not improved for `patience` epochs (after the trainer's minimum)."""
+    """Stop training when the monitored metric has not improved for `patience` epochs (after the trainer's minimum).
+
+    `patience` null: the model family's (`model.patience`, 10 unless its YAML says otherwise)."""
     from dlcli.nets.callbacks import EarlyStoppingAfterMinimum
 
-    return EarlyStoppingAfterMinimum(monitor=monitor, mode=mode, patience=patience, min_delta=min_delta)
+    return EarlyStoppingAfterMinimum(monitor=monitor, mode=mode, patience=10 if patience is None else patience,
+                                     min_delta=min_delta)
 
 
 @CALLBACKS.register()

@@ -185,6 +185,21 @@ def test_model_yaml_sets_the_family_training_length_and_a_trainer_value_wins(mak
         make_config("model=fcn", "model.max_epochs=0")
 
 
+@pytest.mark.parametrize("family", ["fcn", "resnet1d", "inception_time"])
+def test_series_families_wait_longer_before_stopping_and_a_given_patience_wins(make_config, family):
+    def patience(*overrides: str) -> int:
+        return make_config(*overrides).config["callbacks"]["early_stopping"]["patience"]
+
+    shipped = yaml.safe_load((shipped_config_dir() / "model" / f"{family}.yaml").read_text())["patience"]
+    assert shipped > 10 and patience(f"model={family}") == shipped
+    assert patience("model=mlp") == patience() == 10  # every other model: as before
+    assert patience(f"model={family}", "callbacks.early_stopping.patience=3") == 3
+    assert patience("model=mlp", "model.patience=4") == 4
+    assert "early_stopping" not in make_config(f"model={family}", "~callbacks.early_stopping").config["callbacks"]
+    with pytest.raises(DlcliError, match=r"model.patience: must be at least 1, got 0"):
+        make_config(f"model={family}", "model.patience=0")
+
+
 @pytest.mark.parametrize(("minimum", "epochs"), [
     ("trainer.min_epochs=4", 5),  # the 4th epoch sets the best, the 5th does not improve: stop
     ("trainer.min_steps=10", 3),  # 6 steps an epoch: watching from the 2nd epoch (12 steps), stopped after the 3rd

@@ -78,10 +78,12 @@ class ModelConfig:
     allow_changed_data: bool = False  # fine-tune although the data files the pretrained run recorded have changed
     compile: bool = False
     channels_last: bool = False
-    # the model family's training length, used where trainer.max_epochs / trainer.min_steps are left at null:
-    # families such as fcn need hundreds of optimiser steps, which small sets give in 1-2 a epoch (conf/model/fcn.yaml)
+    # the model family's training length, used where trainer.max_epochs / trainer.min_steps /
+    # callbacks.early_stopping.patience are left at null: families such as fcn need hundreds of optimiser steps,
+    # which small sets give in 1-2 an epoch, and keep improving after tens of flat epochs (conf/model/fcn.yaml)
     max_epochs: int = 30
     min_steps: int | None = None
+    patience: int = 10
 
 
 @dataclass

@@ -234,6 +234,11 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
             check.problem(f"model.{key}", f"must be at least 1, got {out['model'][key]}")
         elif out["trainer"].get(key) is None and key in out["model"]:
             out["trainer"][key] = out["model"][key]
+    if isinstance(out["model"].get("patience"), int) and out["model"]["patience"] < 1:
+        check.problem("model.patience", f"must be at least 1, got {out['model']['patience']}")
+    stopping = out["callbacks"].get("early_stopping")
+    if stopping is not None and stopping.get("patience") is None and "patience" in out["model"]:
+        stopping["patience"] = out["model"]["patience"]
     if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
         check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
     if check.problems:
