@@ -58,8 +58,11 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
 
 
 def tabulate(run: LoadedRun, ids: list[Any], out: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
-    """Model outputs (probabilities or values) as rows: id, prediction, a probability per class."""
-    return get_task(run.task).tabulate(ids, out, run.classes)
+    """Model outputs (probabilities or values) as rows: id, prediction, a probability per class.
+
+    Binary and multilabel runs decide with the run's threshold (``dlcli eval --tune-threshold``; else 0.5).
+    """
+    return get_task(run.task).tabulate(ids, out, run.classes, threshold=run.threshold)
 
 
 def read_inputs(run: LoadedRun, path: Path) -> Inputs:
