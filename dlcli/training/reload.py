@@ -45,7 +45,18 @@ class LoadedRun:
         path = self.run_dir / THRESHOLD_FILE
         if self.task not in ("binary", "multilabel") or not path.is_file():
             return THRESHOLD
-        return folder.read_json(path)["threshold"]
+        try:
+            value = folder.read_json(path)["threshold"]
+            limits = [float(v) for v in (value if isinstance(value, list) else [value])]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DlcliError(f"{path} is unreadable ({type(e).__name__}: {e}): tune it again with `dlcli eval RUN "
+                             "--tune-threshold f1`, or delete it to decide at 0.5") from None
+        if len(limits) != (1 if self.task == "binary" else len(self.classes or [])) or \
+                not all(0 <= v <= 1 for v in limits):
+            raise DlcliError(f"{path} holds {value!r}: a {self.task} run takes "
+                             + ("one threshold" if self.task == "binary" else f"{len(self.classes or [])} thresholds")
+                             + " between 0 and 1. Tune it again with `dlcli eval RUN --tune-threshold f1`")
+        return limits[0] if self.task == "binary" else limits
 
     def inputs(self, raw: Any) -> np.ndarray:
         """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs.
