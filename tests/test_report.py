@@ -54,6 +54,9 @@ def runs(tmp_path_factory):
         # the best F1 lies far above 0.5
         "binary": _train(out, "trainer.max_epochs=15", "data=csv", f"data.path={table}", "data.target=label",
                          "loss=bce", "loss.pos_weight=8", "model.hidden=[16]"),
+        "multilabel": _train(out, "trainer.max_epochs=5", "data=multilabel", "loss=bce", "model.hidden=[32]"),
+        "text": _train(out, "trainer.max_epochs=2", "experiment=text_gru", "data.n_samples=300", "data.max_length=8",
+                       "model.layers=[{embedding:{dim:8}},{gru:{units:8}},{dense:{}}]"),
     }
 
 
@@ -151,6 +154,41 @@ def test_report_on_binary_run_decides_with_the_threshold(runs, tmp_path):
     assert saved[run.classes[1]] == pytest.approx(expected[run.classes[1]], abs=1e-12)
     assert (run_dir / "report" / "roc.png").is_file() and "threshold 0.5000 (the default)" in \
         (run_dir / "report" / "report.md").read_text()
+
+
+def test_multilabel_thresholds_are_tuned_per_label_and_the_report_decides_with_them(runs):
+    run_dir = runs["multilabel"].run_dir
+    cli = invoke("eval", run_dir, "--tune-threshold", "f1", "--report")
+    assert cli.exit_code == 0, cli.output
+    saved = json.loads((run_dir / "threshold.json").read_text())
+    run, preds, y, _ = _test_predictions(run_dir)
+    assert isinstance(saved["threshold"], list) and len(saved["threshold"]) == len(run.classes) == 5
+    assert run.threshold == pytest.approx(saved["threshold"])
+    assert saved["validation_after"]["f1"] >= saved["validation_before"]["f1"]
+    decided = (preds > np.array(saved["threshold"])).astype(int)
+    expected = classification_report(y.astype(int), decided, labels=list(range(5)), target_names=run.classes,
+                                      output_dict=True, zero_division=0)
+    table = json.loads((run_dir / "report" / "per_class.json").read_text())
+    for name in run.classes:
+        assert table[name] == pytest.approx(expected[name], abs=1e-12), name
+    assert (run_dir / "report" / "reliability.png").is_file() and "pooled" in \
+        (run_dir / "report" / "report.md").read_text()
+
+
+def test_text_report_quotes_the_worst_predicted_texts_of_their_rows(runs):
+    run_dir = runs["text"].run_dir
+    cli = invoke("eval", run_dir, "--report")
+    assert cli.exit_code == 0, cli.output
+    numbers = json.loads((run_dir / "report" / "report.json").read_text())
+    from dlcli.registry import DATASETS
+
+    cfg = load_run(str(run_dir)).config
+    table = DATASETS.get(cfg["data"]["name"]).build({"n_samples": 300, "max_length": 8}, seed=cfg["seed"])
+    md = (run_dir / "report" / "report.md").read_text()
+    for row in numbers["worst_rows"][:3]:
+        text = " ".join(str(table.x[row]).split())
+        assert f"| {row} | " in md and text[:60] in md, row
+    assert not (run_dir / "report" / "worst.png").exists()  # no contact sheet for texts
 
 
 def test_report_is_refused_for_tasks_it_does_not_cover(tmp_path):
@@ -336,3 +374,15 @@ def test_texts_of_mostly_unknown_words_are_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run.inputs(["the good film", "bad film"])  # known words: no warning
+
+
+def test_predict_warns_about_a_text_of_unknown_words(runs, tmp_path):
+    path = tmp_path / "texts.txt"
+    path.write_text("the acting was excellent .\nzorblax quindle frumious snark blorp\n")
+    cli = invoke("predict", runs["text"].run_dir, path, "-o", tmp_path / "p.csv", "--keep-columns")
+    assert cli.exit_code == 0, cli.output
+    text = " ".join(cli.output.split())
+    assert "warning: 1 of 2 texts are mostly words the run's vocabulary does not know (text 2: 5 of 5 tokens " \
+           "unknown" in text
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert [r["id"] for r in rows] == ["1", "2"] and rows[1]["text"] == "zorblax quindle frumious snark blorp"
