@@ -5,14 +5,14 @@ table (scikit-learn's ``classification_report``), the most-confused class pairs,
 precision-recall curves, a reliability diagram with the expected calibration error (torchmetrics'
 ``CalibrationError``) and the worst-predicted samples (their rows; images as a contact sheet, texts quoted);
 for regression predicted-against-actual and residual plots and the error by target range. ``report.md``
-ties it together with the data, the splits, the config's differences from the defaults and the versions.
+ties it together with the data, the splits, the config's differences from the defaults and the versions
+(dlcli/training/model_card.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 from dlcli.errors import DlcliError
 from dlcli.runs import folder
 from dlcli.runs import report_plots as plots
+from dlcli.training.model_card import markdown, md_table
 from dlcli.training.reload import LoadedRun
 
 REPORT_DIR = "report"
@@ -71,7 +72,7 @@ def write_report(run: LoadedRun, cfg: dict, module: Any, datamodule: Any, rows: 
     else:
         sections, headline, numbers = _regression(out, preds, targets, rows, texts, images)
     metrics = {k: v for k, v in result.metrics.items()}
-    md = _markdown(run, cfg, result, metrics, sections)
+    md = markdown(run, cfg, result, metrics, sections)
     path = out / REPORT_MD
     folder.atomic_write_text(path, md)
     folder.write_json(out / "report.json", {"run_id": run.run_dir.name, "evaluated": result.data,
@@ -102,7 +103,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
 
     sections = ["## Per class", "", f"Decided with threshold {_threshold_text(run)}." if run.task != "multiclass"
                 else "Decided by the most probable class.", "",
-                _md_table(["class", "precision", "recall", "F1", "support"],
+                md_table(["class", "precision", "recall", "F1", "support"],
                           [[name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")),
                             str(int(row["support"]))] for name, row in table.items() if isinstance(row, dict)]),
                 "", "Also as [per_class.csv](per_class.csv) and [per_class.json](per_class.json) "
@@ -112,7 +113,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
         pairs = confused_pairs(y, y_pred, classes)
         numbers["confused_pairs"] = pairs
         sections += ["## Most confused", ""]
-        sections += [_md_table(["true", "predicted as", "samples", "share of the true class"],
+        sections += [md_table(["true", "predicted as", "samples", "share of the true class"],
                                [[t, p, str(n), f"{s:.1%}"] for t, p, n, s in pairs]) if pairs
                      else "No test sample was misclassified.", ""]
 
@@ -124,7 +125,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
         numbers["auc"] = {name: area for name, _, _, area in roc}
         numbers["average_precision"] = {name: area for name, _, _, area in pr}
         sections += ["One-vs-rest, on the test predictions.", "", "![ROC](roc.png) ![precision-recall](pr.png)", "",
-                     _md_table(["class", "ROC AUC", "average precision"],
+                     md_table(["class", "ROC AUC", "average precision"],
                                [[r[0], f"{r[3]:.4f}", f"{p[3]:.4f}"] for r, p in zip(roc, pr, strict=True)]), ""]
     else:
         sections += ["No class has both positive and negative test samples: no curve to draw.", ""]
@@ -156,7 +157,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
               *(["text"] if texts is not None else [])]
     numbers["worst_rows"] = [int(rows[i]) for i in worst]
     sections += ["## Worst-predicted test samples", "", f"The {len(worst)} samples with the highest loss; `row` "
-                 "counts the data's rows from 0.", "", _md_table(header, cells), ""]
+                 "counts the data's rows from 0.", "", md_table(header, cells), ""]
     if images is not None and len(worst):
         plots.contact_sheet(out / "worst.png", np.stack([images(int(i)) for i in worst]),
                             [f"row {int(rows[i])}\ntrue {t}\npred {p}" for i, t, p in zip(worst, shown_true,
@@ -288,13 +289,13 @@ def _regression(out: Path, preds: np.ndarray, targets: np.ndarray, rows: np.ndar
     sections = ["## Predictions against targets", "", "![predicted against actual](predicted_vs_actual.png)", "",
                 "![residuals](residuals.png)", "", "## Error by target range", "",
                 f"The test targets cut into {RANGE_BINS} quantile bins; bias is the mean of predicted - actual.", "",
-                _md_table(["output", "target range", "samples", "MAE", "RMSE", "bias"],
+                md_table(["output", "target range", "samples", "MAE", "RMSE", "bias"],
                           [[r["output"], f"{r['from']:.4g} .. {r['to']:.4g}", str(r["samples"]), f"{r['mae']:.4g}",
                             f"{r['rmse']:.4g}", f"{r['bias']:+.4g}"] for r in ranges]), "",
                 "Also as [error_by_range.csv](error_by_range.csv).", "",
                 "## Worst-predicted test samples", "", f"The {len(worst)} samples with the largest absolute error; "
                 "`row` counts the data's rows from 0.", "",
-                _md_table(["row", "actual", "predicted", "abs error", *(["text"] if texts is not None else [])],
+                md_table(["row", "actual", "predicted", "abs error", *(["text"] if texts is not None else [])],
                           cells), ""]
     if images is not None and len(worst):
         plots.contact_sheet(out / "worst.png", np.stack([images(int(i)) for i in worst]),
@@ -337,121 +338,6 @@ def _images(run: LoadedRun, datamodule: Any) -> Any:
         return None
     dataset = datamodule.sets["test"]
     return lambda i: np.asarray(dataset[i][0])
-
-
-def _markdown(run: LoadedRun, cfg: dict, result: Any, metrics: dict[str, float], sections: list[str]) -> str:
-    from dlcli.training.train import versions
-
-    pre = run.preprocessing
-    classes = run.classes
-    data = cfg["data"]
-    source = data.get("path") or data.get("root")
-    split_sizes = pre.get("split_sizes") or {}
-    lines = [f"# Evaluation report: {run.run_dir.name}", "",
-             f"{run.task} run of model `{run.config['model']['name']}` on data `{data['name']}`"
-             + (f" (`{source}`)" if source else "") + f"; {result.checkpoint} checkpoint scored on the "
-             f"{result.data} ({result.rows} rows), {time.strftime('%Y-%m-%d %H:%M:%S %z')}.", "",
-             "## Data and splits", "",
-             _md_table(["", ""], [
-                 ["task", run.task],
-                 ["inputs", "texts" if pre.get("text") is not None else f"shape {tuple(pre['input_shape'])}"
-                  + (f", {len(pre['feature_names'])} named features" if pre.get("feature_names") else "")],
-                 *([["classes", f"{len(classes)}: " + ", ".join(map(str, classes[:30]))
-                     + (" ..." if len(classes) > 30 else "")]] if classes else []),
-                 ["split sizes", ", ".join(f"{k} {v}" for k, v in split_sizes.items()) or "not recorded"],
-                 ["seed", str(cfg.get("seed"))],
-                 ["scaling", str((pre.get("scaling") or {}).get("method", "none"))
-                  if pre.get("text") is None else "vocabulary of " + str(len(pre.get("vocab") or []))]]), "",
-             "## Configuration", "", *config_differences_md(run.config), "",
-             "## Metrics", "", _md_table(["metric", "value"], [[k, f"{v:.4f}"] for k, v in sorted(metrics.items())]),
-             "", *sections, "## Versions", "",
-             _md_table(["library", "version"], [[k, v] for k, v in _versions(versions()).items()]), "",
-             f"Written by `dlcli eval {run.run_dir.name} --report`; the plots and tables are beside this file.", ""]
-    return "\n".join(lines)
-
-
-def _versions(base: dict[str, str]) -> dict[str, str]:
-    import matplotlib
-    import numpy
-    import sklearn
-    import torchmetrics
-
-    return {**base, "torchmetrics": torchmetrics.__version__, "scikit-learn": sklearn.__version__,
-            "numpy": numpy.__version__, "matplotlib": matplotlib.__version__}
-
-
-def config_differences(config: dict) -> tuple[list[tuple[str, str, str]], list[tuple[str, Any, Any]]]:
-    """(component choices that differ from train.yaml's defaults: (group, default, chosen); keys whose values
-    differ from the defaults of the chosen components: (key, default, run's)).
-
-    The defaults are composed afresh from the shipped configs, with the run's component choices.
-    """
-    from dlcli.config.compose import group_options, shipped_config_dir
-
-    defaults = _composed([])
-    dirs = [shipped_config_dir()]
-    choices, overrides = [], []
-    for group, node in config.items():
-        if not isinstance(node, dict) or not isinstance(node.get("name"), str):
-            continue
-        default = (defaults.get(group) or {}).get("name")
-        if node["name"] != default and node["name"] in group_options(group, dirs):
-            choices.append((group, str(default), node["name"]))
-            overrides.append(f"{group}={node['name']}")
-    try:
-        base = _composed(overrides)
-    except DlcliError:  # e.g. a component from a plugin that is not loaded now: compare with the defaults
-        base = defaults
-    flat_run, flat_base = _flat(config), _flat(base)
-    keys = [k for k in sorted(set(flat_run) | set(flat_base)) if k not in ("output_dir", "name")]
-    changed = [(k, flat_base.get(k, "(absent)"), flat_run.get(k, "(absent)")) for k in keys
-               if flat_run.get(k, "(absent)") != flat_base.get(k, "(absent)")]
-    return choices, changed
-
-
-def _composed(overrides: list[str]) -> dict:
-    """train.yaml with ``overrides``, validated as a run's saved config is (or as composed, where the defaults
-    alone do not validate, e.g. data=csv without its path)."""
-    from dlcli.config.compose import compose
-    from dlcli.config.validate import validate
-
-    raw = compose(overrides, check=False).config
-    try:
-        return validate(raw)
-    except DlcliError:
-        return raw
-
-
-def config_differences_md(config: dict) -> list[str]:
-    choices, changed = config_differences(config)
-    lines = ["Compared with `train.yaml`'s defaults, composed afresh (`dlcli config show`)."]
-    if choices:
-        lines += ["", "Components: " + ", ".join(f"`{g}={c}` (default {d})" for g, d, c in choices) + "."]
-    lines += ["", _md_table(["key", "default", "this run"], [[f"`{k}`", _cell(d), _cell(r)] for k, d, r in changed])
-              if changed else "Every other key has its default value."]
-    return lines
-
-
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict) and node:
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: node}
-
-
-def _cell(value: Any) -> str:
-    text = str(value)
-    return (text[:80] + " ...") if len(text) > 80 else text
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def cell(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows])
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
