@@ -386,3 +386,14 @@ def test_predict_warns_about_a_text_of_unknown_words(runs, tmp_path):
            "unknown" in text
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert [r["id"] for r in rows] == ["1", "2"] and rows[1]["text"] == "zorblax quindle frumious snark blorp"
+
+
+@pytest.mark.slow
+def test_threshold_refusal_exits_2_from_a_real_process(runs):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "dlcli", "eval", str(runs["digits"].run_dir), "--tune-threshold",
+                           "f1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "--tune-threshold applies to binary and multilabel runs" in " ".join(proc.stderr.split())
