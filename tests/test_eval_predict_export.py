@@ -226,7 +226,7 @@ def test_predict_csv_by_feature_names_ignores_extra_columns_and_writes_json(runs
         w.writerow(["target", "note", *reversed(names)])
         w.writerows([float(t), "x,y", *map(float, reversed(v))] for v, t in zip(table.x[rows], table.y[rows],
                                                                                  strict=True))
-    cli = invoke("predict", result.run_dir, path, "--output", tmp_path / "out.json")
+    cli = invoke("predict", result.run_dir, path, "--output", tmp_path / "out.json", "--no-keep-columns")
     assert cli.exit_code == 0, cli.output
     out = json.loads((tmp_path / "out.json").read_text())
     assert list(out[0]) == ["id", "prediction"]

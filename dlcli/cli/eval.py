@@ -34,13 +34,27 @@ def eval_command(
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
     allow_changed_data: bool = ALLOW_CHANGED_DATA,
+    report: bool = typer.Option(False, "--report",
+                                help="Also write <run>/report/: report.md (data, splits, config changes, metrics, "
+                                     "versions), a per-class table, confused pairs, ROC/PR curves, a reliability "
+                                     "diagram with the calibration error, the worst-predicted samples; regression: "
+                                     "predicted-vs-actual, residuals, error by target range."),
+    tune_threshold: str = typer.Option(None, "--tune-threshold", metavar="f1|youden|precision@R",
+                                       help="Binary and multilabel runs: pick the decision threshold on the "
+                                            "validation split (best F1, best Youden's J, or the lowest reaching "
+                                            "precision R) and save it in <run>/threshold.json, which predict and "
+                                            "export then use. Prints the old and new validation metrics.",
+                                       show_default=False),
     debug: bool = DEBUG,
 ) -> None:
     """Evaluate a run's best checkpoint on its test split, or on the data the overrides name (every row).
 
     The run's saved preprocessing is applied; the metrics are printed and saved in <run>/eval/.
     Overrides may change data, metrics, threads and trainer.*; `output_dir=PATH` looks for RUN there.
-    Examples: `dlcli eval last`, `dlcli eval last data=csv data.path=new.csv data.target=label`.
+    --report writes a readable report to <run>/report/; --tune-threshold tunes a binary or multilabel run's
+    threshold (and evaluates only with --report too).
+    Examples: `dlcli eval last`, `dlcli eval last data=csv data.path=new.csv data.target=label`,
+    `dlcli eval last --report`, `dlcli eval last --tune-threshold precision@0.9`.
     """
     from rich.table import Table
 
@@ -50,9 +64,23 @@ def eval_command(
 
         output_dir, rest = split_output_dir(overrides or [])
         loaded = load_run(run, output_dir)
+        if tune_threshold is not None:
+            from dlcli.training.threshold import check_tunable, parse_criterion
+            from dlcli.training.threshold import tune_threshold as tune
+
+            check_tunable(loaded)
+            parse_criterion(tune_threshold)
+            if report:
+                from dlcli.training.report import check_reportable
+
+                check_reportable(loaded)
+            tuned = tune(loaded, tune_threshold, checkpoint, rest, config_dir or [], allow_changed_data)
+            _print_threshold(tuned)
+            if not report:
+                return
         from dlcli.training.evaluate import evaluate
 
-        result = evaluate(loaded, rest, checkpoint, config_dir or [], split, allow_changed_data)
+        result = evaluate(loaded, rest, checkpoint, config_dir or [], split, allow_changed_data, report)
     out.print(f"{result.run_dir.name}: {result.checkpoint} checkpoint on the {escape(result.data)}, "
               f"{result.rows} rows", soft_wrap=True)
     table = Table()
@@ -62,3 +90,20 @@ def eval_command(
         table.add_row(escape(key), f"{result.metrics[key]:.4f}")
     out.print(table)
     out.print(f"saved: {escape(str(result.path))}", soft_wrap=True)
+    if result.report is not None:
+        for line in result.report.headline:
+            out.print(escape(line), soft_wrap=True)
+
+
+def _print_threshold(tuned) -> None:
+    """The tuned threshold, and the validation metrics with the old and the new one."""
+    def shown(t) -> str:
+        return ", ".join(f"{v:.4f}" for v in t) if isinstance(t, list) else f"{t:.4f}"
+
+    out.print(f"threshold ({escape(tuned.criterion)} on {tuned.rows} validation rows): {shown(tuned.previous)} -> "
+              f"{shown(tuned.threshold)}", soft_wrap=True)
+    for key in ("f1", "precision", "recall", "youden"):
+        out.print(f"validation {key}: {tuned.before[key]:.4f} -> {tuned.after[key]:.4f}")
+    for note in tuned.notes:
+        out.print(f"note: {escape(note)}", soft_wrap=True)
+    out.print(f"saved: {escape(str(tuned.path))} (predict and export decide with it)", soft_wrap=True)

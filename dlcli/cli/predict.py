@@ -23,6 +23,9 @@ def predict_command(
     output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", metavar="FILE",
                                 help="Where to write the predictions: CSV, or JSON if FILE ends in .json."),
     checkpoint: str = CHECKPOINT,
+    keep_columns: bool = typer.Option(None, "--keep-columns/--no-keep-columns", show_default=False,
+                                      help="Carry INPUT's columns (a CSV's; a text file's texts) into the output, "
+                                           "after id. Default: on for a CSV, off otherwise."),
     output_dir: str = OUTPUT_DIR,
     plugin: list[str] = PLUGINS,
     debug: bool = DEBUG,
@@ -30,7 +33,10 @@ def predict_command(
     """Predict with a run's best checkpoint: one row per input, the class (or value) and class probabilities.
 
     INPUT goes through the run's saved preprocessing. The rows are printed (the first ten) and written to
-    predictions.csv, or --output FILE.
+    predictions.csv, or --output FILE; a CSV's own columns are carried into it (--no-keep-columns drops them).
+    Binary and multilabel runs decide with the threshold `dlcli eval --tune-threshold` saved (else 0.5).
+    A warning names the features (or image channels) whose values fall far outside the training range, and
+    the texts most of whose words the run's vocabulary does not know.
 
     Examples: `dlcli predict last new.csv`, `dlcli predict last photos/ --output photos.json`.
     """
@@ -40,7 +46,7 @@ def predict_command(
         from dlcli.training.reload import load_run
 
         loaded = load_run(run, output_dir)
-        result = predict(loaded, input_path, checkpoint)
+        result = predict(loaded, input_path, checkpoint, keep_columns=keep_columns)
         write_predictions(result, output)
     out.print(f"{loaded.run_dir.name} on {result.source}", soft_wrap=True)
     out.print(_table(result))
@@ -53,16 +59,17 @@ def _table(result: Any) -> Any:
     """The first rows; with many classes, the predicted class's probability only (the file has them all)."""
     from rich.table import Table
 
-    probs = [c for c in result.columns if c.startswith("prob_")]
-    columns = result.columns if len(probs) <= 4 else [c for c in result.columns if c not in probs]
+    probs = [c for c in result.columns if c.startswith("prob_") and c not in result.carried]
+    shown = [c for c in result.columns if c not in result.carried]  # the input's own columns: in the file only
+    columns = shown if len(probs) <= 4 else [c for c in shown if c not in probs]
     table = Table()
     for column in columns:
         table.add_column(escape(column), justify="left" if column in ("id", "prediction") else "right")
-    if columns is not result.columns:
+    if len(probs) > 4:
         table.add_column("probability", justify="right")
     for row in result.rows[:SHOWN]:
         cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else escape(str(row[c])) for c in columns]
-        if columns is not result.columns:
+        if len(probs) > 4:
             p = row.get(f"prob_{row['prediction']}")  # the predicted class's (multilabel: none)
             cells.append("" if p is None else f"{p:.4f}")
         table.add_row(*cells)

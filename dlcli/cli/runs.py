@@ -70,6 +70,8 @@ def show(
     out.print(escape(", ".join(facts)), soft_wrap=True)
     if s.get("error"):
         out.print(f"[red]error:[/] {escape(str(s['error']))}", soft_wrap=True)
+    for line in _extras(run_dir):
+        out.print(escape(line), soft_wrap=True)
 
     out.print("\n[bold]config[/]")
     config = run_dir / folder.CONFIG
@@ -263,6 +265,28 @@ def _print_grid(headers: list[str], rows: list[list[tuple[str, str | None]]], ri
             text.append(value.rjust(width) if header in right else value.ljust(width), style=style)
             text.append("  " if i < len(widths) - 1 else "\n")
     out.print(text, soft_wrap=True, end="")
+
+
+def _extras(run_dir: Path) -> list[str]:
+    """What `dlcli eval` added to the run: its report (--report) and tuned threshold (--tune-threshold)."""
+    import json
+
+    lines = []
+    report = run_dir / "report" / "report.md"
+    if report.is_file():
+        lines.append(f"report: {report} (dlcli eval --report)")
+    threshold = run_dir / "threshold.json"
+    if threshold.is_file():
+        try:
+            saved = json.loads(threshold.read_text(encoding="utf-8"))
+            t = saved["threshold"]
+            shown = ", ".join(f"{v:.4f}" for v in t) if isinstance(t, list) else f"{t:.4f}"
+            lines.append(f"threshold: {shown} (tuned for {saved.get('criterion')} on the validation split; "
+                         "predict and export decide with it)")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            lines.append(f"threshold: {threshold} is unreadable ({type(e).__name__}): predict refuses the run "
+                         "until it is tuned again")
+    return lines
 
 
 def _not_a_run(run_dir: Path):

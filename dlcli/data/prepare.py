@@ -34,6 +34,7 @@ class Prepared:
     vocab_size: int | None = None  # token data: ids are 0 (padding) .. vocab_size - 1
     lengths: dict[str, np.ndarray] | None = None  # name -> (N,) real steps per sequence (padding.py); None: all
     offsets: dict[str, np.ndarray] | None = None  # name -> per-sample bases of differenced forecasts (forecast.py)
+    rows: dict[str, np.ndarray] | None = None  # name -> the loaded table's row of each sample (reports name them)
 
     @property
     def num_classes(self) -> int | None:
@@ -254,14 +255,19 @@ def transform_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
         from dlcli.data.tokenize import encode
 
         return encode([str(t) for t in x], pre["vocab"], pre["text"])
+    return apply_scaler(unscaled_inputs(x, pre), pre["scaling"])
+
+
+def unscaled_inputs(x: Any, pre: dict[str, Any]) -> np.ndarray:
+    """Raw array inputs -> the values a run's scaling is applied to: CSV cells encoded, rows made series,
+    images converted (channels, size). What ``input_range`` describes for the training rows."""
     if pre.get("columns") is not None:  # raw CSV records (N, F) -> one-hot, imputed floats (N, F')
         from dlcli.data.columns import encode_columns
 
         x = encode_columns(x, pre["columns"])
     if pre.get("rows_as_series") and np.ndim(x) == 2:
         x = as_series(np.asarray(x))
-    x = convert_images(np.asarray(x), pre.get("image"))
-    return apply_scaler(x, pre["scaling"])
+    return convert_images(np.asarray(x), pre.get("image"))
 
 
 def _check_finite(table: Table, cfg: dict) -> None:
@@ -363,6 +369,14 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
                 scaler = keep_one_hot(scaler, pre["columns"])  # one-hot columns stay 0/1
         if image:
             pre["image"] = image
+        if fitted is None:  # what new inputs are checked against before prediction (dlcli/data/drift.py)
+            from dlcli.data.drift import input_range
+
+            pre["input_range"] = input_range(padding.as_missing(x[idx["train"]],
+                                                                padding.take(table.lengths, idx["train"])),
+                                             (pre.get("columns") or {}).get("encoded_names") or table.feature_names)
+        elif fitted.get("input_range") is not None:
+            pre["input_range"] = fitted["input_range"]
         pre["scaling"] = scaler
         splits = {name: (padding.scaled(apply_scaler(x[i], scaler), padding.take(table.lengths, i)), y[i])
                   for name, i in idx.items()}
@@ -374,4 +388,4 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     out_features = spec.out_features(in_shape, y, class_names, embedding_dim)
     pre["out_features"] = out_features
     return Prepared(spec.name, splits, in_shape, out_features, class_names, pre, vocab_size,
-                    padding.split_lengths(table.lengths, idx), padding.split_lengths(table.offset, idx))
+                    padding.split_lengths(table.lengths, idx), padding.split_lengths(table.offset, idx), idx)

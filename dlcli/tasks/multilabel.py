@@ -52,5 +52,7 @@ class multilabel(Task):  # noqa: N801 - the registry name is the class name
         return y.astype(np.float32)
 
     def tabulate(self, ids, out, classes, threshold=THRESHOLD):
-        labels = [";".join(c for c, p in zip(classes, row, strict=True) if p > threshold) for row in out]
+        # one threshold for every label, or one per label (tuned: threshold.json)
+        limits = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(classes),))
+        labels = [";".join(c for c, p, t in zip(classes, row, limits, strict=True) if p > t) for row in out]
         return probability_rows(ids, labels, out, classes)

@@ -40,55 +40,43 @@ class EvalResult:
     checkpoint: str
     path: Path  # the saved record
     record: dict[str, Any] = field(default_factory=dict)
+    report: Any = None  # a ReportResult (dlcli/training/report.py) when --report asked for one
 
 
 def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkpoint: str = "best",
              config_dirs: list[str | Path] | tuple = (), split: str = "auto",
-             allow_changed_data: bool = False) -> EvalResult:
+             allow_changed_data: bool = False, report: bool = False) -> EvalResult:
     """Score ``checkpoint`` of ``run``; save the metrics as ``<run>/eval/<time>-<random>.json`` (atomically).
 
     ``split``: ``test`` rebuilds the test split (of the data as overridden: e.g. the run's CSV, moved),
     ``all`` takes every row; ``auto`` is ``test`` for the run's own data and ``all`` for other data.
     The run's own data (or its split rebuilt) must not have changed since the run recorded its
     fingerprint: a DataError names the changed file, unless ``allow_changed_data``.
+    ``report``: also write ``<run>/report/`` (dlcli/training/report.py) from the same predictions.
     """
-    from dlcli.config.validate import validate
-
     if split not in SPLITS:
         raise DlcliError(f"--split is one of {', '.join(SPLITS)}, got '{split}'")
-    # validated either way, so that keys added to dlcli since the run (defaults) do not count as other data
-    cfg = validate(run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval"))
-    saved = validate(copy.deepcopy(run.config))
-    other_data = _without_loader_keys(cfg["data"]) != _without_loader_keys(saved["data"])
-    every_row = split == "all" or (split == "auto" and other_data)
-    run.checkpoint_path(checkpoint)  # a missing checkpoint is reported before any data is loaded
-    unchanged = True
-    if not (other_data and every_row):  # the run's own data, or its split rebuilt (e.g. from a moved file)
-        from dlcli.data.fingerprint import check
+    if report:
+        from dlcli.training.report import check_reportable
 
-        unchanged = check(run.preprocessing, cfg["data"], allow_changed_data, f"run {run.run_dir.name}")
-
-    import torch
+        check_reportable(run)
+    cfg, other_data, every_row, unchanged = eval_config(run, overrides, checkpoint, config_dirs,
+                                                       allow_changed_data, split)
 
     from dlcli.data.prepare import Prepared
     from dlcli.data.stream import num_workers
     from dlcli.training.module import ArrayDataModule, eval_batch_size
-    from dlcli.training.train import _quiet_lightning
 
-    _quiet_lightning()
-    from dlcli.training.threads import choose
-
-    threads = choose(cfg["threads"])[0]  # auto: the free cores
-    if threads:
-        torch.set_num_threads(threads)
     data = f"data '{cfg['data']['name']}'" + (f" ({_source(cfg['data'])})" if _source(cfg["data"]) else "")
     if every_row:
         x, y, extras = other_data_arrays(run, cfg, extra_files=not other_data)
         described = f"every row of {data}" if other_data else f"every row of the run's {data}"
+        rows = np.arange(len(x))
     else:
         test = rebuilt_test_split(run, cfg, reuse=unchanged and not other_data)
         (x, y), extras = test.splits["test"], {"lengths": test.lengths, "offsets": test.offsets}
         described = f"test split of {data}" if other_data else "test split"
+        rows = test.rows["test"]
     pre = run.preprocessing
     prepared = Prepared(run.task, {"test": (x, y)}, tuple(pre["input_shape"]), pre["out_features"], run.classes, pre,
                         **extras)  # sequence lengths, forecast offsets (name -> {"test": values} or None)
@@ -107,7 +95,53 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
     if module.test_confusion is not None:
         record["confusion_matrix"] = {"classes": list(run.classes or []), "counts": module.test_confusion.tolist()}
     path = _save(run.run_dir, record)
-    return EvalResult(run.run_dir, metrics, described, int(len(x)), checkpoint, path, record)
+    result = EvalResult(run.run_dir, metrics, described, int(len(x)), checkpoint, path, record)
+    if report:
+        from dlcli.training.report import write_report
+
+        result.report = write_report(run, cfg, module, datamodule, rows, result,
+                                     texts=_texts(run, cfg, rows, every_row, other_data))
+    return result
+
+
+def eval_config(run: LoadedRun, overrides: list[str] | tuple[str, ...], checkpoint: str,
+                config_dirs: list[str | Path] | tuple, allow_changed_data: bool,
+                split: str = "test") -> tuple[dict, bool, bool, bool]:
+    """(the run's config with eval overrides, validated; whether it names other data; whether every row is
+    scored (``split``); whether the run's own data is unchanged since its fingerprint). Sets torch's threads."""
+    from dlcli.config.validate import validate
+
+    # validated either way, so that keys added to dlcli since the run (defaults) do not count as other data
+    cfg = validate(run.with_overrides(overrides, EVAL_KEYS, config_dirs, command="dlcli eval"))
+    saved = validate(copy.deepcopy(run.config))
+    other_data = _without_loader_keys(cfg["data"]) != _without_loader_keys(saved["data"])
+    every_row = split == "all" or (split == "auto" and other_data)
+    run.checkpoint_path(checkpoint)  # a missing checkpoint is reported before any data is loaded
+    unchanged = True
+    if not (other_data and every_row):  # the run's own data, or its split rebuilt (e.g. from a moved file)
+        from dlcli.data.fingerprint import check
+
+        unchanged = check(run.preprocessing, cfg["data"], allow_changed_data, f"run {run.run_dir.name}")
+
+    import pytorch_lightning  # noqa: F401 - importing it sets its loggers' levels, so it comes before quieting them
+    import torch
+
+    from dlcli.training.threads import choose
+    from dlcli.training.train import _quiet_lightning
+
+    _quiet_lightning()
+    threads = choose(cfg["threads"])[0]  # auto: the free cores
+    if threads:
+        torch.set_num_threads(threads)
+    return cfg, other_data, every_row, unchanged
+
+
+def _texts(run: LoadedRun, cfg: dict, rows: np.ndarray, every_row: bool, other_data: bool) -> list[str] | None:
+    """A text run's raw texts of the scored rows (the report quotes its worst-predicted ones); else None."""
+    if run.preprocessing.get("text") is None:
+        return None
+    table, _ = _table_for_run(run, cfg, extra_files=not (every_row and other_data))
+    return [str(table.x[int(i)]) for i in rows]
 
 
 def _without_loader_keys(data: dict) -> dict:
@@ -141,6 +175,16 @@ def run_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> tuple[np.n
 
 def rebuilt_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
     """The :class:`Prepared` data of :func:`run_test_split` (with its sequences' lengths and forecast offsets)."""
+    prepared = rebuilt_splits(run, cfg, reuse)
+    if "test" not in prepared.splits:
+        raise DlcliError(f"run {run.run_dir.name} has no test split (data.test_fraction=0): evaluate it on "
+                         "other data with overrides, e.g. data=csv data.path=new.csv data.target=label")
+    return prepared
+
+
+def rebuilt_splits(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
+    """Every split of the configured data (the run's own, unless overridden) rebuilt as :class:`Prepared` data,
+    with the run's seed and fractions and its saved preprocessing (never fitted again)."""
     from dlcli.data.prepare import prepare
     from dlcli.data.splits import check_same_split, use_recorded
     from dlcli.registry import LOSSES
@@ -158,9 +202,6 @@ def rebuilt_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
         raise DataError(f"{name} has the classes {', '.join(map(str, prepared.class_names or []))}; the run was "
                         f"trained on {', '.join(map(str, run.classes or []))}. Use --split all to score its rows "
                         "by class name")
-    if "test" not in prepared.splits:
-        raise DlcliError(f"run {run.run_dir.name} has no test split (data.test_fraction=0): evaluate it on "
-                         "other data with overrides, e.g. data=csv data.path=new.csv data.target=label")
     return prepared
 
 

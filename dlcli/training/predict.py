@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Predictions:
     columns: list[str]
     rows: list[dict[str, Any]]
     source: str  # what INPUT was read as, e.g. "CSV 'new.csv' (12 rows)"
+    carried: list[str] = field(default_factory=list)  # input columns carried into the rows (--keep-columns)
 
 
 @dataclass
@@ -34,10 +35,17 @@ class Inputs:
     ids: list[Any]
     raw: Any  # arrays shaped as the run's dataset gave them, or a list of texts
     source: str
+    # the input's own columns, one list of cells per input (a CSV's; a text file's texts), for --keep-columns
+    carry: tuple[list[str], list[list[str]]] | None = None
 
 
-def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", batch_size: int = 512) -> Predictions:
-    """Read INPUT, apply the run's preprocessing and model, and tabulate the predictions."""
+def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", batch_size: int = 512,
+            keep_columns: bool | None = None) -> Predictions:
+    """Read INPUT, apply the run's preprocessing and model, and tabulate the predictions.
+
+    ``keep_columns`` carries INPUT's columns (a CSV's, or a text file's texts) into the rows, after ``id``;
+    None: for a CSV only. Inputs far outside the training range are warned about (LoadedRun.inputs).
+    """
     spec = get_task(run.task)
     if not spec.predictable:
         raise DlcliError(f"run {run.run_dir.name} is a {run.task} run: its model gives {spec.gives}, not a class or "
@@ -52,14 +60,35 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
     inputs = read_inputs(run, Path(input_path))
     if not len(inputs.ids):
         raise DataError(f"{inputs.source} holds no inputs")
+    if keep_columns and inputs.carry is None:
+        raise DlcliError(f"--keep-columns carries a CSV's columns or a text file's texts; {inputs.source} has none "
+                         "to carry (its rows are named by id). Leave out --keep-columns")
     out = run.predict(inputs.raw, batch_size=batch_size, checkpoint=checkpoint)
     columns, rows = tabulate(run, inputs.ids, out)
-    return Predictions(columns, rows, inputs.source)
+    if keep_columns is None:
+        keep_columns = Path(input_path).suffix.lower() == ".csv"
+    if not keep_columns or inputs.carry is None:
+        return Predictions(columns, rows, inputs.source)
+    return carry_columns(columns, rows, *inputs.carry, inputs.source)
+
+
+def carry_columns(columns: list[str], rows: list[dict[str, Any]], names: list[str], cells: list[list[str]],
+                  source: str) -> Predictions:
+    """The prediction rows with the input's columns after ``id``; a column whose name a prediction column
+    takes already (id, prediction, prob_*) is carried as ``input_<name>``."""
+    taken = set(columns)
+    carried = [f"input_{n}" if n in taken else n for n in names]
+    out = [{"id": row["id"], **dict(zip(carried, values, strict=True)),
+            **{k: v for k, v in row.items() if k != "id"}} for row, values in zip(rows, cells, strict=True)]
+    return Predictions([columns[0], *carried, *columns[1:]], out, source, carried)
 
 
 def tabulate(run: LoadedRun, ids: list[Any], out: np.ndarray) -> tuple[list[str], list[dict[str, Any]]]:
-    """Model outputs (probabilities or values) as rows: id, prediction, a probability per class."""
-    return get_task(run.task).tabulate(ids, out, run.classes)
+    """Model outputs (probabilities or values) as rows: id, prediction, a probability per class.
+
+    Binary and multilabel runs decide with the run's threshold (``dlcli eval --tune-threshold``; else 0.5).
+    """
+    return get_task(run.task).tabulate(ids, out, run.classes, threshold=run.threshold)
 
 
 def read_inputs(run: LoadedRun, path: Path) -> Inputs:
@@ -85,7 +114,8 @@ def read_inputs(run: LoadedRun, path: Path) -> Inputs:
                         f"run {run.run_dir.name} takes arrays. Text files (one text per line) are for text runs")
     lines = _read_text(path).splitlines()
     kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
-    return Inputs([n for n, _ in kept], [line for _, line in kept], f"text file '{path}' ({len(kept)} lines)")
+    return Inputs([n for n, _ in kept], [line for _, line in kept], f"text file '{path}' ({len(kept)} lines)",
+                  (["text"], [[line] for _, line in kept]))
 
 
 def _read_text(path: Path) -> str:
@@ -106,7 +136,10 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         from dlcli.data.columns import csv_records
 
         cells, lines = csv_records(rows, columns, run.config["data"].get("target"), f"CSV '{path}'")
-        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)")
+        header = [h.strip() for h in rows[0]] if columns.get("header", True) else \
+            [f"column_{i}" for i in range(len(rows[0]))]
+        body = rows[1:] if columns.get("header", True) else rows
+        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)", (header, body))
     header, body = [h.strip() for h in rows[0]], rows[1:]
     for lineno, row in enumerate(body, start=2):
         if len(row) != len(header):
@@ -116,7 +149,7 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         column = run.config["data"].get("text") or "text"
         if column not in header:
             raise DataError(f"CSV '{path}' has no column '{column}' (the run's texts). Columns: {', '.join(header)}")
-        return Inputs(list(range(len(body))), [r[header.index(column)] for r in body], source)
+        return Inputs(list(range(len(body))), [r[header.index(column)] for r in body], source, (header, body))
     features = run.preprocessing.get("feature_names")
     if features:
         missing = [f for f in features if f not in header]
@@ -139,7 +172,7 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         i, j = map(int, np.argwhere(~np.isfinite(x))[0])
         raise DataError(f"CSV '{path}', row {i + 2}, column '{features[j]}': {float(x[i, j])} is not a finite number: "
                         "fill it in or drop the row")
-    return Inputs(list(range(len(body))), run.raw_arrays(x, f"CSV '{path}'"), source)
+    return Inputs(list(range(len(body))), run.raw_arrays(x, f"CSV '{path}'"), source, (header, body))
 
 
 def _names(names: list[str], limit: int = 20) -> str:

@@ -19,6 +19,7 @@ from dlcli.runs import folder
 from dlcli.tasks import get_task
 
 CHECKPOINTS = ("best", "last")
+THRESHOLD_FILE = "threshold.json"  # a tuned decision threshold (dlcli/training/threshold.py)
 
 
 @dataclass
@@ -35,13 +36,49 @@ class LoadedRun:
     def classes(self) -> list[str] | None:
         return self.preprocessing.get("classes")
 
-    def inputs(self, raw: Any) -> np.ndarray:
-        """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs."""
-        from dlcli.data import padding
-        from dlcli.data.prepare import transform_inputs
+    @property
+    def threshold(self) -> float | list[float]:
+        """The decision threshold of a binary (one) or multilabel (one per label) run: the one
+        ``dlcli eval --tune-threshold`` saved in ``threshold.json``, else 0.5."""
+        from dlcli.tasks.base import THRESHOLD
 
+        path = self.run_dir / THRESHOLD_FILE
+        if self.task not in ("binary", "multilabel") or not path.is_file():
+            return THRESHOLD
+        try:
+            value = folder.read_json(path)["threshold"]
+            limits = [float(v) for v in (value if isinstance(value, list) else [value])]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DlcliError(f"{path} is unreadable ({type(e).__name__}: {e}): tune it again with `dlcli eval RUN "
+                             "--tune-threshold f1`, or delete it to decide at 0.5") from None
+        if len(limits) != (1 if self.task == "binary" else len(self.classes or [])) or \
+                not all(0 <= v <= 1 for v in limits):
+            raise DlcliError(f"{path} holds {value!r}: a {self.task} run takes "
+                             + ("one threshold" if self.task == "binary" else f"{len(self.classes or [])} thresholds")
+                             + " between 0 and 1. Tune it again with `dlcli eval RUN --tune-threshold f1`")
+        return limits[0] if self.task == "binary" else limits
+
+    def inputs(self, raw: Any) -> np.ndarray:
+        """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs.
+
+        Inputs far outside the training range, and texts of mostly unknown words, are warned about
+        (dlcli/data/drift.py): the model's answer for them is a guess it does not know it makes.
+        """
+        import warnings
+
+        from dlcli.data import drift, padding
+        from dlcli.data.prepare import apply_scaler, transform_inputs, unscaled_inputs
+
+        pre = self.preprocessing
+        if pre.get("text") is not None:
+            for message in drift.unknown_token_warnings(list(raw), pre):
+                warnings.warn(message, stacklevel=2)
+            return transform_inputs(raw, pre)
         lengths = self.lengths(raw)  # variable-length sequences: padded steps are 0 before and after scaling
-        return padding.scaled(transform_inputs(padding.strip(raw, lengths), self.preprocessing), lengths)
+        x = unscaled_inputs(padding.strip(raw, lengths), pre)
+        for message in drift.range_warnings(x if lengths is None else padding.as_missing(x, lengths), pre):
+            warnings.warn(message, stacklevel=2)
+        return padding.scaled(apply_scaler(x, pre["scaling"]), lengths)
 
     def lengths(self, raw: Any, source: str = "the inputs") -> np.ndarray | None:
         """(N,) real steps of each raw sequence, for a run trained on variable-length sequences; else None."""
