@@ -52,11 +52,33 @@ def test_json_records_read_as_the_csv_with_the_same_rows(tmp_path):
     np.testing.assert_array_equal(json_inputs(run, [[1.5, 2, 3], [0, 7.25, -1e-3]]).raw, from_csv.raw)
 
 
+def test_json_records_of_a_csv_run_encoded_as_its_csv_cells(tmp_path):
+    """Typed CSV columns: numbers, categories, missing values (null in JSON), encoded by the run's columns."""
+    from dlcli.data.columns import encode_columns, fit_columns
+
+    cells = np.array([["1.5", "red"], ["", "blue"], ["3", ""], ["0.5", "red"]], dtype=object)
+    spec = {"types": {"size": "numeric", "colour": "categorical"}, "na_values": ["", "NA"], "missing": "impute"}
+    enc = fit_columns(cells, ["size", "colour"], spec, np.arange(4))
+    config = {"data": {"name": "csv", "target": "y"}, "model": {"name": "mlp"}}
+    run = LoadedRun(tmp_path, config, {"task": "binary", "columns": enc, "input_shape": [len(enc["encoded_names"])],
+                                       "classes": ["0", "1"], "scaling": {"method": "none"}, "out_features": 1})
+    (tmp_path / "in.csv").write_text("y,colour,size\n0,blue,2\n1,NA,\n0,green,7\n")
+    from_csv = encode_columns(read_inputs(run, tmp_path / "in.csv").raw, enc)
+    items = [{"size": 2, "colour": "blue"}, {"size": None, "colour": None}, {"size": "7", "colour": "green"}]
+    np.testing.assert_array_equal(encode_columns(json_inputs(run, items).raw, enc), from_csv)
+    with pytest.raises(DataError, match=r"inputs, row 1, column 'size': 'big' is not a number"):
+        json_inputs(run, [items[0], {"size": "big", "colour": "red"}])
+    with pytest.raises(DataError, match=r"inputs\[0\]\.colour: expected a number or a string, got \[1\]"):
+        json_inputs(run, [{"size": 1, "colour": [1]}])
+    with pytest.raises(DataError, match=r"inputs\[1\] lacks 1 of the run's feature columns: colour"):
+        json_inputs(run, [items[0], {"size": 1}])
+
+
 @pytest.mark.parametrize(("items", "message"), [
     ([{"a": 1, "b": 2, "c": 3}, {"a": 1, "b": "abc", "c": 3}], "inputs[1].b: 'abc' is not a number"),
     ([{"a": 1, "b": 2, "c": 3}, {"a": 1, "b": True, "c": 3}], "inputs[1].b: True is not a number"),
     ([{"a": 1, "c": 3}], "inputs[0] lacks 1 of the run's feature columns: b"),
-    ([{"a": 1, "b": 2, "c": 3}, [1, 2, 3]], "inputs[1]: a array, but inputs[0] is a record"),
+    ([{"a": 1, "b": 2, "c": 3}, [1, 2, 3]], "inputs[1]: an array, but inputs[0] is a record"),
     ([[1, 2, 3], [1, 2]], "inputs[1]: shape (2,) differs from inputs[0]'s (3,)"),
     ([[1, 2, 3], [[1, 2], [3]]], "inputs[1]: expected a nested array of numbers"),
     ([[1, 2, 3], [1, "x", 3]], "inputs[1]: expected a nested array of numbers"),

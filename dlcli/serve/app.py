@@ -218,6 +218,8 @@ class _Invalid(Exception):
 
 def _validation_error(errors: Any) -> JSONResponse:
     """422 naming each bad field: ``inputs: Field required``."""
+    # without "input" (it can be the whole body) and "url"
+    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in errors]
     errors = jsonable_encoder(errors, custom_encoder={ValueError: str})
     parts = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
              for e in errors]

@@ -37,8 +37,8 @@ def json_inputs(run: LoadedRun, items: list[Any]) -> Inputs:
         raise DataError(f"inputs[0]: expected a record {{column: value}}, an array of numbers or a text, got {kind}")
     other = next((i for i, item in enumerate(items) if _kind(item) != kind), None)
     if other is not None:
-        raise DataError(f"inputs[{other}]: a {_kind(items[other])}, but inputs[0] is a {kind}: give every input "
-                        "in one form")
+        raise DataError(f"inputs[{other}]: {_article(_kind(items[other]))}, but inputs[0] is {_article(kind)}: give "
+                        "every input in one form")
     if kind == "record":
         return record_inputs(run, items, ids, "inputs", _where)
     if kind == "text":
@@ -54,6 +54,10 @@ def _kind(item: Any) -> str:
     if isinstance(item, (list, int, float)) and not isinstance(item, bool):
         return "array"
     return type(item).__name__ if item is not None else "null"
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _stack(run: LoadedRun, items: list[Any]) -> np.ndarray:
