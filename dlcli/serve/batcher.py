@@ -1,8 +1,10 @@
 """Micro-batching: concurrent requests' inputs run as one forward pass, then go back to their requests.
 
-Requests put their :class:`Inputs` on an asyncio queue; one task takes what is waiting (waiting up to
-``max_wait`` seconds for more when only one came), up to ``max_batch`` inputs, and runs the batch on a
-single worker thread, so the event loop keeps taking requests while the model runs. A request larger
+Requests put their :class:`Inputs` on an asyncio queue; one task takes what is waiting, up to ``max_batch``
+inputs, and runs the batch on a single worker thread, so the event loop keeps taking requests while the
+model runs (and they queue up for the next batch). When other requests are still being read (``arriving``),
+it waits up to ``max_wait`` seconds for them; a lone request never waits: on busy cores a 2 ms timer cost
+a lone request ~6 ms (bench/serve.py). A request larger
 than ``max_batch`` runs alone (in chunks of ``max_batch``). If a batch fails, its requests run one by
 one, so one bad request cannot fail the others.
 """
@@ -34,6 +36,7 @@ class Batcher:
         self.queue: asyncio.Queue[tuple[Inputs, asyncio.Future]] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="dlcli-serve-model")  # one model, one thread
         self.held: tuple[Inputs, asyncio.Future] | None = None  # taken, but did not fit in the last batch
+        self.arriving = 0  # requests being read, not yet queued: worth waiting a moment for
         self.task: asyncio.Task | None = None
         self.batches = 0  # forward passes run (for tests and the bench)
         self.samples = 0
@@ -46,6 +49,13 @@ class Batcher:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         self.executor.shutdown(wait=True)
+
+    def arrive(self) -> None:
+        """A request has come in: it will be queued (predict) or refused (left)."""
+        self.arriving += 1
+
+    def left(self) -> None:
+        self.arriving -= 1
 
     async def predict(self, inputs: Inputs) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
@@ -62,7 +72,7 @@ class Batcher:
             return self.queue.get_nowait() if not self.queue.empty() else None
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
             return None
 
     async def _loop(self) -> None:
@@ -72,8 +82,8 @@ class Batcher:
             size = len(batch[0][0].ids)
             deadline = loop.time() + self.max_wait
             while size < self.max_batch:
-                # what is already queued joins at once; when nothing is, wait a moment for the next request
-                item = await self._next(deadline - loop.time())
+                # what is already queued joins at once; while requests are being read, wait a moment for them
+                item = await self._next(deadline - loop.time() if self.arriving else 0)
                 if item is None:
                     break
                 if size + len(item[0].ids) > self.max_batch:
