@@ -207,7 +207,10 @@ def _load_rgb(path: Path | IO[bytes], size: tuple[int, int], name: str | None = 
             img.load()
             rgb = img.convert("RGB")  # palette, grayscale, alpha: all to 3 channels; alpha is dropped
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image '{name or path}': {e}. Replace or remove the file") from None
+        if name is None:
+            raise DataError(f"cannot read image '{path}': {e}. Replace or remove the file") from None
+        why = "not an image file Pillow can read" if isinstance(e, Image.UnidentifiedImageError) else str(e)
+        raise DataError(f"cannot read image '{name}': {why}. Send a PNG, JPEG, BMP or GIF") from None
     if rgb.size != (size[1], size[0]):
         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow takes (W, H)
     return np.asarray(rgb, dtype=np.uint8)
