@@ -93,6 +93,58 @@ def test_bad_json_inputs_are_refused_naming_the_item(tmp_path, items, message):
     assert message in str(info.value)
 
 
+def test_results_carry_predicts_labels_probabilities_and_values(tmp_path):
+    from dlcli.serve.inputs import results
+
+    run = _table_run(tmp_path)
+    out = np.array([[0.25, 0.75], [0.9, 0.1]], dtype=np.float32)
+    assert results(run, [0, 1], out) == [
+        {"id": 0, "label": "y", "probabilities": {"x": 0.25, "y": 0.75}},
+        {"id": 1, "label": "x", "probabilities": {"x": pytest.approx(0.9), "y": pytest.approx(0.1)}}]
+    run.preprocessing.update(task="regression", classes=None)
+    assert results(run, ["a", "b"], np.array([1.5, -2.0])) == [{"id": "a", "value": 1.5}, {"id": "b", "value": -2.0}]
+    assert results(run, [0], np.array([[1.0, 2.0]])) == [{"id": 0, "value": [1.0, 2.0]}]
+
+
+def test_concurrent_requests_share_forward_passes_and_a_failing_one_fails_alone():
+    import asyncio
+
+    from dlcli.serve.batcher import Batcher
+    from dlcli.training.predict import Inputs
+
+    calls = []
+
+    def run_batch(raw):
+        calls.append(len(raw))
+        if np.isnan(raw).any():
+            raise ValueError("a NaN")
+        return raw.sum(axis=1) * 2
+
+    async def main():
+        batcher = Batcher(run_batch, max_batch=8, max_wait=0.01)
+        batcher.start()
+        requests = [Inputs(list(range(n)), np.full((n, 3), float(i)), "x") for i, n in enumerate([1, 2, 3, 1, 4])]
+        requests[3].raw[0, 0] = np.nan
+        for _ in requests:
+            batcher.arrive()
+        tasks = [asyncio.ensure_future(batcher.predict(r)) for r in requests]
+        for _ in requests:
+            batcher.left()
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        await batcher.stop()
+        return answers
+
+    answers = asyncio.run(main())
+    for i, answer in enumerate(answers):
+        if i == 3:
+            assert isinstance(answer, ValueError)
+        else:
+            np.testing.assert_array_equal(answer, np.full(len(answer), 6.0 * i))
+    assert [len(a) for i, a in enumerate(answers) if i != 3] == [1, 2, 3, 4]
+    # 1+2+3+1 inputs in one pass (the 4 would pass max_batch), which fails on the NaN; then each alone; then the 4
+    assert calls == [7, 1, 2, 3, 1, 4]
+
+
 def test_serve_without_the_extra_exits_2_naming_the_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed: find_spec gives None
     result = runner.invoke(app, ["serve", "last", "--output-dir", str(tmp_path)])

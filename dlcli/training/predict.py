@@ -25,8 +25,9 @@ from dlcli.errors import DataError, DlcliError
 from dlcli.tasks import get_task
 from dlcli.training.reload import LoadedRun
 
-# (input index, column) -> where that cell is, for error messages; column None: the whole input
 TEXTS = "the run's texts"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# (input index, column) -> where that cell is, for error messages; column None: the whole input
 Where = Callable[[int, "str | None"], str]
 
 
@@ -154,7 +155,7 @@ def record_inputs(run: LoadedRun, records: Sequence[dict[str, Any]], ids: list[A
         _check_columns(records, names, header, source, where)
         cells = np.empty((len(records), len(names)), dtype=object)  # (N, F) raw cells in the run's column order
         for i, record in enumerate(records):
-            cells[i] = [_cell(record[n], where(i, n)) for n in names]
+            cells[i] = [_cell(record[n], where, i, n) for n in names]
         encode_columns(cells, pre["columns"], ids, source)  # refused cells named by their id, before the model runs
         return Inputs(ids, cells, source)
     features = pre.get("feature_names")
@@ -166,7 +167,7 @@ def record_inputs(run: LoadedRun, records: Sequence[dict[str, Any]], ids: list[A
     x = np.empty((len(records), len(features)), dtype=np.float32)
     for i, record in enumerate(records):
         for j, column in enumerate(features):
-            x[i, j] = _number(record[column], where(i, column))
+            x[i, j] = _number(record[column], where, i, column)
     return Inputs(ids, run.raw_arrays(x, source), source)
 
 
@@ -183,23 +184,23 @@ def _check_columns(records: Sequence[dict[str, Any]], wanted: list[str], header:
                             f"The run was trained on: {_names(wanted)}")
 
 
-def _cell(value: Any, where: str) -> Any:
+def _cell(value: Any, where: Where, i: int, column: str) -> Any:
     """A raw table cell: a number, a string or None (missing); anything else is refused."""
     if value is None or isinstance(value, (str, float, int)) and not isinstance(value, bool):
         return value
-    raise DataError(f"{where}: expected a number or a string, got {value!r}")
+    raise DataError(f"{where(i, column)}: expected a number or a string, got {value!r}")
 
 
-def _number(value: Any, where: str) -> float:
+def _number(value: Any, where: Where, i: int, column: str) -> float:
     """A cell as a finite number (a CSV's text or a JSON number)."""
     try:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise ValueError
         number = float(value)
     except ValueError:
-        raise DataError(f"{where}: {value!r} is not a number") from None
-    if not np.isfinite(np.float32(number)):
-        raise DataError(f"{where}: {number} is not a finite number: fill it in or drop the row")
+        raise DataError(f"{where(i, column)}: {value!r} is not a number") from None
+    if not abs(number) <= FLOAT32_MAX:  # inf, nan, or beyond what the model's float32 inputs hold
+        raise DataError(f"{where(i, column)}: {number} is not a finite number: fill it in or drop the row")
     return number
 
 
