@@ -93,6 +93,19 @@ def test_bad_json_inputs_are_refused_naming_the_item(tmp_path, items, message):
     assert message in str(info.value)
 
 
+def test_json_sequences_of_a_variable_length_run_are_padded_as_an_npz_would_be(tmp_path):
+    config = {"data": {"name": "npz"}, "model": {"name": "gru"}}
+    pre = {"task": "binary", "input_shape": [5, 2], "variable_length": {"pad_value": None, "max_length": 5},
+           "scaling": {"method": "none"}, "classes": ["0", "1"], "out_features": 1}
+    run = LoadedRun(tmp_path, config, pre)
+    inputs = json_inputs(run, [[[1, 2], [3, 4], [5, 6]], [[1, 1]] * 5, [[0, 0]]])
+    assert inputs.raw.shape == (3, 5, 2)
+    assert run.lengths(inputs.raw).tolist() == [3, 5, 1]
+    np.testing.assert_array_equal(inputs.raw[0, :3], [[1, 2], [3, 4], [5, 6]])
+    with pytest.raises(DataError, match="sample 0 holds a missing or infinite value at step 1"):
+        json_inputs(run, [[[1, 2], [None, 4], [5, 6]]])
+
+
 def test_results_carry_predicts_labels_probabilities_and_values(tmp_path):
     from dlcli.serve.inputs import results
 

@@ -26,7 +26,8 @@ def serve_command(
     max_batch: int = typer.Option(64, "--max-batch", min=1,
                                   help="The most inputs of concurrent requests run in one forward pass."),
     max_wait_ms: float = typer.Option(2.0, "--max-wait-ms", min=0.0,
-                                      help="How long a lone request waits for others to share its forward pass."),
+                                      help="How long a batch waits for requests still being read to join it (a lone "
+                                           "request never waits)."),
     threads: int = typer.Option(None, "--threads", min=1, show_default=False,
                                 help="CPU threads per worker for the model (default: the cores / --workers)."),
     checkpoint: str = CHECKPOINT,
@@ -37,7 +38,7 @@ def serve_command(
     """Serve a run's predictions over HTTP: POST /predict, GET /health, GET /metadata, docs at /docs.
 
     Inputs go through the run's saved preprocessing, as with `dlcli predict`. Concurrent requests share
-    forward passes (up to --max-batch inputs). Needs the serve extra: pip install "dlcli[serve]".
+    forward passes (up to --max-batch inputs). Needs the `serve` extra (FastAPI, uvicorn, python-multipart).
 
     Examples: `dlcli serve last`, `dlcli serve last --port 9000 --backend onnx`.
     """
