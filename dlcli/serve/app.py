@@ -66,10 +66,7 @@ def load_model(run: LoadedRun, backend: str, checkpoint: str, max_batch: int,
     check_predictable(run)
     run.checkpoint_path(checkpoint)
     if backend == "torch":
-        import torch
-
-        torch.set_grad_enabled(False)
-        run.module(checkpoint)  # loads now: a broken checkpoint stops the server before it binds a port
+        run.loaded_module(checkpoint)  # loads the checkpoint now: a broken one stops the server before it listens
         return lambda raw: run.predict(raw, batch_size=max_batch, checkpoint=checkpoint)
     if backend != "onnx":
         raise DlcliError(f"--backend is torch or onnx, got '{backend}'")

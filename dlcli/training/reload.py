@@ -142,22 +142,26 @@ class LoadedRun:
                              "Was the checkpoint or the config replaced?") from None
         return module.eval()
 
+    def loaded_module(self, checkpoint: str = "best") -> Any:
+        """The checkpoint's task module (:meth:`module`), loaded on the first call and kept for the next ones."""
+        if checkpoint not in self._modules:
+            self._modules[checkpoint] = self.module(checkpoint)
+        return self._modules[checkpoint]
+
     def predict(self, raw: Any, batch_size: int = 512, checkpoint: str = "best",
                 forward: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Predictions for raw inputs: class probabilities, or values in the targets' units.
 
         ``forward``: an exported model (e.g. an onnxruntime session, ``dlcli serve --backend onnx``) taking a
         batch of model inputs (after the preprocessing) to what the task module's predictions are; default the
-        checkpoint's task module, loaded on the first call and kept.
+        checkpoint's task module (:meth:`loaded_module`).
         """
         x = self.inputs(raw)
         if forward is not None:
             return np.concatenate([forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         import torch
 
-        if checkpoint not in self._modules:
-            self._modules[checkpoint] = self.module(checkpoint)
-        module, x = self._modules[checkpoint], torch.from_numpy(x)
+        module, x = self.loaded_module(checkpoint), torch.from_numpy(x)
         lengths = self.lengths(raw)  # variable-length sequences: (N,) real steps; else None
         with torch.no_grad():
             out = [module.predictions(module(x[i:i + batch_size], None if lengths is None
