@@ -453,3 +453,21 @@ def test_onnx_backend_serves_the_runs_export(runs):
         assert got["label"] == want["label"]
         np.testing.assert_allclose(list(got["probabilities"].values()), list(want["probabilities"].values()),
                                    atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_worker_processes_serve_the_same_predictions(runs, tmp_path):
+    run_dir = runs["table"]
+    from dlcli.training.reload import load_run
+
+    features = load_run(str(run_dir)).preprocessing["feature_names"]
+    path = tmp_path / "two.csv"
+    path.write_text(",".join(features) + "\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n")
+    rows = _predicted(run_dir, path)
+    records = [dict(zip(features, v, strict=True)) for v in ([5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3])]
+    with serving(run_dir, "--workers", "2") as url:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: _post(url, {"inputs": records}), range(40)))
+    assert all(status == 200 for status, _ in answers)
+    for _, body in answers:
+        _assert_same(body["predictions"], rows)

@@ -125,7 +125,6 @@ def create_app(run: LoadedRun, backend: str = "torch", checkpoint: str = "best",
 
     app = FastAPI(title=f"dlcli serve {run_id}", lifespan=lifespan,
                   description=f"Predictions of dlcli run {run_id} ({run.task}), with its training preprocessing.")
-    app.state.batcher = batcher
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
