@@ -111,8 +111,12 @@ def server(run_dir: Path, threads: int, max_batch: int):
             time.sleep(0.3)
         yield port
     finally:
-        process.kill()
-        process.wait(timeout=30)
+        process.terminate()  # uvicorn stops its worker processes on SIGTERM (SIGKILL would orphan them)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 
 
 class Client(threading.local):

@@ -254,8 +254,12 @@ def serving(run_dir: Path, *args: str):
             time.sleep(0.3)
         yield url
     finally:
-        process.kill()
-        process.wait(timeout=30)
+        process.terminate()  # uvicorn stops its worker processes on SIGTERM (SIGKILL would orphan them)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
         process.stdout.close()
 
 
