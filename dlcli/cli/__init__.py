@@ -15,6 +15,7 @@ from dlcli.cli import model as model_cmd
 from dlcli.cli import predict as predict_cmd
 from dlcli.cli import resume as resume_cmd
 from dlcli.cli import runs as runs_cmd
+from dlcli.cli import serve as serve_cmd
 from dlcli.cli import sweep as sweep_cmd
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.command("resume")(resume_cmd.resume_command)
 app.command("eval")(eval_cmd.eval_command)
 app.command("predict")(predict_cmd.predict_command)
 app.command("export")(export_cmd.export_command)
+app.command("serve")(serve_cmd.serve_command)
 app.command("list")(listing.list_command)
 app.command("lr-find")(lr_find.lr_find_command)
 app.command("sweep")(sweep_cmd.sweep_command)

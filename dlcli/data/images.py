@@ -9,7 +9,7 @@ then rescales them, fitted on the train split only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from dlcli.data.table import Table
 from dlcli.errors import DataError
@@ -196,8 +196,9 @@ def _image_files(class_dir: Path) -> list[Path]:
     return files
 
 
-def _load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """One image file, resized to ``size`` (H, W), as (H, W, 3) uint8."""
+def _load_rgb(path: Path | IO[bytes], size: tuple[int, int], name: str | None = None) -> np.ndarray:
+    """One image file (a path, or an open binary file named ``name`` in errors), resized to ``size`` (H, W),
+    as (H, W, 3) uint8."""
     import numpy as np
     from PIL import Image
 
@@ -206,7 +207,10 @@ def _load_rgb(path: Path, size: tuple[int, int]) -> np.ndarray:
             img.load()
             rgb = img.convert("RGB")  # palette, grayscale, alpha: all to 3 channels; alpha is dropped
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"cannot read image '{path}': {e}. Replace or remove the file") from None
+        if name is None:
+            raise DataError(f"cannot read image '{path}': {e}. Replace or remove the file") from None
+        why = "not an image file Pillow can read" if isinstance(e, Image.UnidentifiedImageError) else str(e)
+        raise DataError(f"cannot read image '{name}': {why}. Send a PNG, JPEG, BMP or GIF") from None
     if rgb.size != (size[1], size[0]):
         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow takes (W, H)
     return np.asarray(rgb, dtype=np.uint8)

@@ -8,7 +8,8 @@ and the model is rebuilt from ``config.yaml`` and loaded from a checkpoint with 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ class LoadedRun:
     run_dir: Path
     config: dict[str, Any]
     preprocessing: dict[str, Any]
+    # checkpoint -> its task module, loaded once by predict(): a server predicts many times with one model
+    _modules: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def task(self) -> str:
@@ -176,11 +179,26 @@ class LoadedRun:
                              "Was the checkpoint or the config replaced?") from None
         return module.eval()
 
-    def predict(self, raw: Any, batch_size: int = 512, checkpoint: str = "best") -> np.ndarray:
-        """Predictions for raw inputs: class probabilities, or values in the targets' units."""
+    def loaded_module(self, checkpoint: str = "best") -> Any:
+        """The checkpoint's task module (:meth:`module`), loaded on the first call and kept for the next ones."""
+        if checkpoint not in self._modules:
+            self._modules[checkpoint] = self.module(checkpoint)
+        return self._modules[checkpoint]
+
+    def predict(self, raw: Any, batch_size: int = 512, checkpoint: str = "best",
+                forward: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Predictions for raw inputs: class probabilities, or values in the targets' units.
+
+        ``forward``: an exported model (e.g. an onnxruntime session, ``dlcli serve --backend onnx``) taking a
+        batch of model inputs (after the preprocessing) to what the task module's predictions are; default the
+        checkpoint's task module (:meth:`loaded_module`).
+        """
+        x = self.inputs(raw)
+        if forward is not None:
+            return np.concatenate([forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
         import torch
 
-        module, x = self.module(checkpoint), torch.from_numpy(self.inputs(raw))
+        module, x = self.loaded_module(checkpoint), torch.from_numpy(x)
         lengths = self.lengths(raw)  # variable-length sequences: (N,) real steps; else None
         with torch.no_grad():
             out = [module.predictions(module(x[i:i + batch_size], None if lengths is None
