@@ -21,8 +21,8 @@ def test_defaults_compose_to_digits_mlp_adam():
     cfg = compose([]).config
     assert cfg["data"]["name"] == "digits"
     assert cfg["model"] == {"name": "mlp", "init": "default", "pretrained": None, "allow_changed_data": False,
-                            "compile": False,
-                            "channels_last": False, "max_epochs": 30, "min_steps": None, "hidden": [256],
+                            "compile": False, "channels_last": False,
+                            "max_epochs": 30, "min_steps": None, "patience": 10, "hidden": [256],
                             "activation": "relu", "dropout": 0.1, "norm": "none"}
     assert cfg["optimizer"]["name"] == "adam" and cfg["optimizer"]["lr"] == 0.001
     assert cfg["name"] == "digits-mlp"  # interpolated from data and model names
@@ -36,7 +36,7 @@ def test_overrides_group_value_add_delete():
                    "~callbacks.early_stopping", "data.batch_size=64"]).config
     assert cfg["model"] == {"name": "perceptron", "init": "default", "pretrained": None,
                             "allow_changed_data": False, "compile": False,
-                            "channels_last": False, "max_epochs": 30, "min_steps": None, "bias": True}
+                            "channels_last": False, "max_epochs": 30, "min_steps": None, "patience": 10, "bias": True}
     assert cfg["optimizer"]["lr"] == 0.05 and cfg["optimizer"]["momentum"] == 0.9
     assert "early_stopping" not in cfg["callbacks"]
     assert cfg["data"]["batch_size"] == 64
