@@ -112,7 +112,7 @@ def test_report_on_multiclass_run_matches_sklearn_and_writes_plots_and_model_car
     # the ECE torchmetrics gives is the one the reliability diagram's bins give
     from dlcli.training.report import calibration
 
-    ece, (conf, acc, counts, _) = calibration("multiclass", preds, y)
+    ece, (conf, acc, counts, _) = calibration("argmax", preds, y)
     assert ece == pytest.approx(numbers["ece"], abs=1e-6)
     assert float((counts / counts.sum() * np.abs(acc - conf)).sum()) == pytest.approx(ece, abs=1e-5)
     shown = invoke("runs", "show", run_dir)

@@ -41,6 +41,10 @@ class Task:
     default_metrics: ClassVar[tuple[str, ...]] = ()
     monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # picks the best epoch when `monitor: auto`
     default_loss: ClassVar[str] = "mse"  # the loss suggested when the configured one does not fit
+    # how a class is decided from the model's outputs: "argmax" (the most probable of K classes), "positive" (one
+    # probability, of the positive class, above a threshold), "labels" (one probability per label, each above its
+    # threshold); None: no class (values, embeddings, reconstructions). Reports and tuned thresholds ask this.
+    decision: ClassVar[str | None] = None
     predictable: ClassVar[bool] = False  # `dlcli predict` gives a class or a value for each input
     gives: ClassVar[str] = "outputs"  # what its model gives, in a sentence (export metadata, predict's refusal)
     output_activation: ClassVar[str | None] = None  # applied by the loss on logits: a model's own is folded away

@@ -23,6 +23,7 @@ class binary(Task):  # noqa: N801 - the registry name is the class name
     default_metrics = ("acc",)
     monitor = ("val/acc", "max")
     default_loss = "bce"
+    decision = "positive"
     predictable, gives = True, "the probability of the second class (sigmoid), one value per row"
     output_activation, mixes_targets = "sigmoid", True
 

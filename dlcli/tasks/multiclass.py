@@ -25,6 +25,7 @@ class multiclass(Task):  # noqa: N801 - the registry name is the class name
     default_metrics = ("acc",)
     monitor = ("val/acc", "max")
     default_loss = "cross_entropy"
+    decision = "argmax"
     predictable, gives = True, "class probabilities (softmax), one column per class"
     output_activation, mixes_targets = "softmax", True
 

@@ -23,6 +23,7 @@ class multilabel(Task):  # noqa: N801 - the registry name is the class name
     default_metrics = ("acc", "f1")
     monitor = ("val/acc", "max")
     default_loss = "bce"
+    decision = "labels"
     predictable, gives = True, "label probabilities (sigmoid), one column per label"
     output_activation = "sigmoid"
 

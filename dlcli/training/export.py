@@ -244,7 +244,7 @@ def _metadata(run: LoadedRun, fmt: str, path: Path, checkpoint: str, diff: float
         "classes": run.classes, "feature_names": pre.get("feature_names"),
         # binary and multilabel: a class (label) is predicted when its probability is above this (per label,
         # when a list); tuned by `dlcli eval --tune-threshold`, else 0.5, as `dlcli predict` decides
-        "threshold": run.threshold if run.task in ("binary", "multilabel") else None,
+        "threshold": run.threshold if run.decision in ("positive", "labels") else None,
         "check": {"max_abs_diff": diff, "tolerance": TOLERANCE, "with": checked_with,
                   "inputs": f"random, batches of {' and '.join(map(str, CHECK_BATCHES))}"},
         "preprocessing": pre, "versions": versions(),

@@ -36,6 +36,13 @@ class LoadedRun:
         return self.preprocessing["task"]
 
     @property
+    def decision(self) -> str | None:
+        """How its task decides a class from the outputs (Task.decision): argmax, positive, labels or None."""
+        from dlcli.tasks import get_task
+
+        return get_task(self.task).decision
+
+    @property
     def classes(self) -> list[str] | None:
         return self.preprocessing.get("classes")
 
@@ -46,7 +53,7 @@ class LoadedRun:
         from dlcli.tasks.base import THRESHOLD
 
         path = self.run_dir / THRESHOLD_FILE
-        if self.task not in ("binary", "multilabel") or not path.is_file():
+        if self.decision not in ("positive", "labels") or not path.is_file():
             return THRESHOLD
         try:
             value = folder.read_json(path)["threshold"]
@@ -54,12 +61,13 @@ class LoadedRun:
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DlcliError(f"{path} is unreadable ({type(e).__name__}: {e}): tune it again with `dlcli eval RUN "
                              "--tune-threshold f1`, or delete it to decide at 0.5") from None
-        if len(limits) != (1 if self.task == "binary" else len(self.classes or [])) or \
+        if len(limits) != (1 if self.decision == "positive" else len(self.classes or [])) or \
                 not all(0 <= v <= 1 for v in limits):
             raise DlcliError(f"{path} holds {value!r}: a {self.task} run takes "
-                             + ("one threshold" if self.task == "binary" else f"{len(self.classes or [])} thresholds")
+                             + ("one threshold" if self.decision == "positive"
+                                else f"{len(self.classes or [])} thresholds")
                              + " between 0 and 1. Tune it again with `dlcli eval RUN --tune-threshold f1`")
-        return limits[0] if self.task == "binary" else limits
+        return limits[0] if self.decision == "positive" else limits
 
     def inputs(self, raw: Any) -> np.ndarray:
         """Raw inputs (arrays as the dataset gives them, or a list of texts) -> the model's inputs.

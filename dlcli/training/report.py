@@ -27,8 +27,6 @@ from dlcli.training.reload import LoadedRun
 
 REPORT_DIR = "report"
 REPORT_MD = "report.md"
-CLASSIFICATION = ("binary", "multiclass", "multilabel")
-REPORTABLE = (*CLASSIFICATION, "regression")
 WORST = 12  # worst-predicted samples listed (and drawn, for images)
 CONFUSED = 5  # most-confused class pairs listed
 BINS = 10  # confidence bins of the reliability diagram and the calibration error
@@ -48,7 +46,9 @@ class ReportResult:
 
 def check_reportable(run: LoadedRun) -> None:
     """DlcliError (exit 2) for tasks the report does not cover, before any data is loaded."""
-    if run.task not in REPORTABLE:
+    from dlcli.tasks import get_task
+
+    if not get_task(run.task).predictable:  # a class (classification) or a value (regression) per input
         raise DlcliError(f"--report covers classification and regression runs; run {run.run_dir.name} is a "
                          f"{run.task} run. Use `dlcli eval RUN` without --report for its metrics")
 
@@ -67,7 +67,7 @@ def write_report(run: LoadedRun, cfg: dict, module: Any, datamodule: Any, rows: 
         raise DlcliError(f"cannot write the report to {out}: {e.strerror or e}. Make the run folder writable") \
             from None
     images = _images(run, datamodule)
-    if run.task in CLASSIFICATION:
+    if run.decision is not None:  # classification: binary, multiclass, multilabel (Task.decision)
         sections, headline, numbers = _classification(run, out, preds, targets, rows, texts, images)
     else:
         sections, headline, numbers = _regression(out, preds, targets, rows, texts, images)
@@ -91,7 +91,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
     from sklearn.metrics import classification_report
 
     classes = [str(c) for c in run.classes]
-    proba, y, y_pred = class_decisions(run.task, preds, targets, run.threshold)
+    proba, y, y_pred = class_decisions(run.decision, preds, targets, run.threshold)
     table = classification_report(y, y_pred, labels=list(range(len(classes))), target_names=classes,
                                   output_dict=True, zero_division=0)
     folder.write_json(out / "per_class.json", table)
@@ -101,7 +101,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
     present = [c for c in classes if table[c]["support"] > 0]
     weakest = min(present, key=lambda c: (table[c]["f1-score"], c)) if present else None
 
-    sections = ["## Per class", "", f"Decided with threshold {_threshold_text(run)}." if run.task != "multiclass"
+    sections = ["## Per class", "", f"Decided with threshold {_threshold_text(run)}." if run.decision != "argmax"
                 else "Decided by the most probable class.", "",
                 md_table(["class", "precision", "recall", "F1", "support"],
                           [[name, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1-score")),
@@ -109,7 +109,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
                 "", "Also as [per_class.csv](per_class.csv) and [per_class.json](per_class.json) "
                 "(scikit-learn's `classification_report`).", ""]
     numbers: dict[str, Any] = {"per_class": table, "weakest_class": weakest}
-    if run.task != "multilabel":
+    if run.decision != "labels":
         pairs = confused_pairs(y, y_pred, classes)
         numbers["confused_pairs"] = pairs
         sections += ["## Most confused", ""]
@@ -117,7 +117,7 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
                                [[t, p, str(n), f"{s:.1%}"] for t, p, n, s in pairs]) if pairs
                      else "No test sample was misclassified.", ""]
 
-    roc, pr = one_vs_rest(run.task, proba, y, classes)
+    roc, pr = one_vs_rest(run.decision, proba, y, classes)
     sections += ["## ROC and precision-recall", ""]
     if roc:
         plots.curves(out / "roc.png", roc, "roc")
@@ -130,30 +130,30 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
     else:
         sections += ["No class has both positive and negative test samples: no curve to draw.", ""]
 
-    ece, bins = calibration(run.task, proba, y)
+    ece, bins = calibration(run.decision, proba, y)
     numbers["ece"] = ece
-    what = "fraction positive" if run.task != "multiclass" else "accuracy"
+    what = "fraction positive" if run.decision != "argmax" else "accuracy"
     plots.reliability(out / "reliability.png", *bins, ece, what)
-    pooled = " (every label's probability pooled)" if run.task == "multilabel" else ""
+    pooled = " (every label's probability pooled)" if run.decision == "labels" else ""
     sections += ["## Calibration", "", f"Expected calibration error (ECE, {BINS} bins, torchmetrics' "
                  f"`CalibrationError`){pooled}: **{ece:.4f}**. Bars under the diagonal: the model is more sure "
                  "than right.", "", "![reliability diagram](reliability.png)", ""]
 
-    loss = sample_loss(run.task, proba, y)
+    loss = sample_loss(run.decision, proba, y)
     worst = np.argsort(-loss, kind="stable")[:WORST]
     names = np.array(classes)
-    shown_true = [_labels(run.task, y[i], names) for i in worst]
-    shown_pred = [_labels(run.task, y_pred[i], names) for i in worst]
+    shown_true = [_labels(run.decision, y[i], names) for i in worst]
+    shown_pred = [_labels(run.decision, y_pred[i], names) for i in worst]
     cells = []
     for k, i in enumerate(worst):
         cell = [str(int(rows[i])), shown_true[k], shown_pred[k]]
-        if run.task != "multilabel":
+        if run.decision != "labels":
             cell.append(f"{proba[i, int(y[i])]:.4f}")
         cell.append(f"{loss[i]:.3f}")
         if texts is not None:
             cell.append(_quote(texts[i]))
         cells.append(cell)
-    header = ["row", "true", "predicted", *(["p(true)"] if run.task != "multilabel" else []), "loss",
+    header = ["row", "true", "predicted", *(["p(true)"] if run.decision != "labels" else []), "loss",
               *(["text"] if texts is not None else [])]
     numbers["worst_rows"] = [int(rows[i]) for i in worst]
     sections += ["## Worst-predicted test samples", "", f"The {len(worst)} samples with the highest loss; `row` "
@@ -173,14 +173,14 @@ def _classification(run: LoadedRun, out: Path, preds: np.ndarray, targets: np.nd
     return sections, headline, numbers
 
 
-def class_decisions(task: str, preds: np.ndarray, targets: np.ndarray,
+def class_decisions(decision: str, preds: np.ndarray, targets: np.ndarray,
                     threshold: float | list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities (N, K), true classes (N,) or labels (N, K), decided classes or labels) of a run's
     predictions, decided as ``dlcli predict`` decides (binary and multilabel: above the threshold)."""
-    if task == "binary":
+    if decision == "positive":
         p = preds.reshape(-1)
         return np.stack([1 - p, p], axis=1), targets.astype(np.int64).reshape(-1), (p > threshold).astype(np.int64)
-    if task == "multilabel":
+    if decision == "labels":
         limits = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (preds.shape[1],))
         return preds, targets.astype(np.int64), (preds > limits).astype(np.int64)
     return preds, targets.astype(np.int64), preds.argmax(1)
@@ -198,16 +198,16 @@ def confused_pairs(y: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> lis
             for i, j in (np.unravel_index(k, off.shape) for k in order) if off[i, j] > 0]
 
 
-def one_vs_rest(task: str, proba: np.ndarray, y: np.ndarray,
+def one_vs_rest(decision: str, proba: np.ndarray, y: np.ndarray,
                 classes: list[str]) -> tuple[list[tuple], list[tuple]]:
     """ROC and precision-recall curves, one per class against the rest (binary: the positive class only);
     classes without both positive and negative test samples are left out."""
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-    columns = [1] if task == "binary" else range(len(classes))
+    columns = [1] if decision == "positive" else range(len(classes))
     roc, pr = [], []
     for k in columns:
-        truth = y[:, k] if task == "multilabel" else (y == k).astype(np.int64)
+        truth = y[:, k] if decision == "labels" else (y == k).astype(np.int64)
         if truth.min() == truth.max():
             continue
         fpr, tpr, _ = roc_curve(truth, proba[:, k])
@@ -218,7 +218,7 @@ def one_vs_rest(task: str, proba: np.ndarray, y: np.ndarray,
     return roc, pr
 
 
-def calibration(task: str, proba: np.ndarray, y: np.ndarray) -> tuple[float, tuple]:
+def calibration(decision: str, proba: np.ndarray, y: np.ndarray) -> tuple[float, tuple]:
     """(torchmetrics' expected calibration error (l1), the reliability diagram's bins: mean confidence,
     mean accuracy (binary, multilabel: the fraction positive), counts, edges).
 
@@ -228,12 +228,12 @@ def calibration(task: str, proba: np.ndarray, y: np.ndarray) -> tuple[float, tup
     import torch
     from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError
 
-    if task == "multiclass":
+    if decision == "argmax":
         metric = MulticlassCalibrationError(num_classes=proba.shape[1], n_bins=BINS, norm="l1")
         ece = metric(torch.from_numpy(proba.astype(np.float32)), torch.from_numpy(y))
         confidence, correct = proba.max(1), (proba.argmax(1) == y).astype(np.float64)
     else:
-        p = proba[:, 1] if task == "binary" else proba.reshape(-1)
+        p = proba[:, 1] if decision == "positive" else proba.reshape(-1)
         t = y.reshape(-1)
         ece = BinaryCalibrationError(n_bins=BINS, norm="l1")(torch.from_numpy(p.astype(np.float32)),
                                                               torch.from_numpy(t))
@@ -247,17 +247,17 @@ def calibration(task: str, proba: np.ndarray, y: np.ndarray) -> tuple[float, tup
     return float(ece), (mean_conf, mean_acc, counts, edges)
 
 
-def sample_loss(task: str, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+def sample_loss(decision: str, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(N,) cross-entropy of each sample (multilabel: mean binary cross-entropy over its labels)."""
     eps = 1e-12
-    if task == "multilabel":
+    if decision == "labels":
         p = np.clip(proba, eps, 1 - eps)
         return -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean(1)
     return -np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0))
 
 
-def _labels(task: str, value: Any, names: np.ndarray) -> str:
-    if task == "multilabel":
+def _labels(decision: str, value: Any, names: np.ndarray) -> str:
+    if decision == "labels":
         return ";".join(names[np.asarray(value) > 0]) or "(none)"
     return str(names[int(value)])
 

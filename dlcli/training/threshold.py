@@ -24,7 +24,7 @@ from dlcli.errors import DlcliError
 from dlcli.runs import folder
 from dlcli.training.reload import THRESHOLD_FILE, LoadedRun
 
-TASKS = ("binary", "multilabel")
+TUNABLE = ("positive", "labels")  # Task.decision of the runs whose classes are decided by a threshold
 _PRECISION = re.compile(r"precision@(\d*\.?\d+)$")
 
 
@@ -55,8 +55,8 @@ def parse_criterion(text: str) -> tuple[str, float | None]:
 
 def check_tunable(run: LoadedRun) -> None:
     """DlcliError (exit 2) unless the run decides with a threshold: binary and multilabel runs."""
-    if run.task not in TASKS:
-        gives = "the most probable class" if run.task == "multiclass" else "no class decided by a probability"
+    if run.decision not in TUNABLE:
+        gives = "the most probable class" if run.decision == "argmax" else "no class decided by a probability"
         raise DlcliError(f"--tune-threshold applies to binary and multilabel runs; run {run.run_dir.name} is a "
                          f"{run.task} run: its predictions are {gives}, with no threshold to tune")
 
@@ -86,7 +86,7 @@ def tune_threshold(run: LoadedRun, criterion: str, checkpoint: str = "best", ove
     probs, y = probs.reshape(len(probs), -1), y.reshape(len(y), -1).astype(np.int64)  # (N,) -> (N, 1): one label
     previous = run.threshold
     old = np.broadcast_to(np.asarray(previous, dtype=np.float64), (probs.shape[1],))
-    labels = run.classes[1:] if run.task == "binary" else run.classes
+    labels = run.classes[1:] if run.decision == "positive" else run.classes
     chosen, notes = [], []
     for k in range(probs.shape[1]):
         t, note = pick(probs[:, k], y[:, k], name, target)
@@ -98,7 +98,7 @@ def tune_threshold(run: LoadedRun, criterion: str, checkpoint: str = "best", ove
         raise DlcliError(f"no threshold could be tuned on the {len(y)} validation rows of run "
                          f"{run.run_dir.name}: " + "; ".join(notes))
     before, after = scores(probs, y, old), scores(probs, y, np.asarray(chosen))
-    threshold: float | list[float] = chosen[0] if run.task == "binary" else chosen
+    threshold: float | list[float] = chosen[0] if run.decision == "positive" else chosen
     path = run.run_dir / THRESHOLD_FILE
     record: dict[str, Any] = {
         "threshold": threshold, "criterion": criterion, "split": "val", "rows": int(len(y)),
