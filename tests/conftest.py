@@ -36,3 +36,16 @@ def make_config(out_dir):
         return compose([f"output_dir={out_dir}", *FAST, *overrides], list(config_dirs))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_handler_restored(request):
+    """Every test starts with Python's own Ctrl-C handler; one that leaves another is named in a warning."""
+    import signal
+    import warnings
+
+    yield
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        warnings.warn(f"{request.node.nodeid} left SIGINT handled by {signal.getsignal(signal.SIGINT)!r}",
+                      stacklevel=1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -92,6 +92,7 @@ def test_pipeline_errors():
         pipeline(["hflip"], in_shape=(5,))
 
 
+@pytest.mark.slow
 def test_standard_preset_trains_the_digits_cnn(make_config):
     from dlcli.training.train import train
 

@@ -100,12 +100,14 @@ def _python(code, cwd):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_import_does_not_load_torch_or_lightning(tmp_path):
     code = ("import sys, dlcli.cli; heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'sklearn') "
             "if m in sys.modules]; assert not heavy, heavy")
     assert _python(code, tmp_path).returncode == 0
 
 
+@pytest.mark.slow
 def test_help_list_and_config_show_do_not_load_torch(tmp_path):
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom dlcli.cli import app\n"
             "for args in (['--help'], ['list', '--help'], ['list'], ['config', 'show']):\n"
@@ -115,6 +117,7 @@ def test_help_list_and_config_show_do_not_load_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_python_dash_m(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dlcli", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and "train" in proc.stdout and "config" in proc.stdout
@@ -133,6 +136,7 @@ def test_accelerator_this_machine_lacks_exits_2_without_a_run_folder(tmp_path):
         assert not any((tmp_path / "o").iterdir())
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
     # Lightning starts the second process by running the same command again: only rank 0 reports.
     # Both processes train on half of each epoch (gradients averaged: a batch of 64 in effect), so
@@ -163,6 +167,7 @@ def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
     assert len(rows) == 7 and rows[1].split(",")[1] == "20"  # 6 epochs; 20 steps each (1,257 / 2 / 32)
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
     import signal
     import time
@@ -191,6 +196,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_launches_two_processes_into_one_run_folder(tmp_path):
     # torchrun starts both processes itself (Lightning's TorchElasticEnvironment): they share no environment,
     # so rank 0 names the folder after the job and rank 1 finds it

@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 
+@pytest.mark.slow
 def test_four_trainings_started_at_once_make_four_complete_run_folders(tmp_path):
     out = tmp_path / "outputs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

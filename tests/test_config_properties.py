@@ -87,6 +87,7 @@ overrides = st.lists(st.one_of(plain_override, plain_override, group_override, d
 EXAMPLES = int(os.environ.get("DLCLI_PROPERTY_EXAMPLES", "40"))
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(overrides)
 def test_compose_either_succeeds_or_refuses_cleanly(lines):

@@ -111,6 +111,7 @@ def test_contrastive_needs_an_image_augmentation_without_mixing(make_config, tmp
         pipeline([])
 
 
+@pytest.mark.slow
 def test_digits_contrastive_learns_an_embedding_without_labels(make_config):
     import csv
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 from dlcli.data.sequences import transcription
@@ -30,6 +31,7 @@ def test_transcription_data_lines_up():
         assert runs(frames) == runs(symbols)
 
 
+@pytest.mark.slow
 def test_ctc_trains_to_a_low_character_error_rate(make_config):
     composed = make_config("experiment=transcription_ctc", "trainer.max_epochs=12")
     result = train(composed.config, composed.overrides)

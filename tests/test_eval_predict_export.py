@@ -80,6 +80,7 @@ def _test_inputs(run_dir: Path):
 # ------------------------------------------------------------------------------------------------ eval
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["digits", "regression", "text", "images"])
 def test_eval_gives_the_test_metrics_of_the_run_and_saves_them(runs, kind):
     result = runs[kind]
@@ -332,6 +333,7 @@ def test_run_without_checkpoints_says_why(tmp_path):
 # ---------------------------------------------------------------------------------------------- export
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["digits", "regression", "text"])
 def test_onnx_export_matches_pytorch_in_onnxruntime(runs, kind, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="ONNX export is checked with onnxruntime (pip install "
@@ -383,6 +385,7 @@ def test_export_defaults_to_the_run_folder_and_refuses_unknown_formats(runs):
     assert (result.run_dir / "export" / "model.preprocessing.json").is_file()
 
 
+@pytest.mark.slow
 def test_commands_do_not_import_torch_for_help(tmp_path):
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom dlcli.cli import app\n"
             "for cmd in ('eval', 'predict', 'export'):\n"
@@ -449,6 +452,7 @@ def test_hostile_run_folders_are_refused_and_nothing_runs(runs, tmp_path, tamper
     assert not marker.exists()  # the payload never ran
 
 
+@pytest.mark.slow
 def test_onnx_is_checked_with_the_reference_evaluator_without_onnxruntime(runs, tmp_path, monkeypatch):
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'dlcli[export]')")
     import importlib.util
@@ -461,6 +465,7 @@ def test_onnx_is_checked_with_the_reference_evaluator_without_onnxruntime(runs, 
     assert check["with"] == "onnx.reference" and check["max_abs_diff"] < 1e-4 * 400
 
 
+@pytest.mark.slow
 def test_a_reloaded_run_predicts_in_a_fresh_python(runs, tmp_path):
     code = ("import numpy as np, sys\nfrom dlcli.training.reload import load_run\n"
             f"p = load_run({str(runs['digits'].run_dir)!r}).predict(np.zeros((3, 1, 8, 8), dtype=np.float32))\n"

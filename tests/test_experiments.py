@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dlcli.training.build import load_data
 from dlcli.training.train import train
 
 
+@pytest.mark.slow
 def test_digits_cnn_beats_svc_on_the_same_split(make_config):
     from sklearn.svm import SVC
 
@@ -24,6 +26,7 @@ def test_digits_cnn_beats_svc_on_the_same_split(make_config):
     assert 0.95 < svc_acc < cnn_acc
 
 
+@pytest.mark.slow
 def test_text_gru_learns_the_reviews(make_config):
     composed = make_config("experiment=text_gru", "trainer.max_epochs=6")
     result = train(composed.config, composed.overrides)
@@ -42,6 +45,7 @@ def test_digits_autoencoder_flags_the_held_out_digit(make_config):
     assert result.metrics["test/anomaly_auroc"] >= 0.9
 
 
+@pytest.mark.slow
 def test_multilabel_with_bce(make_config):
     result = train(*_config(make_config, "data=multilabel", "loss=bce"))
     assert result.summary["task"] == "multilabel"

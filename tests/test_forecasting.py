@@ -83,6 +83,7 @@ def test_bad_differencing_keys(tmp_path, keys, match):
 
 # --- training ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_differenced_lstm_forecasts_a_trending_series_in_its_own_units(tmp_path, make_config):
     """An LSTM on the levels of a trending series extrapolates badly; on its changes it beats persistence, and
     its metrics and predictions are levels (R2 of levels, predictions near the true next values)."""

@@ -31,6 +31,7 @@ def restore_determinism():
     torch.use_deterministic_algorithms(before)
 
 
+@pytest.mark.slow
 def test_same_seed_deterministic_runs_write_identical_metrics_csv(make_config):
     args = ["trainer.deterministic=true", "seed=11", "model.dropout=0.3", "model.hidden=[32]", "trainer.max_epochs=3"]
     first, second = (train(make_config(*args).config) for _ in range(2))
@@ -112,6 +113,7 @@ def write_summary(run_dir, **fields):
     return run_dir
 
 
+@pytest.mark.slow
 def test_run_status_tells_a_dead_run_from_a_live_one(tmp_path):
     import socket
 

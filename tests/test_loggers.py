@@ -23,6 +23,7 @@ def test_tensorboard_writes_event_files_with_the_epoch_metrics(make_config):
     assert len(acc.Scalars("val/acc")) == 2  # one per epoch
 
 
+@pytest.mark.slow
 def test_mlflow_records_the_config_as_params_and_metrics_per_epoch(make_config, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

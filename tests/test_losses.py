@@ -65,6 +65,7 @@ def test_regression_losses():
     assert loss("smooth_l1", beta=2.0)(pred, target).item() == pytest.approx((0 + 0.0625 + 2.0) / 3)
 
 
+@pytest.mark.slow
 def test_huber_trains_on_diabetes(make_config):
     from dlcli.training.train import train
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ def summary(run_dir):
     return json.loads((run_dir / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_autoencoder_pretraining_then_fine_tuning_with_a_tenth_of_the_labels(tmp_path):
     out = f"output_dir={tmp_path}"
     cli("train", "experiment=digits_ae_pretrain", "trainer.max_epochs=15", out, *FAST)

@@ -190,6 +190,7 @@ def test_a_torchvision_resnet_file_lands_where_the_map_says(make_config, rgb_npz
         "channel_std": [58.395, 57.12, 57.375]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("depth", "batch_norm", "suffix"), [(16, True, ".pth"), (11, False, ".safetensors")])
 def test_a_torchvision_vgg_file_features_land_where_the_map_says(make_config, rgb_npz, tmp_path, depth, batch_norm,
                                                                   suffix):

@@ -142,6 +142,7 @@ def test_report_on_regression_run_writes_its_plots_and_error_by_range(runs):
     assert "largest error in target range" in cli.stdout
 
 
+@pytest.mark.slow
 def test_report_on_binary_run_decides_with_the_threshold(runs, tmp_path):
     run_dir = runs["binary"].run_dir
     (run_dir / "threshold.json").unlink(missing_ok=True)
@@ -156,6 +157,7 @@ def test_report_on_binary_run_decides_with_the_threshold(runs, tmp_path):
         (run_dir / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_multilabel_thresholds_are_tuned_per_label_and_the_report_decides_with_them(runs):
     run_dir = runs["multilabel"].run_dir
     cli = invoke("eval", run_dir, "--tune-threshold", "f1", "--report")
@@ -175,6 +177,7 @@ def test_multilabel_thresholds_are_tuned_per_label_and_the_report_decides_with_t
         (run_dir / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_text_report_quotes_the_worst_predicted_texts_of_their_rows(runs):
     run_dir = runs["text"].run_dir
     cli = invoke("eval", run_dir, "--report")

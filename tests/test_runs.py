@@ -220,6 +220,7 @@ def test_plot_overlays_runs_in_a_png_and_draws_in_the_terminal(tmp_path):
     assert bad.exit_code == 2 and "val/nope" in bad.stderr and "val/acc" in bad.stderr
 
 
+@pytest.mark.slow
 def test_runs_commands_import_neither_torch_nor_lightning(tmp_path):
     grid(tmp_path)
     code = ("import sys; from dlcli.cli import app; from typer.testing import CliRunner; r = CliRunner(); "

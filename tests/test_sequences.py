@@ -141,6 +141,7 @@ def test_waveforms_are_balanced_labelled_sequences():
 
 # --- training ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sine_lstm_beats_the_naive_forecast_tenfold(tmp_path):
     from dlcli.config.compose import compose
     from dlcli.training.train import train
@@ -158,6 +159,7 @@ def test_sine_lstm_beats_the_naive_forecast_tenfold(tmp_path):
     assert mse * 10 <= naive_mse, f"LSTM test MSE {mse:.5f} vs naive {naive_mse:.5f}"
 
 
+@pytest.mark.slow
 def test_gru_classifies_waveforms(tmp_path):
     from dlcli.config.compose import compose
     from dlcli.training.train import train

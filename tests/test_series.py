@@ -185,6 +185,7 @@ def test_model_yaml_sets_the_family_training_length_and_a_trainer_value_wins(mak
         make_config("model=fcn", "model.max_epochs=0")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["fcn", "resnet1d", "inception_time"])
 def test_series_families_wait_longer_before_stopping_and_a_given_patience_wins(make_config, family):
     def patience(*overrides: str) -> int:
@@ -232,6 +233,7 @@ def waves(seed: int, n: int = 120, steps: int = 64) -> tuple[np.ndarray, np.ndar
     return x.astype(np.float32), y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", SERIES)
 def test_sine_and_square_waves_are_told_apart_and_predicted_from_rows(tmp_path, make_config, model):
     from dlcli.training.predict import predict

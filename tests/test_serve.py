@@ -178,6 +178,7 @@ def test_serve_a_missing_run_or_a_busy_port_exits_2(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--port" in result.output
 
 
+@pytest.mark.slow
 def test_help_does_not_import_fastapi():
     code = ("import sys; from dlcli.cli import app; from typer.testing import CliRunner; "
             "r = CliRunner().invoke(app, ['serve', '--help']); assert r.exit_code == 0 and '--max-batch' in r.output; "

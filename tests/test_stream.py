@@ -116,6 +116,7 @@ def test_cache_key_is_checked_by_the_config(tmp_path):
                           "data.cache=disk"]).config)
 
 
+@pytest.mark.slow
 def test_streamed_run_trains_tests_and_evaluates_as_in_memory(tmp_path):
     from dlcli.training.evaluate import evaluate
     from dlcli.training.reload import load_run

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from dlcli.cli import app
 
 optuna = pytest.importorskip("optuna")
+pytestmark = pytest.mark.slow  # sweeps: several trainings each, some in subprocesses
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"]  # as conftest.py
 TINY = [*FAST, "data=iris", "trainer.max_epochs=1"]
@@ -108,6 +109,7 @@ def yaml_lr(run_dir: Path) -> float:
     return float(OmegaConf.load(run_dir / "config.yaml").optimizer.lr)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
     out = tmp_path / "outputs"
     args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003", *TINY, f"output_dir={out}",
@@ -152,6 +154,7 @@ def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
     assert killed in ([], ["interrupted"], ["dead"])
 
 
+@pytest.mark.slow
 def test_tpe_sweep_over_a_log_interval_lives_in_sqlite_and_resume_adds_trials(tmp_path):
     out = tmp_path / "outputs"
     proc = sweep("optimizer.lr=tag(log, interval(1e-4, 1e-1))", *TINY, f"output_dir={out}", "--strategy", "tpe",
@@ -176,6 +179,7 @@ def test_tpe_sweep_over_a_log_interval_lives_in_sqlite_and_resume_adds_trials(tm
     assert sorted(r["trial"] for r in runs(out, "tpe")) == list(range(10))
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_marked_failed_and_the_others_finish(tmp_path):
     out = tmp_path / "outputs"
     proc = sweep("optimizer=sgd", "optimizer.lr=0.01,1e30,0.02", *TINY, f"output_dir={out}", "--name", "div",

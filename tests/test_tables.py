@@ -122,6 +122,7 @@ def _sklearn_accuracy(path: str, seed: int) -> tuple[float, int]:
     return float((model.predict(x[idx["test"]]) == y[idx["test"]]).mean()), len(idx["test"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_raw_csv_trains_with_no_options_as_well_as_logistic_regression(tmp_path, make_config, seed):
     path = write_csv(tmp_path / "shop.csv", HEADER, shop_rows(800, seed))

@@ -185,6 +185,7 @@ def test_eda_on_image_or_char_data_is_refused_before_training(make_config, data)
         build_run(composed.config)
 
 
+@pytest.mark.slow
 def test_text_gru_trains_with_eda_on_training_batches_only(make_config, monkeypatch):
     from dlcli.training.train import train
 

@@ -43,6 +43,7 @@ def test_step_flops_counts_a_forward_pass_and_leaves_the_model_as_it_was():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/stat")
 def test_busy_cores_sees_a_busy_loop_that_started_a_moment_ago():
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])

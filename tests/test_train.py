@@ -62,10 +62,12 @@ def test_best_checkpoint_is_what_gets_tested(make_config):
     assert state["epoch"] == result.best["epoch"]
 
 
+@pytest.mark.slow
 def test_perceptron_learns_digits(make_config):
     assert run(make_config, "model=perceptron").metrics["test/acc"] >= 0.9
 
 
+@pytest.mark.slow
 def test_cnn_defaults_learn_digits_in_three_epochs(make_config):
     # model=cnn as it comes (conv 32 -> pool -> conv 64 -> pool -> flatten -> dropout 0.5 -> dense, batch norm)
     # on digits' default scaling; measured after 3 epochs: 0.963-0.985 test accuracy (seeds 42, 0-4)
@@ -74,12 +76,14 @@ def test_cnn_defaults_learn_digits_in_three_epochs(make_config):
     assert result.summary["num_params"] == (9 * 32 + 2 * 32) + (9 * 32 * 64 + 2 * 64) + (64 * 2 * 2 * 10 + 10)
 
 
+@pytest.mark.slow
 def test_binary_breast_cancer_with_bce(make_config):
     result = run(make_config, "data=breast_cancer", "loss=bce")
     assert result.summary["task"] == "binary"
     assert result.metrics["test/acc"] >= 0.9
 
 
+@pytest.mark.slow
 def test_regression_diabetes_with_mse(make_config):
     result = run(make_config, "data=diabetes", "loss=mse")
     m = result.metrics
@@ -90,6 +94,7 @@ def test_regression_diabetes_with_mse(make_config):
     assert m["test/rmse"] >= m["test/mae"]
 
 
+@pytest.mark.slow
 def test_csv_with_string_labels(make_config, tmp_path):
     import numpy as np
 

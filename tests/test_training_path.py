@@ -74,6 +74,7 @@ def test_evaluation_batches_fill_8_mib_of_inputs_unless_set():
     assert eval_batch_size({"batch_size": 8}, contrastive) == 8
 
 
+@pytest.mark.slow
 def test_evaluation_batch_size_leaves_the_metrics_as_they_are(make_config):
     runs = [train(make_config("trainer.max_epochs=2", "model.hidden=[32]", *extra).config)
             for extra in ([], ["data.eval_batch_size=7"])]
@@ -148,6 +149,7 @@ def test_progress_bar_reads_metrics_at_most_every_interval(monkeypatch):
     assert isinstance(reads[-1], float)  # the epoch's mean training loss
 
 
+@pytest.mark.slow
 def test_channels_last_trains_a_cnn_with_nhwc_weights(make_config):
     from dlcli.training.reload import load_run
 
@@ -158,6 +160,7 @@ def test_channels_last_trains_a_cnn_with_nhwc_weights(make_config):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.slow
 def test_compiled_model_trains_and_saves_the_plain_models_weights(make_config):
     import torch._dynamo
 

@@ -28,6 +28,7 @@ def run(make_config, *overrides):
     return train(composed.config, composed.overrides)
 
 
+@pytest.mark.slow
 def test_pretrained_weights_load_a_new_head_is_fresh_and_frozen_parts_stay(make_config, three_digits):
     source = run(make_config, "trainer.max_epochs=3")
     source_state = torch.load(source.run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
@@ -43,6 +44,7 @@ def test_pretrained_weights_load_a_new_head_is_fresh_and_frozen_parts_stay(make_
     assert result.metrics["test/acc"] > 0.9
 
 
+@pytest.mark.slow
 def test_run_id_prefix_and_errors(make_config, out_dir):
     source = run(make_config, "trainer.max_epochs=1")
     composed = make_config(f"model.pretrained={source.run_dir.name[:15]}", "trainer.max_epochs=1")

@@ -95,6 +95,7 @@ def test_transformer_refuses_mismatched_inputs():
         build("transformer", (10,), VOCAB, dropout=1.0)
 
 
+@pytest.mark.slow
 def test_vit_learns_digits(tmp_path):
     # measured: test/acc 0.926 at seed 42 (0.92-0.93 at seeds 1, 2), about 20 s on one CPU thread
     c = compose([f"output_dir={tmp_path / 'o'}", "model=vit", "trainer.max_epochs=8",

@@ -150,6 +150,7 @@ def variable_length_set(seed: int, n: int = 400, steps: int = 30):
     return end, start, y, lengths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gru", "lstm"])
 def test_nan_padding_at_the_end_trains_as_well_as_padding_at_the_start(tmp_path, make_config, model):
     from dlcli.training.train import train
