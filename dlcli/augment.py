@@ -9,6 +9,9 @@ task=contrastive: its loss compares two augmented views of each image, on every 
 
 from __future__ import annotations
 
+from typing import Any
+
+from dlcli.config.types import Count, NonNegativeFloat, PositiveFloat, Prob
 from dlcli.errors import DlcliError
 from dlcli.registry import AUG_OPS, AUGMENTATIONS
 from dlcli.tasks import get_task
@@ -24,7 +27,7 @@ def _pair(v: float | list[float]) -> tuple[float, float]:
 
 
 @AUG_OPS.register()
-def hflip(in_shape: tuple[int, ...], p: float = 0.5):
+def hflip(in_shape: tuple[int, ...], p: Prob = 0.5):
     """Mirror left-right."""
     import kornia.augmentation as K
 
@@ -32,7 +35,7 @@ def hflip(in_shape: tuple[int, ...], p: float = 0.5):
 
 
 @AUG_OPS.register()
-def vflip(in_shape: tuple[int, ...], p: float = 0.5):
+def vflip(in_shape: tuple[int, ...], p: Prob = 0.5):
     """Mirror top-bottom."""
     import kornia.augmentation as K
 
@@ -40,7 +43,7 @@ def vflip(in_shape: tuple[int, ...], p: float = 0.5):
 
 
 @AUG_OPS.register()
-def rotation(in_shape: tuple[int, ...], degrees: float = 15.0, p: float = 0.5):
+def rotation(in_shape: tuple[int, ...], degrees: float = 15.0, p: Prob = 0.5):
     """Rotate by a random angle in [-degrees, degrees]."""
     import kornia.augmentation as K
 
@@ -48,7 +51,7 @@ def rotation(in_shape: tuple[int, ...], degrees: float = 15.0, p: float = 0.5):
 
 
 @AUG_OPS.register()
-def translate(in_shape: tuple[int, ...], fraction: float = 0.1, p: float = 0.5):
+def translate(in_shape: tuple[int, ...], fraction: float = 0.1, p: Prob = 0.5):
     """Shift by up to `fraction` of the width and height."""
     import kornia.augmentation as K
 
@@ -57,7 +60,7 @@ def translate(in_shape: tuple[int, ...], fraction: float = 0.1, p: float = 0.5):
 
 @AUG_OPS.register()
 def affine(in_shape: tuple[int, ...], degrees: float = 10.0, translate: float = 0.1,
-           scale: list[float] = (0.9, 1.1), shear: float = 5.0, p: float = 0.5):
+           scale: list[float] = (0.9, 1.1), shear: float = 5.0, p: Prob = 0.5):
     """Random affine: rotation, translation, zoom (scale) and shear together."""
     import kornia.augmentation as K
 
@@ -66,7 +69,7 @@ def affine(in_shape: tuple[int, ...], degrees: float = 10.0, translate: float = 
 
 @AUG_OPS.register()
 def resized_crop(in_shape: tuple[int, ...], scale: list[float] = (0.8, 1.0), ratio: list[float] = (0.75, 1.333),
-                 p: float = 0.5):
+                 p: Prob = 0.5):
     """Crop a random area (a `scale` share of the image) and zoom it back to the image size."""
     import kornia.augmentation as K
 
@@ -74,7 +77,7 @@ def resized_crop(in_shape: tuple[int, ...], scale: list[float] = (0.8, 1.0), rat
 
 
 @AUG_OPS.register()
-def brightness(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
+def brightness(in_shape: tuple[int, ...], factor: float = 0.2, p: Prob = 0.5):
     """Add a random brightness in [-factor, factor] (pixels in 0..1: use data.scaling=minmax)."""
     import kornia.augmentation as K
 
@@ -82,7 +85,7 @@ def brightness(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
 
 
 @AUG_OPS.register()
-def contrast(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
+def contrast(in_shape: tuple[int, ...], factor: float = 0.2, p: Prob = 0.5):
     """Scale contrast by a random factor in [1 - factor, 1 + factor]."""
     import kornia.augmentation as K
 
@@ -90,7 +93,7 @@ def contrast(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
 
 
 @AUG_OPS.register()
-def saturation(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
+def saturation(in_shape: tuple[int, ...], factor: float = 0.2, p: Prob = 0.5):
     """Scale colour saturation by a random factor in [1 - factor, 1 + factor] (RGB only)."""
     import kornia.augmentation as K
 
@@ -100,7 +103,7 @@ def saturation(in_shape: tuple[int, ...], factor: float = 0.2, p: float = 0.5):
 
 
 @AUG_OPS.register()
-def hue(in_shape: tuple[int, ...], shift: float = 0.05, p: float = 0.5):
+def hue(in_shape: tuple[int, ...], shift: float = 0.05, p: Prob = 0.5):
     """Shift the hue by up to `shift` of the colour circle, in [-0.5, 0.5] (RGB only)."""
     import kornia.augmentation as K
 
@@ -110,7 +113,7 @@ def hue(in_shape: tuple[int, ...], shift: float = 0.05, p: float = 0.5):
 
 
 @AUG_OPS.register()
-def gaussian_noise(in_shape: tuple[int, ...], std: float = 0.05, p: float = 0.5):
+def gaussian_noise(in_shape: tuple[int, ...], std: NonNegativeFloat = 0.05, p: Prob = 0.5):
     """Add gaussian noise of standard deviation `std`."""
     import kornia.augmentation as K
 
@@ -118,7 +121,7 @@ def gaussian_noise(in_shape: tuple[int, ...], std: float = 0.05, p: float = 0.5)
 
 
 @AUG_OPS.register()
-def gaussian_blur(in_shape: tuple[int, ...], kernel_size: int = 3, sigma: list[float] = (0.1, 1.0), p: float = 0.5):
+def gaussian_blur(in_shape: tuple[int, ...], kernel_size: Count = 3, sigma: list[float] = (0.1, 1.0), p: Prob = 0.5):
     """Blur with a gaussian kernel whose sigma is drawn from `sigma`."""
     import kornia.augmentation as K
 
@@ -127,7 +130,7 @@ def gaussian_blur(in_shape: tuple[int, ...], kernel_size: int = 3, sigma: list[f
 
 @AUG_OPS.register()
 def erasing(in_shape: tuple[int, ...], scale: list[float] = (0.02, 0.2), ratio: list[float] = (0.3, 3.3),
-            value: float = 0.0, p: float = 0.5):
+            value: float = 0.0, p: Prob = 0.5):
     """Cutout / random erasing: blank a random rectangle (a `scale` share of the image) with `value`."""
     import kornia.augmentation as K
 
@@ -135,7 +138,7 @@ def erasing(in_shape: tuple[int, ...], scale: list[float] = (0.02, 0.2), ratio: 
 
 
 @AUG_OPS.register()
-def mixup(in_shape: tuple[int, ...], alpha: float = 0.2, p: float = 1.0):
+def mixup(in_shape: tuple[int, ...], alpha: PositiveFloat = 0.2, p: Prob = 1.0):
     """MixUp: blend pairs of samples and their targets with a Beta(alpha, alpha) weight."""
     from dlcli.nets.augment import MixUp
 
@@ -143,7 +146,7 @@ def mixup(in_shape: tuple[int, ...], alpha: float = 0.2, p: float = 1.0):
 
 
 @AUG_OPS.register()
-def cutmix(in_shape: tuple[int, ...], alpha: float = 1.0, p: float = 1.0):
+def cutmix(in_shape: tuple[int, ...], alpha: PositiveFloat = 1.0, p: Prob = 1.0):
     """CutMix: paste a box from another image; targets mixed by the pasted area."""
     from dlcli.nets.augment import CutMix
 
@@ -158,7 +161,26 @@ def none(in_shape: tuple[int, ...], num_classes: int | None, task: str):
     return None
 
 
-@AUGMENTATIONS.register()
+def check_ops(node: dict, path: str, check: Any) -> None:
+    """Validation of `augmentation=pipeline`: every op in ``augmentation.ops`` registered, with its
+    parameters (names, types, ranges such as p in [0, 1]) -- all problems at once, before any data is read."""
+    from dlcli.models.composed import _layer_spec
+
+    ops = node.get("ops")
+    for i, spec in enumerate(ops if isinstance(ops, list) else []):
+        where = f"{path}.ops[{i}]"
+        try:
+            name, params = _layer_spec(spec, where)
+        except DlcliError as e:
+            check.problem(where, str(e).removeprefix(f"{where}: ").replace("a layer is", "an op is"))
+            continue
+        if name not in AUG_OPS:
+            check.problem(where, AUG_OPS.unknown_message(name))
+        else:
+            check.fields(AUG_OPS.get(name).params, params, where, f"augmentation op '{name}'")
+
+
+@AUGMENTATIONS.register(check=check_ops)
 def pipeline(in_shape: tuple[int, ...], num_classes: int | None, task: str, ops: list = (),
              mix_off_last_epochs: int = 0):
     """Ops in order, each with its probability; mixup/cutmix last (one per batch), off for the last N epochs."""

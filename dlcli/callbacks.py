@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import Count, NonNegativeFloat, NonNegativeInt, PositiveFloat, Prob, ShrinkFactor
 from dlcli.errors import DlcliError
 from dlcli.registry import CALLBACKS
 
@@ -50,8 +51,8 @@ def model_checkpoint(run_dir: str, monitor: str = "auto", mode: Mode = "auto", s
 
 
 @CALLBACKS.register()
-def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", patience: int | None = None,
-                   min_delta: float = 0.0):
+def early_stopping(run_dir: str, monitor: str = "auto", mode: Mode = "auto", patience: NonNegativeInt | None = None,
+                   min_delta: NonNegativeFloat = 0.0):
     """Stop training when the monitored metric has not improved for `patience` epochs (after the trainer's minimum).
 
     `patience` null: the model family's (`model.patience`, 10 unless its YAML says otherwise)."""
@@ -78,7 +79,7 @@ def timer(run_dir: str, duration: str = "00:01:00:00"):
 
 
 @CALLBACKS.register()
-def ema(run_dir: str, decay: float = 0.999):
+def ema(run_dir: str, decay: Prob = 0.999):
     """Exponential moving average of the weights, used for validation, checkpoints and the test."""
     from dlcli.nets.callbacks import EMA
 
@@ -88,7 +89,7 @@ def ema(run_dir: str, decay: float = 0.999):
 
 
 @CALLBACKS.register()
-def swa(run_dir: str, swa_lrs: float = 0.01, swa_epoch_start: float = 0.8, annealing_epochs: int = 5):
+def swa(run_dir: str, swa_lrs: PositiveFloat = 0.01, swa_epoch_start: float = 0.8, annealing_epochs: Count = 5):
     """Stochastic weight averaging over the last epochs (Lightning's StochasticWeightAveraging)."""
     from pytorch_lightning.callbacks import StochasticWeightAveraging
 
@@ -97,8 +98,9 @@ def swa(run_dir: str, swa_lrs: float = 0.01, swa_epoch_start: float = 0.8, annea
 
 
 @CALLBACKS.register()
-def reduce_lr_on_plateau(run_dir: str, monitor: str = "val/loss", mode: Mode = "auto", factor: float = 0.1,
-                         patience: int = 5, min_lr: float = 0.0, min_delta: float = 1e-4):
+def reduce_lr_on_plateau(run_dir: str, monitor: str = "val/loss", mode: Mode = "auto",
+                         factor: ShrinkFactor = 0.1, patience: NonNegativeInt = 5, min_lr: NonNegativeFloat = 0.0,
+                         min_delta: NonNegativeFloat = 1e-4):
     """Multiply the learning rate by `factor` when the monitored metric stalls for `patience` epochs (Keras)."""
     from dlcli.nets.callbacks import ReduceLROnPlateau
 

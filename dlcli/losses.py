@@ -7,11 +7,12 @@ Multiclass targets are class ids (B,) ("sparse categorical") or, where noted, pr
 
 from __future__ import annotations
 
+from dlcli.config.types import Count, NonNegativeFloat, PositiveFloat, Rate
 from dlcli.registry import LOSSES
 
 
 @LOSSES.register(tasks=("multiclass",))
-def cross_entropy(label_smoothing: float = 0.0, class_weights: list[float] | None = None):
+def cross_entropy(label_smoothing: Rate = 0.0, class_weights: list[float] | None = None):
     """Cross-entropy on logits; class-id targets (sparse categorical) or probabilities (categorical)."""
     import torch
     from torch import nn
@@ -37,7 +38,7 @@ def kl_div():
 
 
 @LOSSES.register(tasks=("multiclass",))
-def focal(gamma: float = 2.0, alpha: list[float] | None = None):
+def focal(gamma: NonNegativeFloat = 2.0, alpha: list[float] | None = None):
     """Focal loss: cross-entropy scaled by (1 - p_true)^gamma, focusing on hard examples."""
     from dlcli.nets.losses import FocalLoss
 
@@ -45,7 +46,7 @@ def focal(gamma: float = 2.0, alpha: list[float] | None = None):
 
 
 @LOSSES.register(tasks=("binary", "multiclass"))
-def hinge(margin: float = 1.0):
+def hinge(margin: NonNegativeFloat = 1.0):
     """Hinge (SVM) loss: binary on one logit with ±1 targets, or the multiclass margin loss."""
     from dlcli.nets.losses import HingeLoss
 
@@ -79,7 +80,7 @@ def mae():
 
 
 @LOSSES.register(tasks=("regression", "reconstruction"))
-def huber(delta: float = 1.0):
+def huber(delta: PositiveFloat = 1.0):
     """Huber loss: quadratic for errors under delta, linear beyond (robust regression)."""
     from torch import nn
 
@@ -87,7 +88,7 @@ def huber(delta: float = 1.0):
 
 
 @LOSSES.register(tasks=("regression", "reconstruction"))
-def smooth_l1(beta: float = 1.0):
+def smooth_l1(beta: NonNegativeFloat = 1.0):
     """Smooth L1: Huber divided by beta (quadratic under beta, |error| - beta/2 beyond)."""
     from torch import nn
 
@@ -103,7 +104,7 @@ def ctc(zero_infinity: bool = True):
 
 
 @LOSSES.register(tasks=("metric_learning",))
-def triplet(margin: float = 0.2, embedding_dim: int = 32):
+def triplet(margin: NonNegativeFloat = 0.2, embedding_dim: Count = 32):
     """Triplet loss, batch-hard: same-class embeddings closer than other-class ones by a margin."""
     from dlcli.nets.losses import BatchHardTriplet
 
@@ -111,7 +112,7 @@ def triplet(margin: float = 0.2, embedding_dim: int = 32):
 
 
 @LOSSES.register(tasks=("metric_learning",))
-def cosine_embedding(margin: float = 0.5, embedding_dim: int = 32):
+def cosine_embedding(margin: NonNegativeFloat = 0.5, embedding_dim: Count = 32):
     """Cosine embedding loss over all pairs: same class -> cosine 1, other classes -> below margin."""
     from dlcli.nets.losses import PairwiseCosineEmbedding
 
@@ -119,7 +120,7 @@ def cosine_embedding(margin: float = 0.5, embedding_dim: int = 32):
 
 
 @LOSSES.register(tasks=("contrastive",))
-def nt_xent(temperature: float = 0.5, embedding_dim: int = 64):
+def nt_xent(temperature: PositiveFloat = 0.5, embedding_dim: Count = 64):
     """NT-Xent (SimCLR): two augmented views of an image embed close, other images apart; no labels."""
     from dlcli.nets.losses import NTXent
 

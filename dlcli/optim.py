@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from dlcli.config.types import NonNegativeFloat, PositiveFloat, Rate
 from dlcli.errors import DlcliError
 from dlcli.registry import OPTIMIZERS
 
@@ -56,8 +57,8 @@ def param_groups(named: Iterable[tuple[str, Any]], lr: float, weight_decay: floa
 
 
 @OPTIMIZERS.register()
-def sgd(params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-        dampening: float = 0.0):
+def sgd(params, lr: PositiveFloat = 0.01, momentum: NonNegativeFloat = 0.0, nesterov: bool = False,
+        weight_decay: NonNegativeFloat = 0.0, dampening: NonNegativeFloat = 0.0):
     """Stochastic gradient descent, optionally with (Nesterov) momentum."""
     import torch
 
@@ -68,8 +69,8 @@ def sgd(params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
 
 
 @OPTIMIZERS.register()
-def adagrad(params, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-10,
-            initial_accumulator_value: float = 0.0):
+def adagrad(params, lr: PositiveFloat = 0.01, lr_decay: NonNegativeFloat = 0.0, weight_decay: NonNegativeFloat = 0.0,
+            eps: PositiveFloat = 1e-10, initial_accumulator_value: NonNegativeFloat = 0.0):
     """AdaGrad: per-parameter steps shrinking with the sum of past squared gradients."""
     import torch
 
@@ -78,8 +79,8 @@ def adagrad(params, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float
 
 
 @OPTIMIZERS.register()
-def rmsprop(params, lr: float = 0.001, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-            momentum: float = 0.0, centered: bool = False):
+def rmsprop(params, lr: PositiveFloat = 0.001, alpha: NonNegativeFloat = 0.99, eps: PositiveFloat = 1e-8,
+            weight_decay: NonNegativeFloat = 0.0, momentum: NonNegativeFloat = 0.0, centered: bool = False):
     """RMSProp: steps scaled by a running average of squared gradients."""
     import torch
 
@@ -88,8 +89,8 @@ def rmsprop(params, lr: float = 0.001, alpha: float = 0.99, eps: float = 1e-8, w
 
 
 @OPTIMIZERS.register()
-def adam(params, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0, amsgrad: bool = False):
+def adam(params, lr: PositiveFloat = 0.001, betas: tuple[Rate, Rate] = (0.9, 0.999), eps: PositiveFloat = 1e-8,
+         weight_decay: NonNegativeFloat = 0.0, amsgrad: bool = False):
     """Adam: adaptive per-parameter step sizes with momentum."""
     import torch
 
@@ -97,8 +98,8 @@ def adam(params, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), e
 
 
 @OPTIMIZERS.register()
-def adamw(params, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 0.01, amsgrad: bool = False):
+def adamw(params, lr: PositiveFloat = 0.001, betas: tuple[Rate, Rate] = (0.9, 0.999), eps: PositiveFloat = 1e-8,
+          weight_decay: NonNegativeFloat = 0.01, amsgrad: bool = False):
     """AdamW: Adam with decoupled weight decay (applied to the weights, not mixed into the gradient)."""
     import torch
 
@@ -107,8 +108,8 @@ def adamw(params, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), 
 
 
 @OPTIMIZERS.register()
-def nadam(params, lr: float = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 0.0, momentum_decay: float = 0.004):
+def nadam(params, lr: PositiveFloat = 0.002, betas: tuple[Rate, Rate] = (0.9, 0.999), eps: PositiveFloat = 1e-8,
+          weight_decay: NonNegativeFloat = 0.0, momentum_decay: NonNegativeFloat = 0.004):
     """NAdam: Adam with Nesterov momentum."""
     import torch
 
@@ -117,8 +118,8 @@ def nadam(params, lr: float = 0.002, betas: tuple[float, float] = (0.9, 0.999), 
 
 
 @OPTIMIZERS.register()
-def radam(params, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-          weight_decay: float = 0.0):
+def radam(params, lr: PositiveFloat = 0.001, betas: tuple[Rate, Rate] = (0.9, 0.999), eps: PositiveFloat = 1e-8,
+          weight_decay: NonNegativeFloat = 0.0):
     """RAdam: Adam with a rectified (warmup-free) adaptive learning rate."""
     import torch
 

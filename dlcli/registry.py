@@ -98,7 +98,7 @@ class Registry:
         return deco
 
     def _params(self, fn: Callable) -> dict[str, Param]:
-        hints = get_type_hints(fn)
+        hints = get_type_hints(fn, include_extras=True)
         params = {}
         for p in inspect.signature(fn).parameters.values():
             if p.name in self.injected or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

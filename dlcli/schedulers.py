@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Literal
 
+from dlcli.config.types import Count, NonNegativeFloat, NonNegativeInt, PositiveFloat, Prob, ShrinkFactor
 from dlcli.errors import DlcliError
 from dlcli.registry import SCHEDULERS
 
@@ -41,7 +42,7 @@ def constant(optimizer, max_epochs: int, steps_per_epoch: int):
 
 
 @SCHEDULERS.register()
-def step(optimizer, max_epochs: int, steps_per_epoch: int, step_size: int = 10, gamma: float = 0.1):
+def step(optimizer, max_epochs: int, steps_per_epoch: int, step_size: Count = 10, gamma: PositiveFloat = 0.1):
     """Step decay: multiply the learning rate by gamma every step_size epochs."""
     import torch
 
@@ -51,7 +52,7 @@ def step(optimizer, max_epochs: int, steps_per_epoch: int, step_size: int = 10, 
 
 @SCHEDULERS.register()
 def multistep(optimizer, max_epochs: int, steps_per_epoch: int, milestones: list[int] = (10, 20),
-              gamma: float = 0.1):
+              gamma: PositiveFloat = 0.1):
     """Multi-step decay: multiply the learning rate by gamma at each milestone epoch."""
     import torch
 
@@ -60,7 +61,7 @@ def multistep(optimizer, max_epochs: int, steps_per_epoch: int, milestones: list
 
 
 @SCHEDULERS.register()
-def exponential(optimizer, max_epochs: int, steps_per_epoch: int, gamma: float = 0.95):
+def exponential(optimizer, max_epochs: int, steps_per_epoch: int, gamma: PositiveFloat = 0.95):
     """Exponential decay: multiply the learning rate by gamma after every epoch."""
     import torch
 
@@ -69,7 +70,7 @@ def exponential(optimizer, max_epochs: int, steps_per_epoch: int, gamma: float =
 
 
 @SCHEDULERS.register()
-def cosine(optimizer, max_epochs: int, steps_per_epoch: int, eta_min: float = 0.0):
+def cosine(optimizer, max_epochs: int, steps_per_epoch: int, eta_min: NonNegativeFloat = 0.0):
     """Cosine annealing from the learning rate down to eta_min at the end of training."""
     import torch
 
@@ -79,8 +80,8 @@ def cosine(optimizer, max_epochs: int, steps_per_epoch: int, eta_min: float = 0.
 
 
 @SCHEDULERS.register()
-def cosine_restarts(optimizer, max_epochs: int, steps_per_epoch: int, T_0: int = 10, T_mult: int = 1,
-                    eta_min: float = 0.0):
+def cosine_restarts(optimizer, max_epochs: int, steps_per_epoch: int, T_0: Count = 10, T_mult: Count = 1,
+                    eta_min: NonNegativeFloat = 0.0):
     """Cosine annealing with warm restarts (SGDR): restart every T_0 epochs, each cycle T_mult times longer."""
     import torch
 
@@ -91,8 +92,8 @@ def cosine_restarts(optimizer, max_epochs: int, steps_per_epoch: int, T_0: int =
 
 
 @SCHEDULERS.register()
-def onecycle(optimizer, max_epochs: int, steps_per_epoch: int, max_lr: float | None = None,
-             pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 10000.0,
+def onecycle(optimizer, max_epochs: int, steps_per_epoch: int, max_lr: PositiveFloat | None = None,
+             pct_start: Prob = 0.3, div_factor: PositiveFloat = 25.0, final_div_factor: PositiveFloat = 10000.0,
              anneal_strategy: Literal["cos", "linear"] = "cos", cycle_momentum: bool = True):
     """One-cycle policy: rise from max_lr/div_factor to max_lr, then anneal far below the start."""
     import torch
@@ -110,7 +111,8 @@ def onecycle(optimizer, max_epochs: int, steps_per_epoch: int, max_lr: float | N
 
 
 @SCHEDULERS.register()
-def polynomial(optimizer, max_epochs: int, steps_per_epoch: int, power: float = 1.0, min_lr: float = 0.0):
+def polynomial(optimizer, max_epochs: int, steps_per_epoch: int, power: NonNegativeFloat = 1.0,
+               min_lr: NonNegativeFloat = 0.0):
     """Polynomial decay from the learning rate to min_lr at the end of training (power 1: linear)."""
     import torch
 
@@ -128,8 +130,8 @@ def polynomial(optimizer, max_epochs: int, steps_per_epoch: int, power: float = 
 
 @SCHEDULERS.register()
 def plateau(optimizer, max_epochs: int, steps_per_epoch: int, monitor: str = "val/loss",
-            mode: Literal["auto", "min", "max"] = "auto", factor: float = 0.1, patience: int = 10,
-            min_lr: float = 0.0):
+            mode: Literal["auto", "min", "max"] = "auto", factor: ShrinkFactor = 0.1, patience: NonNegativeInt = 10,
+            min_lr: NonNegativeFloat = 0.0):
     """Reduce the learning rate by factor when the monitored metric stops improving for patience epochs."""
     import torch
 

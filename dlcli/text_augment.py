@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dlcli.config.types import Prob
 from dlcli.errors import DlcliError
 from dlcli.registry import AUGMENTATIONS
 
@@ -79,8 +80,8 @@ def synonym_ids(synonyms: dict[str, list[str]], vocab: list[str]) -> dict[int, l
 
 @AUGMENTATIONS.register(inputs="tokens")
 def eda(vocab: list[str] | None = None, text: dict | None = None, synonyms: str | None = None,
-        synonym_rate: float = 0.1, insert_rate: float = 0.1, swap_rate: float = 0.1, delete_rate: float = 0.1,
-        p: float = 0.5):
+        synonym_rate: Prob = 0.1, insert_rate: Prob = 0.1, swap_rate: Prob = 0.1, delete_rate: Prob = 0.1,
+        p: Prob = 0.5):
     """EDA for word-level text: synonym replacement, random insertion, swap and deletion of tokens.
 
     Without a synonym file, replacement is skipped and insertion inserts a copy of a random word of the text.

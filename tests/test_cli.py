@@ -25,7 +25,7 @@ def invoke(*args):
         (["train", "optimizer.lrr=0.1"], "Did you mean 'lr'?"),
         (["train", "model=mlpp"], "Did you mean 'model=mlp'?"),
         (["train", "data.scaling=zscore"], "expected one of 'none', 'minmax', 'symmetric', 'standard'"),
-        (["train", "trainer.max_epochs=ten"], "trainer.max_epochs: expected an integer or null, got 'ten'"),
+        (["train", "trainer.max_epochs=ten"], "trainer.max_epochs: expected an integer >= 1 or null, got 'ten'"),
         (["train", "data=csv", "data.path=/no/such.csv", "data.target=y"], "CSV file not found: '/no/such.csv'"),
         (["train", "data=diabetes"], "loss 'cross_entropy' does not fit a regression task"),
         (["train", "-C", "/no/such/dir"], "config dir '/no/such/dir'"),

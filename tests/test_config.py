@@ -67,13 +67,13 @@ def test_all_problems_are_reported_together():
                                     "trainer.max_epochs=abc", "+foo=1")
     assert {p.path for p in problems} == {"model", "optimizer.lrr", "data.scaling", "trainer.max_epochs", "foo"}
     assert message.startswith("5 problems in the config:")
-    assert "expected an integer or null, got 'abc' (string)" in message  # null: the model's max_epochs
+    assert "expected an integer >= 1 or null, got 'abc' (string)" in message  # null: the model's max_epochs
     assert "expected one of 'none', 'minmax', 'symmetric', 'standard', 'channel', 'auto', got 'zscore'" in message
 
 
 def test_wrong_type_for_a_component_param():
     _, message = problems_of("model.hidden=wide")
-    assert "model.hidden: expected a list of integers, got 'wide' (string)" in message
+    assert "model.hidden: expected a list of integers, each >= 1, got 'wide' (string)" in message
 
 
 def test_unknown_key_in_a_users_yaml_names_the_file(tmp_path):

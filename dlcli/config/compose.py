@@ -126,7 +126,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
     composed = Composed(raw, overrides, choices, dirs, _precedence_notes(dirs))
     if check:
         try:
-            composed.config = validate(raw, composed.where)
+            composed.config = validate(raw, composed.where, composed.notes)
         except ConfigError as e:
             problems += e.problems
     if problems:

@@ -8,7 +8,12 @@ optimizer, ...) are typed by their registered builder's signature instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from dlcli.config.types import Count, NonNegativeFloat, NonNegativeInt, Range, Rate
+
+Fraction01 = Annotated[float, Range(0, 1, open_low=True)]  # (0, 1]
+Seed = Annotated[int, Range(0, 2**32 - 1)]  # numpy's seeds
 
 Precision = Literal[
     "32-true", "32", 32, "16-mixed", "16-true", "16", 16, "bf16-mixed", "bf16-true", "bf16",
@@ -20,11 +25,11 @@ Precision = Literal[
 class TopConfig:
     """The top level of a run's config; the groups are validated separately."""
 
-    seed: int = 42
+    seed: Seed = 42
     name: str = "run"
     output_dir: str = "outputs"
     task: str = "auto"  # "auto" or a registered task (dlcli/tasks/; `dlcli list tasks`)
-    threads: int | Literal["auto"] | None = "auto"  # auto: dlcli/training/threads.py
+    threads: Count | Literal["auto"] | None = "auto"  # auto: dlcli/training/threads.py
     regularization: dict | None = None
     metrics: list[str] | None = None
     finetune: dict | None = None
@@ -43,27 +48,27 @@ class TopConfig:
 class TrainerConfig:
     """Passed to ``pytorch_lightning.Trainer``; the names are Lightning's."""
 
-    max_epochs: int | None = None  # None: the model's (ModelConfig.max_epochs), filled in by validation
-    min_epochs: int | None = None
-    min_steps: int | None = None  # None: the model's (ModelConfig.min_steps)
+    max_epochs: Count | None = None  # None: the model's (ModelConfig.max_epochs), filled in by validation
+    min_epochs: NonNegativeInt | None = None
+    min_steps: NonNegativeInt | None = None  # None: the model's (ModelConfig.min_steps)
     max_time: str | None = None
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
-    devices: int | str | list[int] = "auto"
+    devices: Count | str | list[NonNegativeInt] = "auto"
     strategy: str = "auto"
-    num_nodes: int = 1
+    num_nodes: Count = 1
     precision: Precision = "32-true"
     deterministic: bool = False
     benchmark: bool | None = None
-    gradient_clip_val: float | None = None
+    gradient_clip_val: NonNegativeFloat | None = None
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
-    accumulate_grad_batches: int = 1
-    log_every_n_steps: int = 50
-    check_val_every_n_epoch: int = 1
+    accumulate_grad_batches: Count = 1
+    log_every_n_steps: Count = 50
+    check_val_every_n_epoch: Count = 1
     limit_train_batches: int | float | None = None
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     enable_progress_bar: bool = True
-    num_sanity_val_steps: int = 0
+    num_sanity_val_steps: Annotated[int, Range(-1)] = 0  # -1: all
     matmul_precision: Literal["highest", "high", "medium"] | None = None
 
 
@@ -81,9 +86,9 @@ class ModelConfig:
     # the model family's training length, used where trainer.max_epochs / trainer.min_steps /
     # callbacks.early_stopping.patience are left at null: families such as fcn need hundreds of optimiser steps,
     # which small sets give in 1-2 an epoch, and keep improving after tens of flat epochs (conf/model/fcn.yaml)
-    max_epochs: int = 30
-    min_steps: int | None = None
-    patience: int = 10
+    max_epochs: Count = 30
+    min_steps: Count | None = None
+    patience: Count = 10
 
 
 @dataclass
@@ -107,7 +112,7 @@ class OptimizerConfig:
 class RegularizationConfig:
     """Penalties added to the training loss."""
 
-    l1: float = 0.0
+    l1: NonNegativeFloat = 0.0
 
 
 @dataclass
@@ -115,9 +120,9 @@ class SchedulerConfig:
     """Keys every scheduler takes: linear warmup from warmup_start_factor x lr, then the schedule."""
 
     name: str = "none"
-    warmup_epochs: int = 0
-    warmup_steps: int = 0
-    warmup_start_factor: float = 0.01
+    warmup_epochs: NonNegativeInt = 0
+    warmup_steps: NonNegativeInt = 0
+    warmup_start_factor: Fraction01 = 0.01  # LinearLR's start_factor: (0, 1]
 
 
 @dataclass
@@ -125,9 +130,9 @@ class DataConfig:
     """Keys every dataset takes; a dataset's own keys come from its builder's signature."""
 
     name: str = "digits"
-    batch_size: int = 32
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    batch_size: Count = 32
+    val_fraction: Rate = 0.15
+    test_fraction: Rate = 0.15
     stratify: bool = True
     # auto: standard, or channel with ImageNet's statistics for an ImageNet backbone (model.pretrained)
     scaling: Literal["none", "minmax", "symmetric", "standard", "channel", "auto"] = "auto"
@@ -135,10 +140,10 @@ class DataConfig:
     channel_std: list[float] | None = None
     resize: int | list[int] | None = None
     channels: Literal[1, 3] | None = None
-    label_fraction: float = 1.0
+    label_fraction: Fraction01 = 1.0
     target_scaling: Literal["none", "standard"] = "standard"
-    num_workers: int | Literal["auto"] = 0  # auto: 0 in memory, a few when streamed (dlcli/data/stream.py)
-    eval_batch_size: int | None = None
+    num_workers: NonNegativeInt | Literal["auto"] = 0  # auto: 0 in memory, a few when streamed (dlcli/data/stream.py)
+    eval_batch_size: Count | None = None
     anomaly_classes: list[int | str] | None = None
     # official splits (dlcli/data/splits.py): files that are the test / validation split, read by the same loader
     # as data.path (data.root for folders); the rest is carved from train only where no file is given

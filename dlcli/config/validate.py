@@ -63,7 +63,7 @@ class ConfigError(DlcliError):
 
 
 def dataclass_params(cls: type) -> dict[str, Param]:
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     out = {}
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
@@ -77,9 +77,12 @@ def dataclass_params(cls: type) -> dict[str, Param]:
 
 
 class _Checker:
+    """Collects every problem in a config (and notes on what validation changed), instead of stopping at one."""
+
     def __init__(self, where: Callable[[str], str]) -> None:
         self.where = where
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message, self.where(path)))
@@ -137,8 +140,13 @@ class _Checker:
         if name not in registry:
             self.problem(f"{path}.name", registry.unknown_message(name))
             return dict(node)
-        params = {"name": Param("name", str)} | (extra or {}) | registry.get(name).params
-        return self.fields(params, node, path, f"{registry.kind} '{name}'")
+        entry = registry.get(name)
+        params = {"name": Param("name", str)} | (extra or {}) | entry.params
+        out = self.fields(params, node, path, f"{registry.kind} '{name}'")
+        nested = entry.meta.get("check")  # a builder's own check of what it nests (a model's layers, ops)
+        if nested is not None:
+            nested(out, path, self)
+        return out
 
     def callbacks(self, node: Any, path: str = "callbacks") -> dict:
         """`callbacks: {<callback name>: {params} | null}`; null switches one off."""
@@ -166,10 +174,22 @@ def _literal_strings(ann: Any) -> list[str]:
     return [s for a in get_args(ann) for s in _literal_strings(a)]
 
 
-def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
+# Rules that relate several keys, each seeing the whole checked config: ``rule(out, check)`` reports problems
+# with ``check.problem`` and may fill in values, saying so with ``check.notes``. They run after every key was
+# checked on its own, so a value they read has its declared type (or is missing, if it had a problem).
+RULES: list[Callable[[dict, _Checker], None]] = []
+
+
+def rule(fn: Callable[[dict, _Checker], None]) -> Callable[[dict, _Checker], None]:
+    RULES.append(fn)
+    return fn
+
+
+def validate(raw: dict, where: Callable[[str], str] = lambda path: "", notes: list[str] | None = None) -> dict:
     """Check a composed config (plain dict); return it normalised or raise :class:`ConfigError`.
 
-    ``where(path)`` tells where a key came from (an override, a YAML file), for the messages.
+    ``where(path)`` tells where a key came from (an override, a YAML file), for the messages; what
+    validation decided for the user (e.g. a monitor without a validation split) is appended to ``notes``.
     """
     from dlcli.config.safety import code_problems
 
@@ -193,18 +213,11 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
         check.problem("task", f"unknown task '{out['task']}'.{did_you_mean(out['task'], TASKS.names())} "
                               f"Available: auto, {', '.join(TASKS.names())}")
     data = out["data"]
-    if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float):
-        if not (0 <= data["val_fraction"] < 1 and 0 <= data["test_fraction"] < 1
-                and data["val_fraction"] + data["test_fraction"] < 1):
-            check.problem("data.val_fraction", "val_fraction and test_fraction must each be in [0, 1) "
-                          f"and leave data to train on (now {data['val_fraction']} + {data['test_fraction']})")
     if data.get("name") in DATASETS:  # data.test_path needs a dataset read from a file (dlcli/data/splits.py)
         from dlcli.data.splits import split_key_problems
 
         for path, message in split_key_problems(data, DATASETS.get(data["name"]).params, DATASETS):
             check.problem(path, message)
-    if isinstance(data.get("batch_size"), int) and data["batch_size"] < 1:
-        check.problem("data.batch_size", f"must be at least 1, got {data['batch_size']}")
     from dlcli.metrics import known
 
     for i, name in enumerate(out.get("metrics") or []):
@@ -222,28 +235,70 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
         if isinstance(fixed.get("epochs"), int) and fixed["epochs"] < 1:
             check.problem(f"finetune.stages[{i}].epochs", f"must be at least 1, got {fixed['epochs']}")
         stages[i] = fixed
-    if stages and out["scheduler"].get("name") != "none":
-        check.problem("finetune.stages", "stages set each stage's learning rate; use scheduler=none with them")
-    sched = out["scheduler"]
-    if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
-        check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")
     # trainer.max_epochs / min_steps left at null: the model family's own (model.max_epochs, model.min_steps), so
     # `model=fcn` trains as long as FCN needs while a number given for the trainer (anywhere) always wins
     for key in ("max_epochs", "min_steps"):
-        if isinstance(out["model"].get(key), int) and out["model"][key] < 1:
-            check.problem(f"model.{key}", f"must be at least 1, got {out['model'][key]}")
-        elif out["trainer"].get(key) is None and key in out["model"]:
+        if out["trainer"].get(key) is None and key in out["model"]:
             out["trainer"][key] = out["model"][key]
-    if isinstance(out["model"].get("patience"), int) and out["model"]["patience"] < 1:
-        check.problem("model.patience", f"must be at least 1, got {out['model']['patience']}")
     stopping = out["callbacks"].get("early_stopping")
     if stopping is not None and stopping.get("patience") is None and "patience" in out["model"]:
         stopping["patience"] = out["model"]["patience"]
-    if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
-        check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
+    for fn in RULES:
+        fn(out, check)
     if check.problems:
         raise ConfigError(check.problems)
+    if notes is not None:
+        notes += [n for n in check.notes if n not in notes]
     return {k: out[k] for k in dataclass_params(TopConfig)}  # scalars first, then the groups
+
+
+@rule
+def _fractions_leave_training_data(out: dict, check: _Checker) -> None:
+    data = out["data"]
+    if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float) \
+            and data["val_fraction"] + data["test_fraction"] >= 1:
+        check.problem("data.val_fraction", "val_fraction + test_fraction must leave data to train on "
+                      f"(now {data['val_fraction']} + {data['test_fraction']})")
+
+
+@rule
+def _warmup_and_stages(out: dict, check: _Checker) -> None:
+    sched = out["scheduler"]
+    if sched.get("warmup_epochs", 0) and sched.get("warmup_steps", 0):
+        check.problem("scheduler.warmup_steps", "give scheduler.warmup_epochs or scheduler.warmup_steps, not both")
+    elif sched.get("name") == "plateau" and sched.get("warmup_steps", 0):
+        check.problem("scheduler.warmup_steps", "plateau steps once per epoch on a validation metric, so it can "
+                                                "only warm up in whole epochs: use scheduler.warmup_epochs instead")
+    if (out.get("finetune") or {}).get("stages") and sched.get("name") != "none":
+        check.problem("finetune.stages", "stages set each stage's learning rate; use scheduler=none with them")
+
+
+MONITORING_CALLBACKS = ("model_checkpoint", "early_stopping", "reduce_lr_on_plateau")
+
+
+@rule
+def _monitors_without_validation(out: dict, check: _Checker) -> None:
+    """With no validation split (``data.val_fraction=0`` and no val file), what watched ``val/*`` watches the
+    training loss -- said in a note -- rather than training for an epoch and failing on a missing metric."""
+    data = out["data"]
+    if data.get("val_fraction") != 0 or any(data.get(k) for k in ("val_path", "val_root")):
+        return
+    switched = []
+    for key in MONITORING_CALLBACKS:
+        node = out["callbacks"].get(key)
+        if node is not None and (node.get("monitor") == "auto" or str(node.get("monitor")).startswith("val/")):
+            node.update(monitor="train/loss", mode="min")
+            if node.get("tiebreak"):
+                node["tiebreak"] = None  # validation-only, like the monitor it breaks ties for
+            switched.append(f"callbacks.{key}")
+    sched = out["scheduler"]
+    if str(sched.get("monitor", "")).startswith("val/"):
+        sched["monitor"] = "train/loss"
+        switched.append("scheduler")
+    if switched:
+        check.notes.append(f"data.val_fraction=0 leaves no validation split: {', '.join(switched)} watch train/loss "
+                           "instead, so the best epoch is the one with the lowest training loss. Give "
+                           "data.val_fraction > 0 (or data.val_path) to choose it on held-out data")
 
 
 def check_params(params: dict[str, Param], node: Any, path: str, owner: str) -> dict:

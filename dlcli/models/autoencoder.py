@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import Count, NonNegativeFloat
 from dlcli.errors import DlcliError
 from dlcli.registry import MODELS
 
@@ -12,9 +13,9 @@ Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh"
 
 @MODELS.register(inputs="any")
 def autoencoder(in_shape: tuple[int, ...], out_features: int, kind: Literal["dense", "conv"] = "dense",
-                hidden: list[int] = (128,), channels: list[int] = (16, 32), latent: int = 16,
+                hidden: list[Count] = (128,), channels: list[Count] = (16, 32), latent: Count = 16,
                 activation: Activation = "relu", output_activation: Literal["none", "sigmoid"] = "none",
-                noise: float = 0.0, task: str = "reconstruction"):
+                noise: NonNegativeFloat = 0.0, task: str = "reconstruction"):
     """Autoencoder (dense or conv): input -> latent code -> reconstruction; noise > 0 makes it denoising.
 
     For any other task (e.g. multiclass), the encoder gets a head on its latent code instead of the

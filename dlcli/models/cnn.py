@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.errors import DlcliError
 from dlcli.models.vgg import not_an_image
 from dlcli.registry import MODELS
@@ -14,12 +15,12 @@ Norm = Literal["none", "batch", "layer", "instance", "group"]
 
 
 @MODELS.register(inputs="image")
-def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[int] = (32, 64), convs_per_block: int = 1,
-        kernel_size: int = 3, stride: int = 1, padding: int | Literal["same", "valid"] = "same",
-        pool: Literal["max", "avg", "none"] = "max", pool_size: int = 2, norm: Norm = "batch",
-        activation: Activation = "relu", dropout: float = 0.0,
-        head: Literal["auto", "flatten", "gap"] = "auto", head_features: int = 4096, hidden: list[int] = (),
-        head_dropout: float = 0.5):
+def cnn(in_shape: tuple[int, ...], out_features: int, channels: list[Count] = (32, 64), convs_per_block: Count = 1,
+        kernel_size: Count = 3, stride: Count = 1, padding: int | Literal["same", "valid"] = "same",
+        pool: Literal["max", "avg", "none"] = "max", pool_size: Count = 2, norm: Norm = "batch",
+        activation: Activation = "relu", dropout: Rate = 0.0,
+        head: Literal["auto", "flatten", "gap"] = "auto", head_features: Count = 4096, hidden: list[Count] = (),
+        head_dropout: Rate = 0.5):
     """Convolutional network: blocks of [conv -> norm -> activation] x n -> pool -> dropout, then a dense head."""
     from torch import nn
 

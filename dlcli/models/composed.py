@@ -30,6 +30,68 @@ def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
                      f"(`- dense: {{units: 128}}`), got {spec!r}")
 
 
+def check_layers(node: dict, path: str, check: Any) -> None:
+    """Validation of `model=sequential`: every layer in ``model.layers`` named in the layer registry, with
+    its parameters (names, types, ranges) -- all problems at once, before any data is read."""
+    layers = node.get("layers")
+    for i, spec in enumerate(layers if isinstance(layers, list) else []):
+        where = f"{path}.layers[{i}]"
+        try:
+            name, params = _layer_spec(spec, where)
+        except DlcliError as e:
+            check.problem(where, str(e).removeprefix(f"{where}: "))
+            continue
+        _check_layer(name, params, where, check)
+
+
+def check_nodes(node: dict, path: str, check: Any) -> None:
+    """Validation of `model=graph`: each node a registered layer with its parameters, or a known merge,
+    wired to earlier nodes; ``model.output`` one of them."""
+    nodes = node.get("nodes")
+    if not isinstance(nodes, dict):
+        return
+    seen = {"input"}
+    for name, spec in nodes.items():
+        where = f"{path}.nodes.{name}"
+        if name == "input":
+            check.problem(where, "'input' names the model's input; give the node another name")
+        if not isinstance(spec, dict):
+            check.problem(where, "expected a mapping with 'layer' and 'input', or 'merge' and 'inputs'")
+            continue
+        spec = dict(spec)
+        if "merge" in spec:
+            op, inputs = spec.pop("merge"), spec.pop("inputs", None)
+            if op not in MERGES:
+                check.problem(f"{where}.merge", f"unknown merge '{op}'. Available: {', '.join(MERGES)}")
+            if not isinstance(inputs, list) or len(inputs) < 2:
+                check.problem(f"{where}.inputs", "a merge needs 'inputs', a list of two or more node names")
+            else:
+                for i in inputs:
+                    if i not in seen:
+                        check.problem(f"{where}.inputs", f"'{i}' is not an earlier node (nodes are evaluated in order)")
+            if spec:
+                check.problem(where, f"unknown keys for a merge: {', '.join(map(str, spec))}")
+        else:
+            layer, source = spec.pop("layer", None), spec.pop("input", "input")
+            if layer is None:
+                check.problem(where, "needs 'layer' (a layer name) or 'merge'")
+            else:
+                _check_layer(str(layer), spec, where, check)
+            if source not in seen:
+                check.problem(f"{where}.input", f"'{source}' is not an earlier node (nodes are evaluated in order)")
+        seen.add(name)
+    output = node.get("output")
+    if output is not None and output not in nodes:
+        check.problem(f"{path}.output", f"no node '{output}'. Nodes: {', '.join(map(str, nodes))}")
+
+
+def _check_layer(name: str, params: dict, where: str, check: Any) -> None:
+    if name not in LAYERS:
+        check.problem(where, LAYERS.unknown_message(name))
+    else:
+        check.fields(LAYERS.get(name).params, params, where, f"layer '{name}'")
+
+
 def _fold_output_activation(name: str, params: dict, task: str | None, last: bool) -> tuple[str, dict] | None:
     """Drop a last softmax / sigmoid that the loss applies itself (on logits)."""
     from dlcli.tasks import get_task
@@ -73,7 +135,7 @@ def _check_output(shape: tuple[int, ...], out_features: int, what: str) -> None:
                          f"with units: {out_features} (or leave units out)")
 
 
-@MODELS.register(inputs="any")
+@MODELS.register(inputs="any", check=check_layers)
 def sequential(in_shape: tuple[int, ...], out_features: int, vocab_size: int | None = None,
                task: str | None = None,
                layers: list = ("flatten", {"dense": {"units": 128, "activation": "relu"}}, {"dropout": {"rate": 0.2}},
@@ -111,7 +173,7 @@ def _merged_shape(op: str, shapes: list[tuple[int, ...]], where: str) -> tuple[i
     return shapes[0]
 
 
-@MODELS.register(inputs="any")
+@MODELS.register(inputs="any", check=check_nodes)
 def graph(in_shape: tuple[int, ...], out_features: int, nodes: dict[str, dict], vocab_size: int | None = None,
           task: str | None = None, output: str | None = None):
     """Named nodes wired by their inputs, like Keras' Functional API; merges: add, concatenate, multiply."""

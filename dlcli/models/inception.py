@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import PositiveFloat, Rate
 from dlcli.errors import DlcliError
 from dlcli.models.vgg import ConvActivation, Norm, check_image_model
 from dlcli.registry import MODELS
 
 
 @MODELS.register(inputs="image")
-def inception(in_shape: tuple[int, ...], out_features: int, blocks: list[int] = (2, 2), width: float = 0.25,
+def inception(in_shape: tuple[int, ...], out_features: int, blocks: list[int] = (2, 2), width: PositiveFloat = 0.25,
               stem: Literal["small", "imagenet"] = "small", factorize_5x5: bool = False, norm: Norm = "batch",
-              activation: ConvActivation = "relu", dropout: float = 0.4):
+              activation: ConvActivation = "relu", dropout: Rate = 0.4):
     """GoogLeNet-style network: stages of inception modules (1x1, 3x3, 5x5, pool branches), GAP, linear."""
     from dlcli.nets.inception import Inception
 

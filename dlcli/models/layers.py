@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.errors import DlcliError
 from dlcli.registry import LAYERS
 
@@ -31,7 +32,7 @@ def _with_activation(module, activation: str, slope: float, pieces: int):
 
 
 @LAYERS.register(inputs="any")
-def dense(in_shape: tuple[int, ...], units: int | None = None, activation: Activation = "none", bias: bool = True,
+def dense(in_shape: tuple[int, ...], units: Count | None = None, activation: Activation = "none", bias: bool = True,
           slope: float = 0.01, pieces: int = 2):
     """Fully connected layer on the last axis (Keras Dense); units left out: the task's output width."""
     from torch import nn
@@ -54,9 +55,9 @@ def _conv(dims: int, in_shape, filters, kernel_size, stride, padding, activation
 
 
 @LAYERS.register(inputs="image")
-def conv2d(in_shape: tuple[int, ...], filters: int = 32, kernel_size: int = 3, stride: int = 1,
-           padding: Padding = "same", activation: Activation = "none", bias: bool = True, dilation: int = 1,
-           groups: int = 1, slope: float = 0.01, pieces: int = 2):
+def conv2d(in_shape: tuple[int, ...], filters: Count = 32, kernel_size: Count = 3, stride: Count = 1,
+           padding: Padding = "same", activation: Activation = "none", bias: bool = True, dilation: Count = 1,
+           groups: Count = 1, slope: float = 0.01, pieces: int = 2):
     """2-D convolution over (C, H, W): filters, kernel size, stride, padding ('same', 'valid' or a number)."""
     _need(in_shape, (3,), "conv2d", "an image (C, H, W)")
     return _conv(2, in_shape, filters, kernel_size, stride, padding, activation, bias, dilation, groups, slope,
@@ -64,9 +65,9 @@ def conv2d(in_shape: tuple[int, ...], filters: int = 32, kernel_size: int = 3, s
 
 
 @LAYERS.register(inputs="channels_first_sequence")
-def conv1d(in_shape: tuple[int, ...], filters: int = 32, kernel_size: int = 3, stride: int = 1,
-           padding: Padding = "same", activation: Activation = "none", bias: bool = True, dilation: int = 1,
-           groups: int = 1, slope: float = 0.01, pieces: int = 2):
+def conv1d(in_shape: tuple[int, ...], filters: Count = 32, kernel_size: Count = 3, stride: Count = 1,
+           padding: Padding = "same", activation: Activation = "none", bias: bool = True, dilation: Count = 1,
+           groups: Count = 1, slope: float = 0.01, pieces: int = 2):
     """1-D convolution over (C, L) (channels first; put `transpose` before it for (T, F) sequences)."""
     _need(in_shape, (2,), "conv1d", "a (C, L) input")
     return _conv(1, in_shape, filters, kernel_size, stride, padding, activation, bias, dilation, groups, slope,
@@ -83,13 +84,13 @@ def _pool(kind: str, in_shape, pool_size: int, stride: int | None, padding: int)
 
 
 @LAYERS.register(inputs="image")
-def max_pool(in_shape: tuple[int, ...], pool_size: int = 2, stride: int | None = None, padding: int = 0):
+def max_pool(in_shape: tuple[int, ...], pool_size: Count = 2, stride: Count | None = None, padding: int = 0):
     """Max pooling over windows of pool_size (stride defaults to pool_size)."""
     return _pool("max", in_shape, pool_size, stride, padding)
 
 
 @LAYERS.register(inputs="image")
-def avg_pool(in_shape: tuple[int, ...], pool_size: int = 2, stride: int | None = None, padding: int = 0):
+def avg_pool(in_shape: tuple[int, ...], pool_size: Count = 2, stride: Count | None = None, padding: int = 0):
     """Average pooling over windows of pool_size (stride defaults to pool_size)."""
     return _pool("avg", in_shape, pool_size, stride, padding)
 
@@ -121,7 +122,7 @@ def flatten(in_shape: tuple[int, ...]):
 
 
 @LAYERS.register(inputs="any")
-def dropout(in_shape: tuple[int, ...], rate: float = 0.5):
+def dropout(in_shape: tuple[int, ...], rate: Rate = 0.5):
     """Zero each value with probability `rate` while training (and scale the rest)."""
     from torch import nn
 
@@ -138,7 +139,7 @@ def activation(in_shape: tuple[int, ...], name: Activation = "relu", slope: floa
     return make_activation(name, slope, pieces)
 
 
-def _norm(kind: str, in_shape, groups: int = 8):
+def _norm(kind: str, in_shape, groups: Count = 8):
     from dlcli.blocks import make_norm
 
     return make_norm(kind, in_shape[0] if len(in_shape) > 1 else in_shape[-1], len(in_shape) - 1, groups)
@@ -163,7 +164,7 @@ def instance_norm(in_shape: tuple[int, ...]):
 
 
 @LAYERS.register(inputs="image")
-def group_norm(in_shape: tuple[int, ...], groups: int = 8):
+def group_norm(in_shape: tuple[int, ...], groups: Count = 8):
     """Group normalisation: per sample, over `groups` groups of channels."""
     return _norm("group", in_shape, groups)
 
@@ -192,7 +193,7 @@ def transpose(in_shape: tuple[int, ...]):
 
 
 @LAYERS.register(inputs="tokens")
-def embedding(in_shape: tuple[int, ...], vocab_size: int | None = None, dim: int = 64):
+def embedding(in_shape: tuple[int, ...], vocab_size: int | None = None, dim: Count = 64):
     """Token ids (T,) -> vectors (T, dim); the vocabulary size comes from the data."""
     from torch import nn
 
@@ -210,21 +211,21 @@ def _recurrent(kind: str, in_shape, units: int, num_layers: int, bidirectional: 
 
 
 @LAYERS.register(inputs="sequence")
-def lstm(in_shape: tuple[int, ...], units: int = 64, num_layers: int = 1, bidirectional: bool = False,
-         return_sequences: bool = False, dropout: float = 0.0):
+def lstm(in_shape: tuple[int, ...], units: Count = 64, num_layers: Count = 1, bidirectional: bool = False,
+         return_sequences: bool = False, dropout: Rate = 0.0):
     """LSTM over a sequence (T, F): all steps (return_sequences) or the last one."""
     return _recurrent("lstm", in_shape, units, num_layers, bidirectional, return_sequences, dropout)
 
 
 @LAYERS.register(inputs="sequence")
-def gru(in_shape: tuple[int, ...], units: int = 64, num_layers: int = 1, bidirectional: bool = False,
-        return_sequences: bool = False, dropout: float = 0.0):
+def gru(in_shape: tuple[int, ...], units: Count = 64, num_layers: Count = 1, bidirectional: bool = False,
+        return_sequences: bool = False, dropout: Rate = 0.0):
     """GRU over a sequence (T, F): all steps (return_sequences) or the last one."""
     return _recurrent("gru", in_shape, units, num_layers, bidirectional, return_sequences, dropout)
 
 
 @LAYERS.register(inputs="sequence")
-def rnn(in_shape: tuple[int, ...], units: int = 64, num_layers: int = 1, bidirectional: bool = False,
-        return_sequences: bool = False, dropout: float = 0.0):
+def rnn(in_shape: tuple[int, ...], units: Count = 64, num_layers: Count = 1, bidirectional: bool = False,
+        return_sequences: bool = False, dropout: Rate = 0.0):
     """Simple (Elman, tanh) RNN over a sequence (T, F): all steps (return_sequences) or the last one."""
     return _recurrent("rnn", in_shape, units, num_layers, bidirectional, return_sequences, dropout)

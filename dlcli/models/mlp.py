@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.registry import MODELS
 
 Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "silu", "tanh", "sigmoid", "softplus"]
@@ -30,8 +31,8 @@ def perceptron(in_shape: tuple[int, ...], out_features: int, bias: bool = True):
 
 
 @MODELS.register(inputs="any")
-def mlp(in_shape: tuple[int, ...], out_features: int, hidden: list[int] = (256,),
-        activation: Activation = "relu", dropout: float = 0.1,
+def mlp(in_shape: tuple[int, ...], out_features: int, hidden: list[Count] = (256,),
+        activation: Activation = "relu", dropout: Rate = 0.1,
         norm: Literal["none", "batch", "layer"] = "none"):
     """Multi-layer perceptron: hidden Linear layers with activation, optional norm and dropout."""
     from torch import nn

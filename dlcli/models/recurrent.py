@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.errors import DlcliError
 from dlcli.registry import MODELS
 
@@ -37,21 +38,21 @@ def _recurrent_net(kind: str, in_shape: tuple[int, ...], out_features: int, hidd
 
 
 @MODELS.register(inputs="sequence")
-def rnn(in_shape: tuple[int, ...], out_features: int, hidden_size: int = 64, num_layers: int = 1,
-        bidirectional: bool = False, dropout: float = 0.0, head: Head = "last"):
+def rnn(in_shape: tuple[int, ...], out_features: int, hidden_size: Count = 64, num_layers: Count = 1,
+        bidirectional: bool = False, dropout: Rate = 0.0, head: Head = "last"):
     """Simple (Elman, tanh) RNN over a sequence (T, F), then a linear head on the last, mean or max step."""
     return _recurrent_net("rnn", in_shape, out_features, hidden_size, num_layers, bidirectional, dropout, head)
 
 
 @MODELS.register(inputs="sequence")
-def lstm(in_shape: tuple[int, ...], out_features: int, hidden_size: int = 64, num_layers: int = 1,
-         bidirectional: bool = False, dropout: float = 0.0, head: Head = "last"):
+def lstm(in_shape: tuple[int, ...], out_features: int, hidden_size: Count = 64, num_layers: Count = 1,
+         bidirectional: bool = False, dropout: Rate = 0.0, head: Head = "last"):
     """LSTM over a sequence (T, F), then a linear head on the last, mean or max step (or on every step)."""
     return _recurrent_net("lstm", in_shape, out_features, hidden_size, num_layers, bidirectional, dropout, head)
 
 
 @MODELS.register(inputs="sequence")
-def gru(in_shape: tuple[int, ...], out_features: int, hidden_size: int = 64, num_layers: int = 1,
-        bidirectional: bool = False, dropout: float = 0.0, head: Head = "last"):
+def gru(in_shape: tuple[int, ...], out_features: int, hidden_size: Count = 64, num_layers: Count = 1,
+        bidirectional: bool = False, dropout: Rate = 0.0, head: Head = "last"):
     """GRU over a sequence (T, F), then a linear head on the last, mean or max step (or on every step)."""
     return _recurrent_net("gru", in_shape, out_features, hidden_size, num_layers, bidirectional, dropout, head)

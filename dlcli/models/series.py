@@ -7,6 +7,7 @@ nothing (see dlcli/nets/series.py).
 
 from __future__ import annotations
 
+from dlcli.config.types import Count
 from dlcli.errors import DlcliError
 from dlcli.registry import MODELS
 
@@ -33,8 +34,8 @@ def _check_filters(model: str, filters: list[int] | tuple[int, ...]) -> None:
 
 
 @MODELS.register(inputs="series")
-def fcn(in_shape: tuple[int, ...], out_features: int, filters: list[int] = (128, 256, 128),
-        kernel_sizes: list[int] = (8, 5, 3)):
+def fcn(in_shape: tuple[int, ...], out_features: int, filters: list[Count] = (128, 256, 128),
+        kernel_sizes: list[Count] = (8, 5, 3)):
     """FCN for time series (Wang et al., 2017): three conv1d-BN-ReLU blocks, global average pooling, linear."""
     from dlcli.nets.series import fcn as build
 
@@ -48,8 +49,8 @@ def fcn(in_shape: tuple[int, ...], out_features: int, filters: list[int] = (128,
 
 
 @MODELS.register(inputs="series")
-def resnet1d(in_shape: tuple[int, ...], out_features: int, filters: list[int] = (64, 128, 128),
-             kernel_sizes: list[int] = (8, 5, 3)):
+def resnet1d(in_shape: tuple[int, ...], out_features: int, filters: list[Count] = (64, 128, 128),
+             kernel_sizes: list[Count] = (8, 5, 3)):
     """ResNet for time series (Wang et al., 2017): residual blocks of three conv1d-BN(-ReLU), GAP, linear."""
     from dlcli.nets.series import resnet1d as build
 
@@ -60,8 +61,8 @@ def resnet1d(in_shape: tuple[int, ...], out_features: int, filters: list[int] = 
 
 
 @MODELS.register(inputs="series")
-def inception_time(in_shape: tuple[int, ...], out_features: int, depth: int = 6, filters: int = 32,
-                   bottleneck: int = 32, kernel_sizes: list[int] = (39, 19, 9), residual: bool = True):
+def inception_time(in_shape: tuple[int, ...], out_features: int, depth: Count = 6, filters: Count = 32,
+                   bottleneck: Count = 32, kernel_sizes: list[Count] = (39, 19, 9), residual: bool = True):
     """InceptionTime (Ismail Fawaz et al., 2020), one network: inception modules, a shortcut every 3, GAP, linear."""
     from dlcli.nets.series import inception_time as build
 

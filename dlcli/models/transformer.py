@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.errors import DlcliError
 from dlcli.registry import MODELS
 
@@ -22,8 +23,8 @@ def check_encoder(model: str, d_model: int, num_heads: int, num_layers: int, dim
 
 
 @MODELS.register(inputs="tokens")
-def transformer(in_shape: tuple[int, ...], out_features: int, vocab_size: int | None = None, d_model: int = 64,
-                num_heads: int = 2, num_layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1,
+def transformer(in_shape: tuple[int, ...], out_features: int, vocab_size: int | None = None, d_model: Count = 64,
+                num_heads: Count = 2, num_layers: Count = 2, dim_feedforward: Count = 128, dropout: Rate = 0.1,
                 activation: Literal["relu", "gelu"] = "gelu", norm_first: bool = True,
                 positional: Literal["sinusoidal", "learned"] = "sinusoidal",
                 pool: Literal["mean", "cls", "max"] = "mean"):

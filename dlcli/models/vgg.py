@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import PositiveFloat, Rate
 from dlcli.errors import DlcliError
 from dlcli.registry import MODELS
 
@@ -40,8 +41,8 @@ def check_image_model(model: str, in_shape: tuple[int, ...], width: float, dropo
 
 
 @MODELS.register(inputs="image")
-def vgg(in_shape: tuple[int, ...], out_features: int, depth: Literal[11, 13, 16, 19] = 11, width: float = 0.25,
-        norm: Norm = "batch", activation: ConvActivation = "relu", dropout: float = 0.5,
+def vgg(in_shape: tuple[int, ...], out_features: int, depth: Literal[11, 13, 16, 19] = 11, width: PositiveFloat = 0.25,
+        norm: Norm = "batch", activation: ConvActivation = "relu", dropout: Rate = 0.5,
         head: Literal["gap", "classic"] = "gap"):
     """VGG-11/13/16/19: five stages of 3x3 convolutions and max-pools, then a GAP or the paper's 4096-4096 head."""
     from dlcli.nets.vgg import VGG

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dlcli.config.types import Count, Rate
 from dlcli.errors import DlcliError
 from dlcli.models.transformer import check_encoder
 from dlcli.models.vgg import not_an_image
@@ -11,8 +12,8 @@ from dlcli.registry import MODELS
 
 
 @MODELS.register(inputs="image")
-def vit(in_shape: tuple[int, ...], out_features: int, patch_size: int = 4, d_model: int = 64, num_heads: int = 4,
-        num_layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1,
+def vit(in_shape: tuple[int, ...], out_features: int, patch_size: Count = 4, d_model: Count = 64, num_heads: Count = 4,
+        num_layers: Count = 2, dim_feedforward: Count = 128, dropout: Rate = 0.1,
         pool: Literal["mean", "cls"] = "mean"):
     """Vision Transformer (ViT): patch embedding, learned positions, pre-norm encoder, cls or mean pooling, linear.
 

@@ -257,7 +257,7 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     try:
         trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary, beat=beat,
                                                      progress=progress and primary and console is not None,
-                                                     resume=resume)
+                                                     resume=resume, has_val="val" in prepared.splits)
     except BaseException:
         if primary and resume is None:
             shutil.rmtree(run_dir, ignore_errors=True)  # it holds nothing yet: leave no empty run behind
@@ -416,7 +416,7 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
 
 
 def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: bool,
-                 beat: Any = None, resume: Resume | None = None):
+                 beat: Any = None, resume: Resume | None = None, has_val: bool = True):
     """The Lightning Trainer with the configured callbacks and logger, plus dlcli's own: the metrics.csv
     recorder, the heartbeat (``beat``), the divergence check, the random generators' state in checkpoints.
 
@@ -475,6 +475,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     kwargs = {k: v for k, v in cfg["trainer"].items() if v is not None and k not in DLCLI_TRAINER_KEYS}
     if stages:
         kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
+    if not has_val:  # no validation split (data.val_fraction=0): no validation loop over nothing each epoch
+        kwargs["limit_val_batches"] = 0
     kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
                   enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir),
                   plugins=[AtomicCheckpointIO()])  # checkpoints written atomically, read with weights_only
