@@ -267,3 +267,23 @@ def test_a_live_run_is_not_resumed(finished, tmp_path):
     (run_dir / "summary.json").write_text(json.dumps(summary))
     result = runner.invoke(app, ["resume", str(run_dir)])
     assert result.exit_code == 2 and "is still running" in result.stderr
+
+
+def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the_run_as_it_was(
+        tmp_path, monkeypatch):
+    """The outside try: a killed run past epoch N resumed with trainer.max_epochs=N-1 gave Lightning's raw
+    MisconfigurationException, exit 1, and a run marked failed."""
+    out = tmp_path / "o"
+    interrupt_at_epoch(monkeypatch, 3, signal.SIGTERM)  # stopped when its 4th epoch starts: 3 epochs done
+    with pytest.raises(SystemExit):
+        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=6"]).config)
+    monkeypatch.undo()
+    (run_dir,) = out.iterdir()
+    before = {name: (run_dir / name).read_bytes() for name in ("summary.json", "metrics.csv", "config.yaml")}
+    result = CliRunner().invoke(app, ["resume", str(run_dir), "trainer.max_epochs=2"])
+    assert result.exit_code == 2, result.output
+    message = result.stderr.replace("\n", " ")
+    assert "trainer.max_epochs=2 is fewer than the 3 epochs" in message
+    assert "Give trainer.max_epochs=3 or more" in message and "Traceback" not in result.output
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+    assert run_status(run_dir) == "interrupted"

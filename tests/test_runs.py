@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -251,3 +252,34 @@ def test_compare_over_1000_run_folders(tmp_path):
     assert len(grouped) == 10 and sum(r["n"] for r in grouped) == 1000
     listed = invoke("ls", "--output-dir", tmp_path)
     assert listed.exit_code == 0 and len(listed.stdout.splitlines()) == 1001
+
+
+def test_last_is_the_run_that_started_last_among_real_run_folders_only(tmp_path):
+    """The outside tries: `last` was the folder name that sorts last, so a copy of an older run named
+    `best-model-keep`, or a symlink `zzz-link` to a run elsewhere, was deleted by `runs rm last --yes`."""
+    out = tmp_path / "outputs"
+    old = make_run(out, "20260101-000000-a-0001", started_at="2026-01-01T00:00:00+0000")
+    new = make_run(out, "20260301-000000-b-0002", started_at="2026-03-01T00:00:00+0000")
+    shutil.copytree(old, out / "best-model-keep")
+    elsewhere = make_run(tmp_path / "elsewhere", "20270101-000000-c-0003", started_at="2027-01-01T00:00:00+0000")
+    (elsewhere / "unrelated.txt").write_text("keep")
+    (out / "zzz-link").symlink_to(elsewhere, target_is_directory=True)
+    make_run(out, "zzzz-lr-find", kind="lr_find", started_at="2028-01-01T00:00:00+0000")
+
+    shown = invoke("show", "last", "--output-dir", out)
+    assert shown.exit_code == 0 and new.name in shown.output
+    removed = invoke("rm", "last", "--yes", "--output-dir", out)
+    assert removed.exit_code == 0, removed.output
+    assert not new.exists()
+    assert (out / "best-model-keep").is_dir() and old.is_dir()
+    assert (elsewhere / "unrelated.txt").is_file() and (out / "zzz-link").is_symlink()
+
+
+@pytest.mark.parametrize("ref", ["", " ", ".", ".."])
+def test_rm_of_an_empty_or_dot_reference_is_refused_from_inside_a_run_folder(tmp_path, monkeypatch, ref):
+    run = make_run(tmp_path, "20260101-000000-a-0001")
+    monkeypatch.chdir(run)
+    result = invoke("rm", ref, "--yes", "--output-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "names no run" in result.stderr
+    assert (run / "summary.json").is_file()

@@ -223,9 +223,9 @@ def rm(
         for ref in runs:
             run_dir = resolve(ref, output_dir)
             record = read_record(run_dir)
-            if record is None or not (run_dir / folder.CONFIG).is_file():
+            if not (run_dir / folder.CONFIG).is_file() or (record is None and not _is_lr_find(run_dir)):
                 raise _not_a_run(run_dir)
-            if record.status == "running":
+            if record is not None and record.status == "running":
                 raise DlcliError(f"{run_dir} is a live run (pid {record.summary.get('pid')} on "
                                  f"{record.summary.get('hostname')}): stop it first; nothing was deleted")
             if run_dir not in targets:
@@ -238,6 +238,17 @@ def rm(
         for run_dir in targets:
             shutil.rmtree(run_dir)
     out.print(f"deleted {len(targets)} run folder{'s' * (len(targets) != 1)}")
+
+
+def _is_lr_find(run_dir: Path) -> bool:
+    """Whether the folder holds a `dlcli lr-find` result (a run folder of its own, removable like a run)."""
+    from dlcli.runs import folder
+
+    try:
+        summary = folder.read_json(run_dir / folder.SUMMARY)
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("kind") == "lr_find"
 
 
 def _print_comparison(comparison) -> None:

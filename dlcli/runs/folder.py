@@ -137,19 +137,24 @@ def read_json(path: str | Path) -> Any:
 
 
 def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:
-    """A run folder from a path, a run id, an id prefix, or ``last`` (the newest run under output_dir).
+    """A run folder from a path, a run id, an id prefix, or ``last`` (the training run that started last).
 
-    ``key`` names what the user gave (e.g. ``model.pretrained``) in the error messages.
+    Ids, prefixes and ``last`` look only at real run folders directly under ``output_dir``: a symlink there is
+    never followed, and ``last`` skips lr-find results and folders without a readable summary.json. ``key``
+    names what the user gave (e.g. ``model.pretrained``) in the error messages.
     """
+    if not ref.strip() or ref.strip() in (".", ".."):
+        raise FileNotFoundError(f"{key}={ref!r} names no run: give a run folder, a run id, an id prefix or `last`")
     path = Path(ref).expanduser()
-    if path.is_dir():
+    if path.is_dir() and ref != "last":
         return path.resolve()
     root = Path(output_dir).expanduser()
-    runs = sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    runs = sorted(p for p in _entries(root) if not p.is_symlink() and (p / CONFIG).is_file())
     if ref == "last":
-        if not runs:
-            raise FileNotFoundError(f"{key}=last: no runs under {root}")
-        return runs[-1].resolve()  # run ids start with their start time: the last sorts last
+        started = [(t, p.name, p) for p in runs if (t := _training_start(p)) is not None]
+        if not started:
+            raise FileNotFoundError(f"{key}=last: no training runs under {root}")
+        return max(started)[2].resolve()
     matches = [p for p in runs if p.name.startswith(ref)] or [p for p in runs if ref in p.name]
     if len(matches) > 1:
         raise FileNotFoundError(f"{key}='{ref}' matches {len(matches)} runs in {root}: "
@@ -157,6 +162,37 @@ def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:
     if not matches:
         raise FileNotFoundError(f"{key}='{ref}': no such run folder, or run id under {root}")
     return matches[0].resolve()
+
+
+def _entries(root: Path) -> list[Path]:
+    try:
+        return [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _training_start(run_dir: Path) -> float | None:
+    """When a training run started (summary.json's started_at), or None for what is not one: an lr-find
+    result, a folder without a readable summary.json (a crash before it was written)."""
+    try:
+        summary = read_json(run_dir / SUMMARY)
+        if not isinstance(summary, dict) or summary.get("kind") == "lr_find":
+            return None
+    except (OSError, ValueError):
+        return None
+    try:
+        return _parse_time(summary["started_at"])
+    except (KeyError, TypeError, ValueError):  # no start time recorded: the one in the run id, else the oldest
+        stamp = re.match(r"(\d{8}-\d{6})", str(summary.get("run_id", "")))
+        return datetime.strptime(stamp.group(1), "%Y%m%d-%H%M%S").timestamp() if stamp else 0.0
+
+
+def _parse_time(text: str) -> float:
+    """An ISO 8601 time as written by :func:`now_iso` or ``%Y-%m-%dT%H:%M:%S%z``, as seconds since the epoch."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
 
 
 def owner() -> dict[str, Any]:

@@ -187,13 +187,18 @@ def _float(text: str | None) -> float:
         return math.nan
 
 
-def resolve(ref: str, output_dir: str | Path) -> Path:
-    """A run folder for RUN (a path, a run id, an id prefix, or ``last``), or a DlcliError saying where it looked."""
+def resolve(ref: str, output_dir: str | Path, option: str = "--output-dir DIR") -> Path:
+    """A run folder for RUN (a path, a run id, an id prefix, or ``last``), or a DlcliError saying where it looked.
+
+    The one lookup every command that reopens a run uses (runs, eval, predict, export, serve, resume);
+    ``option`` is how that command is told to look in another output folder.
+    """
     try:
         return folder.resolve_run(ref, output_dir)
     except FileNotFoundError as e:
-        nested = [p for p in find_run_dirs(output_dir) if ref != "last" and p.name.startswith(ref)]
+        nested = [p for p in find_run_dirs(output_dir) if ref.strip() not in ("", ".", "..", "last")
+                  and p.name.startswith(ref)]
         if len(nested) == 1:  # a run one level down, e.g. in a sweep's own folder
             return nested[0].resolve()
         raise DlcliError(f"{e}. RUN is a run folder, a run id, an id prefix, or `last`; ids are looked up under "
-                         f"{Path(output_dir).expanduser().resolve()} (--output-dir DIR looks elsewhere)") from None
+                         f"{Path(output_dir).expanduser().resolve()} ({option} looks elsewhere)") from None

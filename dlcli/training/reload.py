@@ -289,17 +289,21 @@ def split_output_dir(overrides: list[str]) -> tuple[str, list[str]]:
 
 def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
     """A run by folder path, run id, id prefix or ``last``; its config and preprocessing as saved."""
-    try:
-        run_dir = folder.resolve_run(ref, output_dir)
-    except FileNotFoundError as e:
-        raise DlcliError(f"{e}. RUN is a run folder, a run id, an id prefix, or `last`") from None
+    from dlcli.runs.table import resolve
+
+    run_dir = resolve(ref, output_dir, option="output_dir=PATH")
     missing = [name for name in (folder.CONFIG, folder.PREPROCESSING) if not (run_dir / name).is_file()]
     if missing:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")
+    return LoadedRun(run_dir, read_run_config(run_dir), folder.read_json(run_dir / folder.PREPROCESSING))
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.yaml, the one way every command reads it: safety-checked, then brought up to date
+    (a run from before data.split gets split=random, the one pool it was drawn from)."""
     from dlcli.data.splits import legacy_config
 
-    config = legacy_config(_read_config(run_dir / folder.CONFIG))  # a run from before data.split: random
-    return LoadedRun(run_dir, config, folder.read_json(run_dir / folder.PREPROCESSING))
+    return legacy_config(_read_config(run_dir / folder.CONFIG))
 
 
 def _read_config(path: Path) -> dict[str, Any]:

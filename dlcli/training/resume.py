@@ -50,11 +50,9 @@ class Resume:
 
 def find_run(ref: str, output_dir: str | Path) -> Path:
     """The run folder for RUN (a folder, a run id, an id prefix or ``last``), or a DlcliError saying where it looked."""
-    try:
-        return folder.resolve_run(ref, output_dir)
-    except FileNotFoundError as e:
-        raise DlcliError(f"{e}. RUN is a run folder, a run id, an id prefix, or `last`; ids are looked up "
-                         f"under {Path(output_dir).expanduser().resolve()} (output_dir=PATH looks elsewhere)") from None
+    from dlcli.runs.table import resolve
+
+    return resolve(ref, output_dir, option="output_dir=PATH")
 
 
 def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "outputs",
@@ -82,6 +80,12 @@ def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "out
     extend = cfg["trainer"]["max_epochs"] is not None and (before is None or cfg["trainer"]["max_epochs"] > before)
     _check_status(run_dir, summary, extend)
     ckpt_path, from_epoch = _last_checkpoint(run_dir, cfg)
+    reached, asked = (from_epoch + 1 if from_epoch is not None else 0), cfg["trainer"]["max_epochs"]
+    if asked is not None and asked < reached:  # Lightning would refuse it mid-start, with the run marked failed
+        raise DlcliError(f"RUN={ref}: trainer.max_epochs={asked} is fewer than the {reached} epochs run "
+                         f"{run_dir.name} has already trained (its checkpoints/last.ckpt is from epoch {reached}). "
+                         f"Give trainer.max_epochs={reached} or more, or leave it out to finish the planned "
+                         f"{before} epochs; the run is unchanged")
     preprocessing = folder.read_json(run_dir / folder.PREPROCESSING)
     from dlcli.data.fingerprint import check
 
@@ -121,15 +125,9 @@ def _parse(overrides: list[str]) -> list[tuple[str, str, Any]]:
 
 
 def _load_config(run_dir: Path) -> dict:
-    from omegaconf import OmegaConf
+    from dlcli.training.reload import read_run_config
 
-    from dlcli.data.splits import legacy_config
-
-    try:
-        config = OmegaConf.to_container(OmegaConf.load(run_dir / folder.CONFIG))
-    except Exception as e:  # a hand-edited or damaged config.yaml
-        raise DlcliError(f"{run_dir / folder.CONFIG} cannot be read: {e}") from None
-    return legacy_config(config)  # a run from before data.split: its files were one pool
+    return read_run_config(run_dir)
 
 
 def _apply(cfg: dict, key: str, kind: str, value: Any) -> None:
