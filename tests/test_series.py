@@ -181,7 +181,7 @@ def test_model_yaml_sets_the_family_training_length_and_a_trainer_value_wins(mak
     assert make_config("model=fcn", "model.max_epochs=12").config["trainer"]["max_epochs"] == 12
     mlp = make_config("model=mlp").config["trainer"]
     assert (mlp["max_epochs"], mlp["min_steps"]) == (30, None)  # every other model: as before
-    with pytest.raises(DlcliError, match=r"model.max_epochs: must be at least 1, got 0"):
+    with pytest.raises(DlcliError, match=r"model.max_epochs: expected an integer >= 1, got 0"):
         make_config("model=fcn", "model.max_epochs=0")
 
 
@@ -197,7 +197,7 @@ def test_series_families_wait_longer_before_stopping_and_a_given_patience_wins(m
     assert patience(f"model={family}", "callbacks.early_stopping.patience=3") == 3
     assert patience("model=mlp", "model.patience=4") == 4
     assert "early_stopping" not in make_config(f"model={family}", "~callbacks.early_stopping").config["callbacks"]
-    with pytest.raises(DlcliError, match=r"model.patience: must be at least 1, got 0"):
+    with pytest.raises(DlcliError, match=r"model.patience: expected an integer >= 1, got 0"):
         make_config(f"model={family}", "model.patience=0")
 
 
