@@ -166,7 +166,9 @@ def test_gru_classifies_waveforms(tmp_path):
 
     c = compose([f"output_dir={tmp_path / 'o'}", "data=waveforms", "data.n_samples=600", "data.length=32",
                  "model=gru", "model.hidden_size=32", "optimizer.lr=0.01", "trainer.max_epochs=15",
-                 "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"])
+                 "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"])
     result = train(c.config, c.overrides)
     print("waveforms gru test/acc", result.metrics["test/acc"])
-    assert result.metrics["test/acc"] >= 0.85  # chance is 0.25
+    # 0.889-0.922 over seeds 0, 1, 2 and 42 (threads 1 and 2 alike) here; another x86 CPU gave 0.800 at seed 42
+    # (float differences change the path). Chance is 0.25: the floor keeps a margin below every measurement
+    assert result.metrics["test/acc"] >= 0.7
