@@ -158,8 +158,8 @@ def test_reopening_a_plugin_run_without_the_plugin_names_it(plugin_path, tmp_pat
         reg._entries = dict(builtins[kind])
     registry._plugins.clear()
     del sys.modules["tiny_reopen"]
-    for command in (["eval", str(run_dir)], ["predict", str(run_dir), str(tmp_path / "in.csv")], ["export", str(run_dir)],
-                    ["resume", str(run_dir), "trainer.max_epochs=2"]):
+    for command in (["eval", str(run_dir)], ["predict", str(run_dir), str(tmp_path / "in.csv")],
+                    ["export", str(run_dir)], ["resume", str(run_dir), "trainer.max_epochs=2"]):
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)
         message = " ".join(result.stderr.split())
