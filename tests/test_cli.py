@@ -30,6 +30,14 @@ def invoke(*args):
         (["train", "data=diabetes"], "loss 'cross_entropy' does not fit a regression task"),
         (["train", "-C", "/no/such/dir"], "config dir '/no/such/dir'"),
         (["config", "show", "optimizer.lrr=0.1"], "Did you mean 'lr'?"),
+        # a nested key given at the top level: the nested key it names (alias table, or its last part)
+        (["train", "lr=0.01"], "lr: unknown key for the top level. Did you mean 'optimizer.lr'?"),
+        (["train", "epochs=3"], "epochs: unknown key for the top level. Did you mean 'trainer.max_epochs'?"),
+        (["train", "batch_size=64"], "Did you mean 'data.batch_size'?"),
+        (["train", "hiden=[8]"], "Did you mean 'model.hidden'?"),  # close to a nested key's last part
+        (["train", "optimizer=sgd", "+momentum=0.8"], "Did you mean 'optimizer.momentum'?"),  # the chosen one's
+        (["train", "loger=csv"], "Did you mean 'logger'?"),  # a top-level key still suggested when closest
+        (["config", "show", "epochs=3"], "Did you mean 'trainer.max_epochs'?"),
     ],
 )
 def test_bad_input_exits_2_with_a_suggestion_and_no_traceback(args, expected, tmp_path):
@@ -38,6 +46,48 @@ def test_bad_input_exits_2_with_a_suggestion_and_no_traceback(args, expected, tm
     assert expected in result.stderr.replace("\n", " ")
     assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists()  # refused before any run folder is made
+
+
+def test_a_nested_key_at_the_top_level_is_not_matched_to_a_top_level_name():
+    result = invoke("train", "lr=0.01")
+    assert result.exit_code == 2 and "'logger'" not in result.stderr  # once suggested: "lr" looks like "logger"
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"dlcli {version('dlcli')}"
+
+
+def test_shell_completion_is_offered():
+    result = invoke("--show-completion", "bash")
+    assert result.exit_code == 0, result.output
+    assert "complete" in result.stdout and "_DLCLI_COMPLETE" in result.stdout  # bash's completion hook
+    assert "--install-completion" in invoke("--help").stdout
+
+
+def test_list_experiment_shows_the_presets_with_their_summaries(tmp_path):
+    from dlcli.config.compose import shipped_config_dir
+
+    shipped = sorted(p.stem for p in (shipped_config_dir() / "experiment").glob("*.yaml"))
+    result = invoke("list", "experiment")
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert sorted(rows) == shipped
+    assert "Forecast a noisy sine wave one step ahead with a small LSTM" in rows["sine_lstm"]
+    assert "@package" not in result.stdout  # Hydra's directive is no summary
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\n# My tiny preset.\nseed: 1\n")
+    (tmp_path / "experiment" / "sine_lstm.yaml").write_text("# Mine wins over the shipped one.\nseed: 2\n")
+    mine = invoke("list", "experiments", "-C", str(tmp_path))
+    assert mine.exit_code == 0, mine.output
+    rows = {line.split("│")[1].strip(): line for line in mine.stdout.splitlines() if line.startswith("│")}
+    assert sorted(rows) == sorted([*shipped, "mine"])
+    assert "My tiny preset." in rows["mine"] and str(tmp_path) in rows["mine"]
+    assert "Mine wins over the shipped one." in rows["sine_lstm"]  # as experiment=sine_lstm would load it
+    assert "shipped" in rows["digits_cnn"]
 
 
 def test_malformed_csv_exits_2(tmp_path):

@@ -140,3 +140,32 @@ def test_a_plugin_beside_the_user_is_found(plugin_path, tmp_path, monkeypatch):
     result = runner.invoke(app, ["list", "models", "--plugin", "tiny_here"])
     assert result.exit_code == 0, result.output
     assert "tiny_here_net" in result.stdout
+
+
+def test_reopening_a_plugin_run_without_the_plugin_names_it(plugin_path, tmp_path):
+    builtins = {kind: dict(reg._entries) for kind, reg in registry.REGISTRIES.items()}  # before the plugin
+    write_plugin(plugin_path, "tiny_reopen", "tiny_reopen_net")
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "tiny_reopen_net.yaml").write_text("name: tiny_reopen_net\nhidden: 8\n")
+    out = tmp_path / "out"
+    trained = runner.invoke(app, ["train", "--plugin", "tiny_reopen", "-C", str(conf.parent), "model=tiny_reopen_net",
+                                  "data=iris", "trainer.max_epochs=1", f"output_dir={out}", *FAST])
+    assert trained.exit_code == 0, trained.output
+    (run_dir,) = out.iterdir()
+    # a later session that does not load the plugin: only the built-in components are registered
+    for kind, reg in registry.REGISTRIES.items():
+        reg._entries = dict(builtins[kind])
+    registry._plugins.clear()
+    del sys.modules["tiny_reopen"]
+    for command in (["eval", str(run_dir)], ["predict", str(run_dir), str(tmp_path / "in.csv")],
+                    ["export", str(run_dir)], ["resume", str(run_dir), "trainer.max_epochs=2"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        message = " ".join(result.stderr.split())
+        assert "trained with the plugin 'tiny_reopen' (then loaded by --plugin)" in message, (command, message)
+        assert "model.name: unknown model 'tiny_reopen_net'" in message and "Add --plugin tiny_reopen" in message
+        assert "Traceback" not in result.output
+    again = runner.invoke(app, ["eval", str(run_dir), "--plugin", "tiny_reopen"])  # the fix the message names
+    assert again.exit_code == 0, again.output
+    assert "test/acc" in again.stdout

@@ -17,16 +17,40 @@ from dlcli.cli import resume as resume_cmd
 from dlcli.cli import runs as runs_cmd
 from dlcli.cli import serve as serve_cmd
 from dlcli.cli import sweep as sweep_cmd
+from dlcli.cli.common import fit_consoles
 
 app = typer.Typer(
     name="dlcli",
     help="Declarative deep-learning training: YAML configs + command-line overrides -> a trained model "
          "and a run folder under outputs/.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        typer.echo(f"dlcli {version('dlcli')}")
+    except PackageNotFoundError:  # imported from a checkout that was never installed: no metadata to read
+        typer.echo("dlcli: no version (not installed; `pip install -e .` installs it)", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                 help="Show dlcli's version and exit."),
+) -> None:
+    fit_consoles()  # the streams are known now (also under a test runner that swaps them)
+
+
 app.command("train")(train.train_command)
 app.command("resume")(resume_cmd.resume_command)
 app.command("eval")(eval_cmd.eval_command)

@@ -15,6 +15,20 @@ from dlcli.errors import DlcliError
 _SHOW_WARNING = warnings.showwarning  # Python's own, for warnings from other libraries
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+# Output that is not a terminal (a pipe, a file, a CI or SLURM log) has no width to fit: rich would wrap it at
+# 80 columns and split paths. There lines are never wrapped (soft wrap) and tables get all the width they need.
+UNWRAPPED_WIDTH = 100_000
+
+
+def fit_consoles() -> None:
+    """Size ``out`` and ``err`` for where they write now: a terminal's width, or no limit for anything else.
+
+    Called as each command starts (the app's callback), when sys.stdout and sys.stderr are the ones it writes to.
+    """
+    for console in (out, err):
+        terminal = console.is_terminal
+        console.soft_wrap = not terminal
+        console.width = None if terminal else UNWRAPPED_WIDTH  # None: the terminal's own width, as rich finds it
 
 OVERRIDES = typer.Argument(
     None, metavar="[OVERRIDES]...",

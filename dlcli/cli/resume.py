@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dlcli.cli.common import ALLOW_CHANGED_DATA, DEBUG, OVERRIDES, PLUGINS, err, use_plugins, user_errors
+from dlcli.cli.common import ALLOW_CHANGED_DATA, DEBUG, OVERRIDES, PLUGINS, err, out, use_plugins, user_errors
 
 RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
@@ -32,6 +32,6 @@ def resume_command(
         cfg, resume = prepare_resume(run, overrides or [], allow_changed_data=allow_changed_data)
         from dlcli.training.train import train
 
-        result = train(cfg, overrides or [], console=err, resume=resume)
+        result = train(cfg, overrides or [], console=err, progress_console=out, resume=resume)
     if result.primary:
         report(result)

@@ -56,7 +56,7 @@ def train_command(
         print_notes(composed.notes)
         from dlcli.training.train import train
 
-        result = train(composed.config, composed.overrides, console=err)
+        result = train(composed.config, composed.overrides, console=err, progress_console=out)
     if result.primary:
         report(result)
 

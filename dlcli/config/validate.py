@@ -8,8 +8,9 @@ what the run used.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
@@ -32,6 +33,7 @@ from dlcli.registry import (
     TASKS,
     Param,
     Registry,
+    closest,
     did_you_mean,
     load_components,
 )
@@ -87,8 +89,12 @@ class _Checker:
     def problem(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message, self.where(path)))
 
-    def fields(self, params: dict[str, Param], node: Any, path: str, owner: str) -> dict:
-        """Check ``node``'s keys and values against ``params``; fill in defaults."""
+    def fields(self, params: dict[str, Param], node: Any, path: str, owner: str,
+               hint: Callable[[str], str] | None = None) -> dict:
+        """Check ``node``'s keys and values against ``params``; fill in defaults.
+
+        ``hint(key)`` suggests a fix for an unknown key (default: the closest of ``params``).
+        """
         if node is None:
             node = {}
         if not isinstance(node, dict):
@@ -107,7 +113,7 @@ class _Checker:
             if key not in params:
                 self.problem(
                     sub,
-                    f"unknown key for {owner}.{did_you_mean(str(key), params)} "
+                    f"unknown key for {owner}.{hint(str(key)) if hint else did_you_mean(str(key), params)} "
                     f"Valid keys: {', '.join(params)}",
                 )
                 continue
@@ -166,6 +172,71 @@ class _Checker:
         return out
 
 
+# What people type for a key that lives one level down: `dlcli train epochs=3` means trainer.max_epochs.
+# (Any other nested key is found by its last part: `batch_size=64` -> data.batch_size.)
+ALIASES = {
+    "epochs": "trainer.max_epochs", "epoch": "trainer.max_epochs", "num_epochs": "trainer.max_epochs",
+    "n_epochs": "trainer.max_epochs", "max_epochs": "trainer.max_epochs",
+    "lr": "optimizer.lr", "learning_rate": "optimizer.lr",
+    "bs": "data.batch_size", "batch": "data.batch_size",
+    "wd": "optimizer.weight_decay", "workers": "data.num_workers",
+    "gpus": "trainer.devices", "gpu": "trainer.devices",
+}
+# The schema of each group that has one: its keys count as known even where the YAML leaves them out.
+_GROUP_SCHEMAS = {"trainer": TrainerConfig, "data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig,
+                  "scheduler": SchedulerConfig, "finetune": FinetuneConfig, "regularization": RegularizationConfig}
+
+
+def nested_keys(raw: dict) -> list[str]:
+    """Every dotted key below the top level: the composed config's, each group's schema fields, and the
+    parameters of the component each group names."""
+    keys: list[str] = []
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            keys.append(f"{prefix}.{key}")
+            if isinstance(value, dict):
+                walk(value, f"{prefix}.{key}")
+
+    groups = dataclass_params(TopConfig)
+    for group, node in raw.items():
+        if group in groups and isinstance(node, dict):
+            walk(node, group)
+            registry = REGISTRIES.get("dataset" if group == "data" else group)
+            if registry is not None and node.get("name") in registry:
+                keys += [f"{group}.{name}" for name in registry.get(node["name"]).params]
+    for group, schema in _GROUP_SCHEMAS.items():
+        keys += [f"{group}.{name}" for name in dataclass_params(schema)]
+    return list(dict.fromkeys(keys))
+
+
+def top_level_hint(key: str, top: Iterable[str], nested: list[str]) -> str:
+    """' Did you mean ...?' for an unknown top-level key: a nested key it names (``lr`` -> optimizer.lr, by the
+    alias table or by the nested key's last part), else the closest top-level key or nested key's last part."""
+    alias = ALIASES.get(key.lower())
+    if alias in nested:
+        return f" Did you mean '{alias}'?"
+    by_leaf: dict[str, list[str]] = {}
+    for path in nested:
+        by_leaf.setdefault(path.rsplit(".", 1)[1], []).append(path)
+
+    def choices(paths: list[str]) -> str:
+        return " Did you mean " + " or ".join(f"'{p}'" for p in paths[:3]) + "?"
+
+    if key in by_leaf:
+        return choices(by_leaf[key])
+    near_top = closest(key, top)
+    # a nested key's last part must be closer (there are many, and short ones match anything a little)
+    near_leaf = difflib.get_close_matches(key, list(by_leaf), n=1, cutoff=0.7)
+    if near_leaf and (not near_top or _likeness(key, near_leaf[0]) > _likeness(key, near_top[0])):
+        return choices(by_leaf[near_leaf[0]])
+    return f" Did you mean '{near_top[0]}'?" if near_top else ""
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
 def _literal_strings(ann: Any) -> list[str]:
     from typing import Literal, get_args, get_origin
 
@@ -198,7 +269,8 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "", notes: li
         raise ConfigError(refused)
     load_components()
     check = _Checker(where)
-    out = check.fields(dataclass_params(TopConfig), raw, "", "the top level")
+    top = dataclass_params(TopConfig)
+    out = check.fields(top, raw, "", "the top level", hint=lambda key: top_level_hint(key, top, nested_keys(raw)))
     out["trainer"] = check.fields(dataclass_params(TrainerConfig), raw.get("trainer"), "trainer", "trainer")
     out["finetune"] = check.fields(dataclass_params(FinetuneConfig), raw.get("finetune"), "finetune", "finetune")
     out["regularization"] = check.fields(dataclass_params(RegularizationConfig), raw.get("regularization"),

@@ -295,7 +295,9 @@ def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
     missing = [name for name in (folder.CONFIG, folder.PREPROCESSING) if not (run_dir / name).is_file()]
     if missing:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")
-    return LoadedRun(run_dir, read_run_config(run_dir), folder.read_json(run_dir / folder.PREPROCESSING))
+    config = read_run_config(run_dir)
+    check_plugins(run_dir, config)
+    return LoadedRun(run_dir, config, folder.read_json(run_dir / folder.PREPROCESSING))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -304,6 +306,36 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     from dlcli.data.splits import legacy_config
 
     return legacy_config(_read_config(run_dir / folder.CONFIG))
+
+
+def check_plugins(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a run whose config names components that only the plugins it was trained with register, when
+    those plugins are not loaded now: a DlcliError naming them and the ``--plugin`` that loads them (rather
+    than an "unknown model" that leaves the user guessing). summary.json records the plugins of each run."""
+    from dlcli.config.validate import ConfigError, validate
+    from dlcli.registry import load_components, plugins
+
+    try:
+        recorded = folder.read_json(run_dir / folder.SUMMARY).get("plugins") or {}
+    except (OSError, ValueError, AttributeError):  # no summary, or not a mapping: nothing recorded to name
+        return
+    load_components()  # the installed plugins count as loaded
+    missing = {module: how for module, how in dict(recorded).items() if module not in plugins()}
+    if not missing:
+        return
+    try:
+        validate(config)
+    except ConfigError as e:
+        # e.g. "model.name: unknown model 'my_net'" (what follows, the built-in names, is no help here)
+        unknown = [f"{p.path}: {p.message.split('. ')[0]}" for p in e.problems if p.message.startswith("unknown ")]
+        if not unknown:
+            return
+        names = ", ".join(f"'{module}' (then loaded by {how})" for module, how in missing.items())
+        flags = " ".join(f"--plugin {module}" for module in missing)
+        raise DlcliError(f"run {run_dir.name} was trained with the plugin{'s' if len(missing) > 1 else ''} "
+                         f"{names}, not loaded now, and its config needs what they register: "
+                         f"{'; '.join(unknown)}. Add {flags} to the "
+                         "command (or name them in DLCLI_PLUGINS)") from None
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -73,6 +73,9 @@ def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "out
     if summary.get("kind") == "lr_find":
         raise DlcliError(f"RUN={ref}: {run_dir} is an lr-find result, not a training run")
     cfg = _load_config(run_dir)
+    from dlcli.training.reload import check_plugins
+
+    check_plugins(run_dir, cfg)  # a run trained with --plugin needs it again
     before = cfg["trainer"]["max_epochs"]
     for key, kind, value in parsed:
         if key != "output_dir":

@@ -197,10 +197,13 @@ def _quiet_lightning() -> None:
 
 
 def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: Any = None,
-          progress: bool = True, resume: Resume | None = None) -> RunResult:
+          progress: bool = True, resume: Resume | None = None, progress_console: Any = None) -> RunResult:
     """Train, test and record one run from a composed config (see :func:`dlcli.config.compose.compose`).
 
-    ``console`` (a rich Console) gets the run's header and the progress bar; None trains silently.
+    ``console`` (a rich Console) gets the run's header; None trains silently. ``progress_console`` (default
+    ``console``) gets the epochs as they end: a live progress bar with the finished epochs' lines above it
+    when it is a terminal, else one plain line per epoch (dlcli/training/progress.py); ``progress=False``
+    or ``trainer.enable_progress_bar=false`` shows neither.
     ``resume`` (see :func:`dlcli.training.resume.prepare_resume`) continues that run in its own folder
     from its last checkpoint: model, optimizer, scheduler, epoch, callbacks and random generators.
     """
@@ -254,9 +257,10 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
                        epoch_seconds=recorder.seconds[:recorder.written])
         folder.write_json(run_dir / folder.SUMMARY, summary)
 
+    shows = console if progress_console is None else progress_console  # where the epochs are shown
     try:
         trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary, beat=beat,
-                                                     progress=progress and primary and console is not None,
+                                                     progress=shows if progress and primary else None,
                                                      resume=resume, has_val="val" in prepared.splits)
     except BaseException:
         if primary and resume is None:
@@ -415,10 +419,11 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
                       markup=False)
 
 
-def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: bool,
+def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: Any = None,
                  beat: Any = None, resume: Resume | None = None, has_val: bool = True):
     """The Lightning Trainer with the configured callbacks and logger, plus dlcli's own: the metrics.csv
     recorder, the heartbeat (``beat``), the divergence check, the random generators' state in checkpoints.
+    ``progress``: the rich Console that shows the epochs (see :func:`train`), or None.
 
     Returns (trainer, the checkpoint callback or None, the metrics.csv recorder).
     """
@@ -459,12 +464,18 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
     own.append(recorder)
     if primary and beat is not None:
         own.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
-    callbacks.append(CallbackGroup(own))
-    progress = progress and cfg["trainer"]["enable_progress_bar"]
-    if progress:
-        from dlcli.training.progress import EpochProgressBar
+    bar = None
+    if progress is not None and cfg["trainer"]["enable_progress_bar"]:
+        from dlcli.training.progress import EpochLines, EpochProgressBar, plain_writer
 
-        callbacks.append(EpochProgressBar(leave=False))
+        if progress.is_terminal:  # a live bar where that console writes, with the finished epochs above it
+            bar = EpochProgressBar(leave=False, console_kwargs={"file": progress.file, "force_terminal": True})
+            own.append(EpochLines(recorder, bar.print_above))
+        else:  # a pipe or a file shows no live bar: one line per epoch, after the recorder has its row
+            own.append(EpochLines(recorder, plain_writer(progress)))
+    callbacks.append(CallbackGroup(own))
+    if bar is not None:
+        callbacks.append(bar)
     logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir),
                                                       config=cfg)
     if logger is None and "lr_monitor" in cfg["callbacks"]:
@@ -477,7 +488,7 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: b
         kwargs["max_epochs"] = sum(stage["epochs"] for stage in stages)
     if not has_val:  # no validation split (data.val_fraction=0): no validation loop over nothing each epoch
         kwargs["limit_val_batches"] = 0
-    kwargs.update(enable_progress_bar=progress, enable_model_summary=False, logger=logger or False,
+    kwargs.update(enable_progress_bar=bar is not None, enable_model_summary=False, logger=logger or False,
                   enable_checkpointing=checkpoint is not None, default_root_dir=str(run_dir),
                   plugins=[AtomicCheckpointIO()])  # checkpoints written atomically, read with weights_only
     try:
