@@ -241,6 +241,10 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "") -> dict:
         stopping["patience"] = out["model"]["patience"]
     if isinstance(out["trainer"].get("max_epochs"), int) and out["trainer"]["max_epochs"] < 1:
         check.problem("trainer.max_epochs", f"must be at least 1, got {out['trainer']['max_epochs']}")
+    from dlcli.config.limits import top_level_problems
+
+    for path, message in top_level_problems(out):  # name (a folder name), threads (the cores)
+        check.problem(path, message)
     if check.problems:
         raise ConfigError(check.problems)
     return {k: out[k] for k in dataclass_params(TopConfig)}  # scalars first, then the groups

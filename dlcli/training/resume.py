@@ -123,8 +123,10 @@ def _parse(overrides: list[str]) -> list[tuple[str, str, Any]]:
 def _load_config(run_dir: Path) -> dict:
     from omegaconf import OmegaConf
 
+    from dlcli.config.limits import check_yaml_file
     from dlcli.data.splits import legacy_config
 
+    check_yaml_file(run_dir / folder.CONFIG)  # an alias bomb is refused before OmegaConf expands it
     try:
         config = OmegaConf.to_container(OmegaConf.load(run_dir / folder.CONFIG))
     except Exception as e:  # a hand-edited or damaged config.yaml
