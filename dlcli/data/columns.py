@@ -34,10 +34,11 @@ def column_positions(names: list[str], source: str) -> dict[str, int]:
     positions = {name: i for i, name in enumerate(names)}
     if len(positions) < len(names):
         twice = [name for name, n in Counter(names).items() if n > 1]
-        shown = ", ".join(repr(n) for n in twice[:10]) + (f" and {len(twice) - 10} more" if len(twice) > 10 else "")
-        raise DataError(f"CSV {source} names more than one column {shown} in its header row: a column is read "
-                        "by its name, so each name must be unique. Rename them. If the file has no header row, "
-                        "add data.header=false (columns are then named 0..N-1)")
+        others = ", ".join(repr(n) for n in twice[1:10]) + (f" and {len(twice) - 10} more" if len(twice) > 10 else "")
+        raise DataError(f"CSV {source} has two columns named '{twice[0]}' in its header row"
+                        + (f" (and so do {others})" if others else "") + ": a column is read by its name, so "
+                        "each name must be unique. Rename them. If the file has no header row, add "
+                        "data.header=false (columns are then named 0..N-1)")
     return positions
 
 
