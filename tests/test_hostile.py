@@ -257,3 +257,35 @@ def test_code_keys_are_refused_in_a_config_folders_hydra_node(tmp_path):
     (tmp_path / "hydra" / "callbacks" / "evil.yaml").write_text("x:\n  _target_: subprocess.Popen\n")
     with pytest.raises(ConfigError, match=r"hydra\.x\._target_.*is refused.*evil\.yaml"):
         compose(["threads=1"], [tmp_path])
+
+
+@pytest.mark.slow
+def test_two_sweeps_of_one_name_started_together_one_is_refused_saying_so(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "outputs"
+    args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003,0.004,0.005", "data=iris",
+            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1",
+            f"output_dir={out}", "--name", "twin"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                             start_new_session=True)  # its own group: the kill below takes its trials too
+    try:
+        lock = out / "sweeps" / "twin" / ".driver.lock"
+        deadline = time.time() + 120
+        while not (lock.is_file() and lock.read_text().strip()):  # the first one drives the sweep
+            assert time.time() < deadline and first.poll() is None, "the first sweep never started"
+            time.sleep(0.2)
+        second = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert first.poll() is None, "the first sweep ended before the second tried: the test proves nothing"
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+    assert second.returncode == 2, second.stderr
+    assert "sweep 'twin' is already running" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert "--storage" not in second.stderr and "Traceback" not in second.stderr
