@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,18 @@ def print_notes(notes: list[str]) -> None:
 
 
 def escape(text: str) -> str:
+    """``text`` printed as written: rich markup (``[red]``) escaped, control characters made visible."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text))
+
+
+# C0 and C1 control characters (ESC starts the terminal's escape sequences; C1's CSI does too), DEL, and the
+# Unicode line separators
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str, keep: str = "\n\t") -> str:
+    """``text`` with its control characters (but those in ``keep``) written as escapes (ESC as ``\\x1b``),
+    so that text read from files (a run's name) cannot move the cursor, recolour or retitle the terminal."""
+    return _CONTROLS.sub(lambda m: m.group() if m.group() in keep else repr(m.group())[1:-1], text)

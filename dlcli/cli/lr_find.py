@@ -25,6 +25,7 @@ def lr_find_command(
     from dlcli.config.compose import compose
 
     with user_errors(debug):
+        _check_range(min_lr, max_lr, steps)
         use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
         print_notes(composed.notes)
@@ -37,3 +38,14 @@ def lr_find_command(
         out.print(f"suggested learning rate: [bold]{result.suggestion:.3g}[/]  "
                   f"(use it with optimizer.lr={result.suggestion:.3g})")
     out.print(f"plot: {result.run_dir / 'plots' / 'lr_find.png'}", soft_wrap=True)
+
+
+def _check_range(min_lr: float, max_lr: float, steps: int) -> None:
+    """The finder's own flags, before anything is composed or loaded."""
+    from dlcli.errors import DlcliError
+
+    if steps < 1:
+        raise DlcliError(f"--steps {steps}: the finder needs at least 1 training step (e.g. --steps 100)")
+    if not 0 < min_lr < max_lr:
+        raise DlcliError(f"--min-lr {min_lr:g} --max-lr {max_lr:g}: give rates with 0 < --min-lr < --max-lr "
+                         "(e.g. --min-lr 1e-6 --max-lr 1)")

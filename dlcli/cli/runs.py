@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dlcli.cli.common import DEBUG, err, escape, out, user_errors
+from dlcli.cli.common import DEBUG, err, escape, out, printable, user_errors
 
 app = typer.Typer(help="List, show, compare, plot and remove runs (reads run folders only: fast).",
                   no_args_is_help=True)
@@ -87,7 +87,7 @@ def show(
     if best.get("monitor"):
         epoch = best.get("epoch")
         metrics.add_row(f"best {escape(best['monitor'])}",  # epochs counted from 1 here, as `dlcli train` prints them
-                        f"{_num(best.get('value'))} (epoch {epoch + 1 if isinstance(epoch, int) else '?'})")
+                        f"{escape(_num(best.get('value')))} (epoch {epoch + 1 if isinstance(epoch, int) else '?'})")
     out.print()
     out.print(metrics)
 
@@ -142,11 +142,11 @@ def compare(
             records = load_records(output_dir, sweep=sweep, status=status, filters=filters)
         comparison = cmp.compare(records, sort=sort, group_by=group_by or [])
     if format == "csv":
-        typer.echo(cmp.to_csv(comparison), nl=False)
+        typer.echo(printable(cmp.to_csv(comparison)), nl=False)  # JSON below escapes control characters itself
     elif format == "json":
         typer.echo(cmp.to_json(comparison), nl=False)
     elif format == "markdown":
-        typer.echo(cmp.to_markdown(comparison), nl=False)
+        typer.echo(printable(cmp.to_markdown(comparison)), nl=False)
     else:
         _print_comparison(comparison)
 
@@ -232,7 +232,7 @@ def rm(
                 targets.append(run_dir)
         for run_dir in targets:
             out.print(f"  {escape(str(run_dir))}", soft_wrap=True)
-        if not yes and not typer.confirm(f"Delete {len(targets)} run folder{'s' * (len(targets) != 1)}?"):
+        if not yes and not _confirmed(f"Delete {len(targets)} run folder{'s' * (len(targets) != 1)}?"):
             err.print("nothing deleted")
             raise typer.Exit(1)
         for run_dir in targets:
@@ -249,6 +249,17 @@ def _is_lr_find(run_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(summary, dict) and summary.get("kind") == "lr_find"
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes or no; DlcliError when there is no one to ask (stdin is not a terminal, or ended)."""
+    from dlcli.errors import DlcliError
+
+    try:
+        return typer.confirm(question)
+    except typer.Abort:  # end of input (no terminal: a script, a pipe, cron) or Ctrl-C
+        raise DlcliError("no answer to the confirmation (stdin is not a terminal, or it ended): pass --yes to "
+                         "delete without asking; nothing was deleted") from None
 
 
 def _print_comparison(comparison) -> None:
@@ -269,6 +280,8 @@ def _print_grid(headers: list[str], rows: list[list[tuple[str, str | None]]], ri
     """
     from rich.text import Text
 
+    headers, right = [printable(h, keep="") for h in headers], {printable(h, keep="") for h in right}
+    rows = [[(printable(value, keep=""), style) for value, style in row] for row in rows]  # text from run files
     widths = [max([len(h), *(len(row[i][0]) for row in rows)]) for i, h in enumerate(headers)]
     text = Text()
     for line in [[(h, "bold") for h in headers], *rows]:
@@ -318,8 +331,8 @@ def _run_record(ref: str, output_dir: Path):
 
 
 def _labels(records) -> list[str]:
-    """Short, distinct legend labels: the run ids."""
-    return [r.run_id for r in records]
+    """Short, distinct legend labels: the run ids (shown as written)."""
+    return [printable(r.run_id, keep="") for r in records]
 
 
 STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red", "dead": "red", "interrupted": "yellow"}

@@ -115,7 +115,7 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
           plugins: list[str]) -> int:
     """A new sweep, or the same sweep again (same --name): checks every value's config before any trial runs."""
     from dlcli.sweep.space import parse_space
-    from dlcli.sweep.study import STRATEGIES, SweepSpec, default_storage, find_sweep, read_spec, sweep_dir
+    from dlcli.sweep.study import STRATEGIES, SweepSpec, default_storage, driving, find_sweep, read_spec, sweep_dir
 
     space = parse_space(overrides)
     if strategy is None:
@@ -150,23 +150,24 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
                      direction=direction, seed=int(cfg["seed"]), output_dir=output_dir,
                      storage=options.storage or default_storage(folder_), config_dirs=config_dirs, plugins=plugins)
     options.apply(spec)
-    if (folder_ / "sweep.yaml").is_file():
-        before = read_spec(find_sweep(str(folder_), output_dir))
-        differ = before.same_sweep(spec)
-        if differ:
-            raise DlcliError(f"sweep '{name}' exists in {folder_} with other {', '.join(differ)}: choose another "
-                             f"--name for a new sweep, or `dlcli sweep resume {name}` to go on with it")
-        before.trials = max(before.trials, spec.trials)
-        options.apply(before)
-        spec = before
-        err.print(f"sweep '{name}' exists: going on with it (completed trials are kept)", highlight=False)
-    return run(spec, space)
+    with driving(folder_, name):  # a second `dlcli sweep --name NAME` meanwhile is refused, saying so
+        if (folder_ / "sweep.yaml").is_file():
+            before = read_spec(find_sweep(str(folder_), output_dir))
+            differ = before.same_sweep(spec)
+            if differ:
+                raise DlcliError(f"sweep '{name}' exists in {folder_} with other {', '.join(differ)}: choose "
+                                 f"another --name for a new sweep, or `dlcli sweep resume {name}` to go on with it")
+            before.trials = max(before.trials, spec.trials)
+            options.apply(before)
+            spec = before
+            err.print(f"sweep '{name}' exists: going on with it (completed trials are kept)", highlight=False)
+        return run(spec, space)
 
 
 def resume(args: list[str], more: int | None, options: Options) -> int:
     """``dlcli sweep resume SWEEP [output_dir=PATH]``: what is left of a sweep, plus ``--trials`` more."""
     from dlcli.sweep.space import parse_space
-    from dlcli.sweep.study import find_sweep, load_spec_from_storage, read_spec
+    from dlcli.sweep.study import driving, find_sweep, load_spec_from_storage, read_spec
 
     if not args:
         raise DlcliError("`dlcli sweep resume SWEEP`: give the sweep's name (see outputs/sweeps/) or folder")
@@ -192,7 +193,8 @@ def resume(args: list[str], more: int | None, options: Options) -> int:
             raise DlcliError(f"sweep '{spec.name}' is a grid of {spec.trials} combinations: --trials adds trials "
                              "to random and tpe sweeps")
         spec.trials += more
-    return run(spec, parse_space(spec.overrides))
+    with driving(spec.folder, spec.name):
+        return run(spec, parse_space(spec.overrides))
 
 
 def run(spec: Any, space: Any) -> int:

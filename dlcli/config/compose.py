@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dlcli.config.limits import structure_problems, yaml_dir_problems
 from dlcli.config.safety import code_problems, only_safe_resolvers, yaml_tag_message
 from dlcli.config.types import show
 from dlcli.config.validate import ConfigError, Problem, validate
@@ -113,13 +114,22 @@ def compose(overrides: list[str] | tuple[str, ...] = (), config_dirs: list[str |
 
     Raises :class:`ConfigError` listing every problem found.
     """
-    dirs = config_dirs_checked(list(config_dirs)) + [shipped_config_dir()]
+    user_dirs = config_dirs_checked(list(config_dirs))
+    dirs = user_dirs + [shipped_config_dir()]
     overrides = list(overrides)
+    # an alias bomb in a -C folder is refused before Hydra (through OmegaConf) expands it
+    bombs = [Problem("", message) for message in yaml_dir_problems(user_dirs)]
+    if bombs:
+        raise ConfigError(bombs)
     parsed, problems = _parse(overrides)
+    refused_hydra = _hydra_code_problems(parsed, user_dirs)  # before Hydra composes anything
+    if refused_hydra:
+        raise ConfigError(problems + refused_hydra)
     cfg, choices, unknown = _compose_setting_aside(parsed, dirs, problems)
     # no code from configuration: refused before anything is resolved, validated, built or run
+    plain = _plain_config(cfg, unknown, resolve=False)
     refused = [Problem(path, message, _where(path, overrides, choices, dirs))
-               for path, message in code_problems(_plain_config(cfg, unknown, resolve=False))]
+               for path, message in code_problems(plain) + structure_problems(plain)]
     if refused:
         raise ConfigError(problems + refused)
     raw = _resolved(cfg, unknown, problems)
@@ -262,6 +272,41 @@ def _resolved(cfg: Any, unknown: list[tuple[str, Any]], problems: list[Problem])
     except OmegaConfBaseException as e:
         problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
         return _plain_config(cfg, unknown, resolve=False)
+
+
+def _hydra_code_problems(parsed: dict[str, Any], user_dirs: list[Path]) -> list[Problem]:
+    """``_target_`` and the other code keys under ``hydra.`` (an override, or a user YAML's ``hydra:`` node).
+
+    The check on the composed config cannot see them: Hydra's own node is dropped from it, and holds
+    Hydra's own ``_target_`` keys (its launcher, its sweeper). dlcli runs none of them, but a config that
+    asks for code is refused as anywhere else, so that nothing written for a tool that would run it passes.
+    """
+    import yaml
+
+    found = []
+    for line, ov in parsed.items():
+        key = ov.key_or_group
+        if not key.startswith("hydra.") and key != "hydra":
+            continue
+        value = plain_value(ov.value()) if not ov.is_sweep_override() else None
+        node: Any = value
+        for part in reversed(key.split(".")):
+            node = {part: node}
+        found += [Problem(path, message, f"from override '{line}'") for path, message in code_problems(node)]
+    for d in user_dirs:
+        for f in sorted(d.rglob("*.yaml")):
+            try:
+                data = yaml.safe_load(f.read_text(encoding="utf-8"))  # bounded: yaml_dir_problems passed it
+            except (yaml.YAMLError, OSError, UnicodeDecodeError):
+                continue  # Hydra reports the file if it is used
+            if f.relative_to(d).parts[0] == "hydra":  # an option of Hydra's own groups (hydra/launcher/x.yaml)
+                node = {"hydra": data}
+            elif isinstance(data, dict) and isinstance(data.get("hydra"), dict):
+                node = {"hydra": data["hydra"]}
+            else:
+                continue
+            found += [Problem(path, message, f"in {f}") for path, message in code_problems(node)]
+    return found
 
 
 def _bad_group_choice(line: str, ov: Any, dirs: list[Path], problems: list[Problem]) -> bool:

@@ -325,6 +325,24 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "", notes: li
 
 
 @rule
+def _name_and_threads(out: dict, check: _Checker) -> None:
+    """A run name fit for a folder name; ``threads`` above the cores this process may use is lowered to them,
+    with a note (a run recorded on a bigger machine still resumes and evaluates here)."""
+    from dlcli.config.limits import top_level_problems
+
+    for path, message in top_level_problems(out):
+        check.problem(path, message)
+    threads = out.get("threads")
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads > 1:
+        from dlcli.training.threads import cores
+
+        if threads > (n := cores()):
+            out["threads"] = n
+            check.notes.append(f"threads={threads} is more than the {n} CPU cores this process may use (more "
+                               f"threads than cores only slow training down): using {n}")
+
+
+@rule
 def _fractions_leave_training_data(out: dict, check: _Checker) -> None:
     data = out["data"]
     if isinstance(data.get("val_fraction"), float) and isinstance(data.get("test_fraction"), float) \

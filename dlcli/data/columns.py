@@ -23,6 +23,30 @@ MISSING = "<missing>"  # the category of a missing cell (data.missing=impute)
 CATEGORY_SHARE = 0.5  # a non-numeric column is categorical when at most this share of its cells are distinct
 
 
+def column_positions(names: list[str], source: str) -> dict[str, int]:
+    """Each column name's position in a header row, built once (a lookup per column stays linear in the width).
+
+    DataError naming ``source`` and every name the header holds twice: a lookup by name would silently
+    read the first of them for each.
+    """
+    from collections import Counter
+
+    positions = {name: i for i, name in enumerate(names)}
+    if len(positions) < len(names):
+        twice = [name for name, n in Counter(names).items() if n > 1]
+        others = ", ".join(repr(n) for n in twice[1:10]) + (f" and {len(twice) - 10} more" if len(twice) > 10 else "")
+        raise DataError(f"CSV {source} has two columns named '{twice[0]}' in its header row"
+                        + (f" (and so do {others})" if others else "") + ": a column is read by its name, so "
+                        "each name must be unique. Rename them. If the file has no header row, add "
+                        "data.header=false (columns are then named 0..N-1)")
+    return positions
+
+
+def columns_list(names: list[str], limit: int = 20) -> str:
+    """The first ``limit`` column names for a message (a wide file would print a megabyte of them)."""
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} columns)" if len(names) > limit else "")
+
+
 def _number(cell: str) -> float | None:
     try:
         return float(cell)
@@ -40,30 +64,27 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
     ``missing`` (error | drop | impute) says what a missing feature cell does; impute happens in prepare.
     """
     na, notes = set(na_values), []
+    position = column_positions(names, source)  # refuses a name given twice
     if header:
-        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
-        if twice is not None:
-            raise DataError(f"CSV {source} has two columns named '{twice}' in its header row: rename one. If the "
-                            "file has no header row, add data.header=false (columns are then named 0..N-1)")
         if all(_number(n) is not None for n in names):
             notes.append(f"the header row of {source} is all numbers ({', '.join(names[:5])}...): if it is data, "
                          "add data.header=false (columns are then named 0..N-1)")
     for key, wanted in (("target", [target]), ("features", features), ("categorical", categorical),
                         ("numeric", numeric)):
         for name in wanted or []:
-            if name not in names:
+            if name not in position:
                 hint = " The file is read without a header (data.header=false): columns are 0.." \
                        f"{len(names) - 1}" if not header else \
                        (" Is the file header-less? Add data.header=false" if name.isdigit() else "")
                 raise DataError(f"CSV {source} has no column '{name}' (data.{key}).{did_you_mean(name, names)} "
-                                f"Columns: {', '.join(names)}.{hint}")
+                                f"Columns: {columns_list(names)}.{hint}")
     both = sorted(set(categorical or []) & set(numeric or []))
     if both:
         raise DataError(f"column '{both[0]}' is in both data.categorical and data.numeric: keep it in one")
     if target in (categorical or []) or target in (numeric or []):
         raise DataError(f"the target '{target}' is not a feature: remove it from data.categorical / data.numeric")
 
-    t = names.index(target)
+    t = position[target]
     labels = [row[t].strip() for row in rows]
     gone = [i for i, v in enumerate(labels) if v in na]
     if gone:
@@ -81,11 +102,12 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         raise DataError(f"CSV {source} has no feature columns besides the target '{target}'")
     types: dict[str, str] = {}
     cells: dict[str, list[str]] = {}
+    categorical_set, numeric_set = set(categorical or []), set(numeric or [])
     for name in features:
-        at = names.index(name)
+        at = position[name]
         col = [row[at].strip() for row in rows]
         cells[name] = col
-        given = "categorical" if name in (categorical or []) else "numeric" if name in (numeric or []) else None
+        given = "categorical" if name in categorical_set else "numeric" if name in numeric_set else None
         types[name] = given or _infer(name, col, na, max_categories, notes)
     text = [n for n in features if types[n] == "text"]
     for name in text:
@@ -106,14 +128,14 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
     values = {n: _typed(source, n, cells[n], types[n], na, lines) for n in features}
     holes = np.zeros(len(rows), dtype=bool)
     for name in features:
-        hole = np.array([c in na for c in cells[name]])
-        if hole.any() and missing == "error":
-            i = int(np.flatnonzero(hole)[0])
+        gaps = [i for i, c in enumerate(cells[name]) if c in na]  # a list: no array per column of a wide file
+        if gaps and missing == "error":
+            i = gaps[0]
             what = "is empty" if cells[name][i] == "" else "is a missing value (data.na_values)"
             raise DataError(f"CSV {source}, row {lines[i]}, column '{name}': {cells[name][i]!r} {what} and "
                             "data.missing=error. Fill it in, or set data.missing=impute (median; a "
                             f"'{MISSING}' category) or data.missing=drop (drop such rows)")
-        holes |= hole
+        holes[gaps] = True
     if missing == "drop" and holes.any():
         touched = [n for n in features if any(cells[n][i] in na for i in np.flatnonzero(holes))]
         notes.append(f"dropped {int(holes.sum())} of {len(rows)} rows with a missing feature value (data.missing="
@@ -347,10 +369,11 @@ def prepare_columns(table: Table, train: np.ndarray, fitted: dict[str, Any] | No
     enc = (fitted or {}).get("columns")
     x = table.x
     if enc is not None:  # a run's own encoding (resuming, eval, fine-tuning): its columns, in its order
-        lacking = [n for n in enc["names"] if n not in names]
+        position = {n: i for i, n in enumerate(names)}  # unique: read_table refuses a name given twice
+        lacking = [n for n in enc["names"] if n not in position]
         if lacking:
             raise DataError(f"the data lacks {len(lacking)} of the run's feature columns: {', '.join(lacking[:20])}")
-        x = x[:, [names.index(n) for n in enc["names"]]]
+        x = x[:, [position[n] for n in enc["names"]]]
     else:
         enc = fit_columns(x, names, table.columns, train)
     notes = list(table.columns.get("notes") or [])
@@ -401,11 +424,12 @@ def csv_records(rows: list[list[str]], enc: dict[str, Any], target: Any, source:
     names = enc["names"]
     if enc.get("header", True):
         header, body, first = [h.strip() for h in rows[0]], rows[1:], 2
-        lacking = [n for n in names if n not in header]
+        position = column_positions(header, source)
+        lacking = [n for n in names if n not in position]
         if lacking:
             raise DataError(f"{source} lacks {len(lacking)} of the run's feature columns: {', '.join(lacking[:20])}. "
                             f"The run was trained on: {', '.join(names[:20])}")
-        positions = [header.index(n) for n in names]
+        positions = [position[n] for n in names]
     else:
         body, first, width, total = rows, 1, len(rows[0]), enc.get("n_columns")
         if width == total:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dlcli.data.columns import column_positions, columns_list
 from dlcli.data.files import csv_rows
 from dlcli.data.table import Table
 from dlcli.errors import DataError
@@ -79,19 +80,21 @@ def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None
         if len(row) != len(header):
             raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has "
                             f"{len(header)}. Check the delimiter (data.delimiter='{delimiter}') and quoting")
+    position = column_positions(header, f"'{path}'")  # refuses a name given twice
     names = list(features) if features is not None else [column]
     for name, key in [(column, "column"), *((n, "features") for n in names)]:
-        if name not in header:
+        if name not in position:
             raise DataError(f"CSV '{path}' has no column '{name}' (data.{key}).{did_you_mean(name, header)} "
-                            f"Columns: {', '.join(header)}")
+                            f"Columns: {columns_list(header)}")
     if not names:
         raise DataError(f"CSV '{path}': data.features is empty; list the input columns, or null for just "
                         f"the target column '{column}'")
     wanted = list(dict.fromkeys([column, *names]))  # target first, each column parsed once
     values = np.empty((len(rows) - 1, len(wanted)), dtype=np.float64)  # (P, columns)
+    at = [position[name] for name in wanted]
     for i, (lineno, row) in enumerate(rows[1:]):
         for j, name in enumerate(wanted):
-            cell = row[header.index(name)]
+            cell = row[at[j]]
             try:
                 values[i, j] = float(cell)
             except ValueError:
@@ -101,7 +104,8 @@ def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None
                                 "Time series columns must be numeric") from None
             if not np.isfinite(values[i, j]):
                 raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a finite number")
-    inputs = values[:, [wanted.index(n) for n in names]]  # (P, F)
+    column_of = {n: j for j, n in enumerate(wanted)}
+    inputs = values[:, [column_of[n] for n in names]]  # (P, F)
     return _forecast_table(inputs, values[:, 0], window, horizon, difference, seasonal_lag, f"CSV '{path}'", names)
 
 

@@ -105,12 +105,14 @@ def _append(a: Table, b: Table, name: str, a_name: str, b_name: str, a_source: s
         raise refuse("one is streamed from disk (data.cache), the other is not")
     bx = b.x if b.files is None else b.files
     if a.feature_names and b.feature_names and list(a.feature_names) != list(b.feature_names):
-        missing = [f for f in a.feature_names if f not in b.feature_names]
-        extra = [f for f in b.feature_names if f not in a.feature_names]
+        position = {f: i for i, f in enumerate(b.feature_names)}  # one lookup per column: wide files stay linear
+        trained = set(a.feature_names)
+        missing = [f for f in a.feature_names if f not in position]
+        extra = [f for f in b.feature_names if f not in trained]
         if missing or extra or bx.ndim != 2:
             raise refuse("other columns" + (f"; it lacks {', '.join(missing[:10])}" if missing else "")
                          + (f"; it has {', '.join(extra[:10])} besides" if extra else ""))
-        bx = bx[:, [list(b.feature_names).index(f) for f in a.feature_names]]  # the training file's column order
+        bx = bx[:, [position[f] for f in a.feature_names]]  # the training file's column order
     ax = a.x if a.files is None else a.files
     if a.text is None and tuple(ax.shape[1:]) != tuple(bx.shape[1:]):
         raise refuse(f"samples of shape {tuple(bx.shape[1:])}, the training file's {tuple(ax.shape[1:])}")

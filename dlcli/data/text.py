@@ -27,15 +27,17 @@ def text_csv(seed: int, path: str, text: str = "text", label: str = "label", lev
     """A CSV with a text column and a label column (text classification)."""
     import numpy as np
 
+    from dlcli.data.columns import column_positions, columns_list
     from dlcli.data.files import csv_rows
 
     numbered = csv_rows(path, delimiter)
     columns = [h.strip() for h in numbered[0][1]]
+    position = column_positions(columns, f"'{path}'")  # refuses a name given twice
     for key, col in (("text", text), ("label", label)):
-        if col not in columns:
+        if col not in position:
             raise DataError(f"CSV '{path}' has no column '{col}' (data.{key}).{did_you_mean(col, columns)} "
-                            f"Columns: {', '.join(columns)}")
-    t, lab = columns.index(text), columns.index(label)
+                            f"Columns: {columns_list(columns)}")
+    t, lab = position[text], position[label]
     texts, labels = [], []
     for line, row in numbered[1:]:
         if len(row) <= lab or not row[lab].strip():

@@ -27,8 +27,9 @@ STALE_S = 600.0  # a running run whose heartbeat is older than this is taken for
 
 
 def slug(name: str) -> str:
-    """A run name as it appears in folder names: letters, digits, ``_``, ``.`` and ``-``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "run"
+    """A run name as it appears in folder names: letters, digits, ``_``, ``.`` and ``-``; at most 100 of them
+    (validation refuses longer names; this bound keeps any other caller's folder name within 255 bytes)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:100].strip("._") or "run"
 
 
 def new_run_dir(output_dir: str | Path, name: str, suffix: str | None = None) -> Path:

@@ -151,6 +151,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         return {}
     import yaml
 
+    from dlcli.config.limits import check_yaml_file
+
+    check_yaml_file(path)  # aliases share nodes in PyYAML, but flatten() would walk each use: a bomb is refused
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's loader is ~10x faster when built
     with path.open(encoding="utf-8") as f:
         return yaml.load(f, Loader=loader) or {}  # noqa: S506 -- a safe loader

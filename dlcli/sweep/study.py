@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,9 @@ def write_spec(spec: SweepSpec) -> None:
 def read_spec(path: Path) -> SweepSpec:
     from omegaconf import OmegaConf
 
+    from dlcli.config.limits import check_yaml_file
+
+    check_yaml_file(path)  # an alias bomb is refused before OmegaConf expands it
     data = OmegaConf.to_container(OmegaConf.load(path))
     return SweepSpec(**data)
 
@@ -87,8 +92,12 @@ def find_sweep(ref: str, output_dir: str | Path) -> Path:
                      + ". Give a sweep's name or folder (output_dir=PATH to look elsewhere)")
 
 
-def open_storage(url: str) -> Any:
-    """Optuna's database storage for ``url``; a URL it cannot open is a DlcliError naming it."""
+def open_storage(url: str, sweep: str | None = None) -> Any:
+    """Optuna's database storage for ``url``; a URL it cannot open is a DlcliError naming it.
+
+    ``sweep``: the sweep's name when ``url`` is its own database (no --storage given), for a message that
+    does not blame a flag the user never gave.
+    """
     import optuna
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -96,9 +105,50 @@ def open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except (ArgumentError, SQLAlchemyError, ValueError, ImportError, ModuleNotFoundError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if sweep is not None:
+            raise DlcliError(f"sweep '{sweep}': cannot open its database {url} ({first}). If another `dlcli sweep` "
+                             f"named '{sweep}' is starting or running, wait for it to end, then `dlcli sweep resume "
+                             f"{sweep}`; or choose another --name") from None
         raise DlcliError(f"--storage '{url}': cannot open this database ({first}). Give a SQLAlchemy URL that "
                          "Optuna supports, e.g. sqlite:///sweep.db, postgresql://user@host/db, "
                          "mysql+pymysql://user@host/db") from None
+
+
+LOCK = ".driver.lock"
+
+
+@contextmanager
+def driving(spec_folder: Path, name: str) -> Iterator[None]:
+    """This process drives the sweep in ``spec_folder``; a second driver of it is refused meanwhile.
+
+    Two drivers of one study would each plan the trials still to run and ask for them all, running the sweep
+    twice over (and two starting at once race to create its database). The lock is an ``flock`` on
+    ``<folder>/.driver.lock``, which the system drops when the process ends, however it ends: a killed sweep
+    leaves no stale lock. Trials on other machines sharing a ``--storage`` database are not concerned.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    spec_folder.mkdir(parents=True, exist_ok=True)
+    with open(spec_folder / LOCK, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise DlcliError(f"sweep '{name}' is already running ({holder}, folder {spec_folder}): wait for it to "
+                             f"end, then `dlcli sweep resume {name}` goes on with it; or choose another --name for "
+                             "a new sweep") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
@@ -124,7 +174,7 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(spec.storage)
+    storage = open_storage(spec.storage, sweep=spec.name if spec.storage == default_storage(spec.folder) else None)
     study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction,
                                 sampler=sampler(spec, space, 0), load_if_exists=True)
     existing = study.user_attrs.get(SPEC_ATTR)

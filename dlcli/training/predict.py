@@ -159,6 +159,9 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         body = rows[1:] if columns.get("header", True) else rows
         return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)", (header, body))
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    from dlcli.data.columns import column_positions
+
+    column_positions(header, f"'{path}'")  # a name given twice: each record would keep only the last column
     for lineno, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has {len(header)}")

@@ -343,8 +343,10 @@ def _read_config(path: Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
     from yaml import YAMLError
 
+    from dlcli.config.limits import check_yaml_file
     from dlcli.config.safety import code_problems, yaml_tag_message
 
+    check_yaml_file(path)  # an alias bomb is refused before OmegaConf expands it
     try:
         config = OmegaConf.to_container(OmegaConf.load(path))
     except YAMLError as e:
