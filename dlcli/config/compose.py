@@ -158,6 +158,8 @@ def _hydra(dirs: list[Path]) -> Iterator[list[str]]:
     the primary config, and ``hydra.searchpath`` entries are searched after that source, in list order. So
     the one source is a scratch folder holding only the first ``train.yaml`` found along ``dirs`` (a link to
     it), and every folder of ``dirs`` follows through ``hydra.searchpath``: groups resolve first match wins.
+    This is the way Hydra's maintainers give for external configs that override installed ones (hydra
+    issue #2758: an external primary source, the installed configs added by ``hydra.searchpath``).
     """
     import tempfile
 
