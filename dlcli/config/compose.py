@@ -1,9 +1,10 @@
 """Compose the run config from YAML with Hydra's compose API, then validate it.
 
 Search path, first match wins: each ``-C/--config-dir`` folder in the order given, then
-the configs shipped inside the package. (Hydra's own ``hydra.searchpath`` would append
-user folders *after* the shipped ones, so a user's ``model/mlp.yaml`` would be ignored
-without a word; here it wins, and the CLI says so.)
+the configs shipped inside the package. (Hydra's ``hydra.searchpath`` alone appends
+folders *after* the primary source, so a user's ``model/mlp.yaml`` would be ignored without
+a word behind the shipped one; :func:`_hydra` makes a scratch primary source holding only
+``train.yaml``, so here the user's file wins, and the CLI says so.)
 
 Hydra stops at the first bad override. To report every problem at once, a failing
 override is set aside, composition is retried without it, and the problem is reported
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.config.limits import structure_problems, yaml_dir_problems
-from dlcli.config.safety import code_problems, only_safe_resolvers, yaml_tag_message
+from dlcli.config.safety import code_problems, yaml_tag_message
 from dlcli.config.types import show
 from dlcli.config.validate import ConfigError, Problem, validate
 from dlcli.errors import DlcliError
@@ -161,30 +162,31 @@ def _parse(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
 
 
 @contextmanager
-def _hydra(dirs: list[Path]) -> Iterator[None]:
-    """Hydra initialised with ``dirs`` first on its search path (the user's before the shipped one).
+def _hydra(dirs: list[Path]) -> Iterator[list[str]]:
+    """Hydra initialised to search ``dirs`` in order (the user's before the shipped one), by its public API.
 
-    Hydra 1.3 has no public way to put several ordered folders before the shipped configs: its initializers
-    take one source, and ``hydra.searchpath`` entries are searched after that source, with the primary
-    config required in it (a ``train.yaml`` looked up there first is cached as missing). Hence its internal
-    ``create_config_search_path`` / ``Hydra.create_main_hydra2`` here, pinned by the ``-C`` precedence tests;
-    hydra issue #3230 proposes the public initializer that would replace them.
+    Yields the override to pass to every ``compose``. Hydra's initializers take one source, which must hold
+    the primary config, and ``hydra.searchpath`` entries are searched after that source, in list order. So
+    the one source is a scratch folder holding only the first ``train.yaml`` found along ``dirs`` (a link to
+    it), and every folder of ``dirs`` follows through ``hydra.searchpath``: groups resolve first match wins.
+    This is the way Hydra's maintainers give for external configs that override installed ones (hydra
+    issue #2758: an external primary source, the installed configs added by ``hydra.searchpath``).
     """
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.version import setbase
+    import tempfile
 
-    setbase("1.3")
-    GlobalHydra.instance().clear()
-    search_path = create_config_search_path(None)
-    for i, d in enumerate(reversed(dirs)):
-        search_path.prepend("dlcli" if i == 0 else "user", f"file://{d}")
-    Hydra.create_main_hydra2(task_name="dlcli", config_search_path=search_path)  # sets GlobalHydra
-    try:
-        yield
-    finally:
-        GlobalHydra.instance().clear()
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()  # a Hydra left initialised by the caller (a notebook, a test)
+    primary = next(d / f"{PRIMARY}.yaml" for d in dirs if (d / f"{PRIMARY}.yaml").is_file())
+    quoted = ",".join("'file://" + str(d).replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
+    with tempfile.TemporaryDirectory(prefix="dlcli-conf-") as scratch:
+        try:
+            Path(scratch, f"{PRIMARY}.yaml").symlink_to(primary)
+        except OSError:  # no symlinks (Windows without the privilege): a copy reads the same
+            Path(scratch, f"{PRIMARY}.yaml").write_bytes(primary.read_bytes())
+        with initialize_config_dir(config_dir=scratch, job_name="dlcli", version_base="1.3"):
+            yield [f"hydra.searchpath=[{quoted}]"]
 
 
 def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
@@ -203,10 +205,10 @@ def _compose_setting_aside(parsed: dict[str, Any], dirs: list[Path],
 
     active = [line for line in parsed if not _bad_group_choice(line, parsed[line], dirs, problems)]
     unknown: list[tuple[str, Any]] = []  # plain-key overrides Hydra refused: validated later
-    with _hydra(dirs):
+    with _hydra(dirs) as search:
         while True:
             try:
-                cfg = hydra_compose(config_name=PRIMARY, overrides=active, return_hydra_config=True)
+                cfg = hydra_compose(config_name=PRIMARY, overrides=active + search, return_hydra_config=True)
                 break
             except MissingConfigException as e:
                 group, _, option = (e.missing_cfg_file or "").rpartition("/")
@@ -263,12 +265,13 @@ def _plain_config(cfg: Any, unknown: list[tuple[str, Any]], resolve: bool) -> di
 
 
 def _resolved(cfg: Any, unknown: list[tuple[str, Any]], problems: list[Problem]) -> dict:
-    """Interpolations resolved, with only the safe resolvers registered; a failure becomes a problem."""
+    """Interpolations resolved; a failure becomes a problem. Called only once ``code_problems`` has found no
+    resolver outside SAFE_RESOLVERS, and none of those turns a string into new interpolations (``oc.decode``
+    is not among them), so nothing else can be called."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with only_safe_resolvers():
-            return _plain_config(cfg, unknown, resolve=True)
+        return _plain_config(cfg, unknown, resolve=True)
     except OmegaConfBaseException as e:
         problems.append(Problem(getattr(e, "full_key", "") or "", f"cannot resolve: {e.msg.splitlines()[0]}"))
         return _plain_config(cfg, unknown, resolve=False)

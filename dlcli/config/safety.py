@@ -10,15 +10,14 @@ Three ways a YAML config could run code elsewhere, and what dlcli does about eac
   the loader's error into a message that names the file and says why (see :func:`yaml_tag_message`).
 - OmegaConf resolvers (``${name:args}``) are Python functions that any imported library may register
   (some projects register ``eval``). A config may use only :data:`SAFE_RESOLVERS`; any other name is
-  refused before anything is resolved, and resolution itself runs with only those resolvers
-  registered (:func:`only_safe_resolvers`), so nothing a static check misses can call another one.
+  refused before anything is resolved. The check parses every string with OmegaConf's own grammar
+  (nested calls and names built from interpolations included), and no safe resolver turns a string into
+  new interpolations, so resolution can call nothing else.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 # The keys by which Hydra's instantiate imports (_target_) and calls code, or shapes that call.
@@ -82,25 +81,6 @@ def resolver_names(text: str) -> list[str]:
 
     walk(tree)
     return names
-
-
-@contextmanager
-def only_safe_resolvers() -> Iterator[None]:
-    """Resolve with only :data:`SAFE_RESOLVERS` registered; any other resolver is unknown meanwhile.
-
-    A second guard behind :func:`code_problems`, which refuses every other resolver name before anything is
-    resolved. OmegaConf's public API can register and clear a resolver but cannot hand one back to put it
-    back afterwards (``OmegaConf.clear_resolver`` drops it), so the registry is swapped and restored here:
-    clearing for good would break a program that imports dlcli and registered its own resolvers.
-    """
-    from omegaconf.basecontainer import BaseContainer
-
-    saved = BaseContainer._resolvers
-    BaseContainer._resolvers = {k: v for k, v in saved.items() if k in SAFE_RESOLVERS}
-    try:
-        yield
-    finally:
-        BaseContainer._resolvers = saved
 
 
 def yaml_tag_message(error: Exception) -> str | None:
