@@ -20,6 +20,10 @@ from dlcli.cli.common import (
 
 RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
+# the one spelling of "where runs are looked up", in every command that reopens a run (eval, predict, export,
+# serve, resume, runs); eval and resume also take the config key as an override, output_dir=PATH
+OUTPUT_DIR = typer.Option("outputs", "--output-dir", "-o", metavar="DIR",
+                          help="Where run ids, prefixes and `last` are looked up.")
 CHECKPOINT = typer.Option("best", "--checkpoint", metavar="best|last",
                           help="Which checkpoint: the best epoch's (the one training tested) or the last.")
 
@@ -31,6 +35,7 @@ def eval_command(
     split: str = typer.Option("auto", "--split", metavar="auto|test|all",
                               help="test: the test split (rebuilt from the run's seed and fractions); all: every "
                                    "row; auto: test for the run's own data, all for other data."),
+    output_dir: str = OUTPUT_DIR,
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
     allow_changed_data: bool = ALLOW_CHANGED_DATA,
@@ -50,7 +55,7 @@ def eval_command(
     """Evaluate a run's best checkpoint on its test split, or on the data the overrides name (every row).
 
     The run's saved preprocessing is applied; the metrics are printed and saved in <run>/eval/.
-    Overrides may change data, metrics, threads and trainer.*; `output_dir=PATH` looks for RUN there.
+    Overrides may change data, metrics, threads and trainer.*; --output-dir DIR looks for RUN there.
     --report writes a readable report to <run>/report/; --tune-threshold tunes a binary or multilabel run's
     threshold (and evaluates only with --report too).
     Examples: `dlcli eval last`, `dlcli eval last data=csv data.path=new.csv data.target=label`,
@@ -62,7 +67,7 @@ def eval_command(
         use_plugins(plugin)
         from dlcli.training.reload import load_run, split_output_dir
 
-        output_dir, rest = split_output_dir(overrides or [])
+        output_dir, rest = split_output_dir([f"output_dir={output_dir}", *(overrides or [])])
         loaded = load_run(run, output_dir)
         if tune_threshold is not None:
             from dlcli.training.threshold import check_tunable, parse_criterion

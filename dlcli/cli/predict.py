@@ -8,10 +8,8 @@ from typing import Any
 import typer
 
 from dlcli.cli.common import DEBUG, PLUGINS, escape, out, use_plugins, user_errors
-from dlcli.cli.eval import CHECKPOINT, RUN
+from dlcli.cli.eval import CHECKPOINT, OUTPUT_DIR, RUN
 
-OUTPUT_DIR = typer.Option("outputs", "--output-dir", metavar="DIR",
-                          help="Where run ids, prefixes and `last` are looked up.")
 SHOWN = 10  # rows printed; the file holds them all
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dlcli.cli.common import ALLOW_CHANGED_DATA, DEBUG, OVERRIDES, PLUGINS, err, out, use_plugins, user_errors
+from dlcli.cli.eval import OUTPUT_DIR
 
 RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
@@ -13,6 +14,7 @@ RUN = typer.Argument(..., metavar="RUN", show_default=False,
 def resume_command(
     run: str = RUN,
     overrides: list[str] = OVERRIDES,
+    output_dir: str = OUTPUT_DIR,
     plugin: list[str] = PLUGINS,
     allow_changed_data: bool = ALLOW_CHANGED_DATA,
     debug: bool = DEBUG,
@@ -20,7 +22,7 @@ def resume_command(
     """Continue a run from its checkpoints/last.ckpt: model, optimizer, scheduler, epoch, random state.
 
     Overrides may change trainer.* (trainer.max_epochs=50 trains a finished run on), threads and
-    data.num_workers; `output_dir=PATH` looks for RUN there. Examples: `dlcli resume last`,
+    data.num_workers; --output-dir DIR looks for RUN there. Examples: `dlcli resume last`,
     `dlcli resume 20261121-101500-digits-mlp-a1b2 trainer.max_epochs=50`.
     """
     from dlcli.cli.train import report
@@ -29,7 +31,7 @@ def resume_command(
         use_plugins(plugin)
         from dlcli.training.resume import prepare_resume
 
-        cfg, resume = prepare_resume(run, overrides or [], allow_changed_data=allow_changed_data)
+        cfg, resume = prepare_resume(run, overrides or [], output_dir, allow_changed_data=allow_changed_data)
         from dlcli.training.train import train
 
         result = train(cfg, overrides or [], console=err, progress_console=out, resume=resume)

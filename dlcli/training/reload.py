@@ -291,7 +291,7 @@ def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
     """A run by folder path, run id, id prefix or ``last``; its config and preprocessing as saved."""
     from dlcli.runs.table import resolve
 
-    run_dir = resolve(ref, output_dir, option="output_dir=PATH")
+    run_dir = resolve(ref, output_dir)
     missing = [name for name in (folder.CONFIG, folder.PREPROCESSING) if not (run_dir / name).is_file()]
     if missing:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")

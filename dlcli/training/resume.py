@@ -52,7 +52,7 @@ def find_run(ref: str, output_dir: str | Path) -> Path:
     """The run folder for RUN (a folder, a run id, an id prefix or ``last``), or a DlcliError saying where it looked."""
     from dlcli.runs.table import resolve
 
-    return resolve(ref, output_dir, option="output_dir=PATH")
+    return resolve(ref, output_dir)
 
 
 def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "outputs",
