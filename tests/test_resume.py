@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from dlcli.cli import app
 from dlcli.config.compose import compose
 from dlcli.runs.folder import run_status
-from dlcli.training.checkpoint_io import PAUSE_ENV
 from dlcli.training.resume import prepare_resume
 from dlcli.training.train import train
 
@@ -98,7 +97,24 @@ def test_sigkill_mid_training_then_resume_ends_as_the_uninterrupted_run(tmp_path
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one_and_resumes(tmp_path, reference):
     out = tmp_path / "o"
     marker = tmp_path / "writing"
-    proc = start(out, *RUN, env={PAUSE_ENV: str(marker)})  # pauses before renaming the 2nd last.ckpt
+    # The pause lives in the test, not in dlcli: a sitecustomize module, which Python imports at start-up,
+    # makes os.replace stop before it puts a last.ckpt over an existing one (the 2nd write), after writing
+    # the temporary file's name to the marker, so the kill lands mid-write.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os, time\n"
+        "_replace = os.replace\n"
+        "def replace(src, dst, *args, **kwargs):\n"
+        "    if str(dst).endswith('last.ckpt') and os.path.exists(dst):\n"
+        f"        _replace_marker = {str(marker)!r}\n"
+        "        open(_replace_marker + '.part', 'w').write(str(src))\n"
+        "        _replace(_replace_marker + '.part', _replace_marker)\n"
+        "        time.sleep(120)\n"
+        "    return _replace(src, dst, *args, **kwargs)\n"
+        "os.replace = replace\n")
+    path = os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
+    proc = start(out, *RUN, env={"PYTHONPATH": path})
     wait_for(marker.exists, proc)
     proc.kill()
     proc.wait()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,6 @@ from typing import Any
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from dlcli.errors import DlcliError
-
-# Test hook: the path of a marker file. Before a last.ckpt write that replaces an existing last.ckpt is
-# renamed into place, the marker is written and the writer sleeps, so a test can kill it mid-write.
-PAUSE_ENV = "DLCLI_TEST_PAUSE_CHECKPOINT"
 
 
 def save_atomic(checkpoint: dict[str, Any], path: str | Path) -> None:
@@ -36,7 +31,6 @@ def save_atomic(checkpoint: dict[str, Any], path: str | Path) -> None:
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
-        _test_pause(path, tmp)
         os.replace(tmp, path)  # atomic: readers see the old file or the new one
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,14 +49,6 @@ def _fsync_dir(path: Path) -> None:
         pass  # some file systems refuse fsync on a folder; the rename is still atomic
     finally:
         os.close(fd)
-
-
-def _test_pause(path: Path, tmp: str) -> None:
-    marker = os.environ.get(PAUSE_ENV)
-    if marker and path.name == "last.ckpt" and path.exists():
-        Path(f"{marker}.part").write_text(tmp)  # then renamed: whoever sees the marker sees it whole
-        os.replace(f"{marker}.part", marker)
-        time.sleep(120)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu", key: str | None = None,
