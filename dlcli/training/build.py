@@ -98,6 +98,7 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
     loaded (the checkpoint holds the weights).
     """
     import math
+    from functools import partial
 
     from dlcli.data.stream import num_workers
     from dlcli.optim import build_optimizer
@@ -121,9 +122,11 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
                                 / cfg["trainer"]["accumulate_grad_batches"])
     module = TaskModule(
         model, loss, prepared.task, prepared.num_classes,
-        make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
-        make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
-                                                   steps_per_epoch),
+        # partials of module-level functions, not closures: the module is pickled into each process of
+        # trainer.strategy=ddp_spawn (and of a DataLoader's worker processes)
+        make_optimizer=partial(build_optimizer, cfg["optimizer"]),
+        make_scheduler=partial(build_scheduler, cfg["scheduler"], max_epochs=cfg["trainer"]["max_epochs"],
+                               steps_per_epoch=steps_per_epoch),
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
             component_params(cfg["augmentation"]), in_shape=prepared.in_shape, num_classes=prepared.num_classes,
             task=prepared.task, vocab=prepared.preprocessing.get("vocab"), text=prepared.preprocessing.get("text")),
