@@ -452,13 +452,23 @@ def test_hostile_run_folders_are_refused_and_nothing_runs(runs, tmp_path, tamper
     assert not marker.exists()  # the payload never ran
 
 
+@pytest.mark.parametrize("package", ["onnx", "onnxscript"])
+def test_onnx_export_without_the_export_extra_names_the_package_and_the_install(runs, tmp_path, monkeypatch,
+                                                                                package):
+    monkeypatch.setitem(sys.modules, package, None)  # `import onnx` now raises ImportError, as when not installed
+    cli = invoke("export", runs["digits"].run_dir, "--format", "onnx", "--output", tmp_path / "m.onnx")
+    assert cli.exit_code == 2, cli.output
+    message = " ".join(cli.stderr.split())
+    assert f"ONNX export needs the package '{package}'" in message
+    assert 'pip install "dlcli[export]"' in message
+    assert "cannot be exported" not in message and "Traceback" not in cli.output  # the model is not at fault
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+
+
 @pytest.mark.slow
 def test_onnx_is_checked_with_the_reference_evaluator_without_onnxruntime(runs, tmp_path, monkeypatch):
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'dlcli[export]')")
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     cli = invoke("export", runs["regression"].run_dir, "--output", tmp_path / "m.onnx")
     assert cli.exit_code == 0, cli.output
     check = json.loads((tmp_path / "m.preprocessing.json").read_text())["check"]

@@ -57,7 +57,7 @@ def sweep_dir(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir).expanduser().absolute() / SWEEPS / name
 
 
-def default_storage(folder_: Path) -> str:
+def default_database(folder_: Path) -> str:
     return f"sqlite:///{folder_ / STUDY_DB}"
 
 
@@ -87,7 +87,7 @@ def find_sweep(ref: str, output_dir: str | Path) -> Path:
                      + ". Give a sweep's name or folder (output_dir=PATH to look elsewhere)")
 
 
-def open_storage(url: str) -> Any:
+def open_database(url: str) -> Any:
     """Optuna's database storage for ``url``; a URL it cannot open is a DlcliError naming it."""
     import optuna
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -113,7 +113,7 @@ def sampler(spec: SweepSpec, space: Any, n_existing: int) -> Any:
 
     seed = spec.seed + n_existing
     if spec.strategy == "grid":
-        return _grid_sampler(space.grid(), seed)
+        return _enqueued_only()
     if spec.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 2)))
@@ -124,23 +124,35 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(spec.storage)
+    storage = open_database(spec.storage)
     study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction,
                                 sampler=sampler(spec, space, 0), load_if_exists=True)
     existing = study.user_attrs.get(SPEC_ATTR)
     if existing is None:
-        study.set_user_attr(SPEC_ATTR, asdict(spec))
+        if spec.strategy == "grid":
+            _enqueue_grid(study, space.grid())
+        study.set_user_attr(SPEC_ATTR, asdict(spec))  # last: a study that has it is complete
     else:
         study.sampler = sampler(spec, space, len(study.get_trials(deepcopy=False)))
     return study
 
 
-def load_spec_from_storage(name: str, url: str) -> SweepSpec:
+def reopen_trial(study: Any, spec: SweepSpec, number: int) -> Any:
+    """An ``optuna.trial.Trial`` for trial ``number`` of the sweep's study, one that a dead sweep left RUNNING:
+    what this sweep sets the trial's user attrs through, and tells it back with, as with a trial it asked for."""
+    import optuna
+
+    storage = open_database(spec.storage)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(spec.name), number)
+    return optuna.trial.Trial(study, trial_id)
+
+
+def load_spec_from_database(name: str, url: str) -> SweepSpec:
     """A sweep's spec from its study in a shared database (resume on a machine without its folder)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
+    storage = open_database(url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -194,19 +206,31 @@ def plan(study: Any, spec: SweepSpec) -> list[Work]:
     return work
 
 
-def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
-    """Optuna's GridSampler, in Hydra's order (first key slowest) instead of shuffled, and without its
-    ``study.stop()`` at the end of the grid (which only works inside ``study.optimize``; the sweep counts)."""
+def _enqueue_grid(study: Any, grid: dict[str, list[Any]]) -> None:
+    """Every point of the grid enqueued in the study, in Hydra's order (first key slowest): each ``study.ask``
+    takes the oldest waiting one, so trials run in that order, resumed sweeps included (the waiting trials
+    are stored with the study). A study whose enqueueing was cut short gets the rest."""
     import itertools
 
+    points = list(itertools.product(*grid.values()))
+    for point in points[len(study.get_trials(deepcopy=False)):]:
+        study.enqueue_trial(dict(zip(grid, point, strict=True)))
+
+
+def _enqueued_only() -> Any:
+    """A grid sweep's sampler: every trial's parameters were enqueued (:func:`_enqueue_grid`), so it never
+    samples; asked for a value all the same, it says so instead of drawing one."""
     import optuna
 
-    class Grid(optuna.samplers.GridSampler):
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            pass
+    class EnqueuedOnly(optuna.samplers.BaseSampler):
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return {}
 
-    sampler = Grid(grid, seed=seed)
-    names = sorted(grid)  # GridSampler keeps each point's values in sorted-name order
-    order = list(grid)
-    sampler._all_grids = [tuple(point[order.index(n)] for n in names) for point in itertools.product(*grid.values())]
-    return sampler
+        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            return {}
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            raise DlcliError(f"grid sweep: trial {trial.number} has no enqueued value for '{param_name}' (every "
+                             "point of a grid is enqueued when its study is created)")
+
+    return EnqueuedOnly()

@@ -9,6 +9,7 @@ from dlcli.config.validate import dataclass_params
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
 from dlcli.registry import LOSSES, MODELS
+from dlcli.tasks import loss_tasks
 
 
 def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
@@ -30,7 +31,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     if fitted is not None:
         table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
-        return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+        return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
     pretrained, source, given = None, None, None
     if cfg["model"].get("pretrained"):
@@ -48,7 +49,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
         from dlcli.training.transfer import pretrained_preprocessing  # vocabulary are re-applied
 
         source = pretrained_preprocessing(pretrained, prints, cfg["model"].get("allow_changed_data", False))
-    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=source[1] if source else None, series=series)
     warn_unseen_classes(prepared, table)
