@@ -157,9 +157,6 @@ def tiny_ce(smoothing: float = 0.0):
 
 
 def test_a_plugin_loss_without_tasks_fits_every_task_and_trains(plugin_path, tmp_path):
-    from dlcli.registry import TASKS
-    from dlcli.tasks import loss_tasks
-
     (plugin_path / "tiny_loss_plugin.py").write_text(LOSS_PLUGIN)
     conf = tmp_path / "conf" / "loss"
     conf.mkdir(parents=True)
@@ -168,11 +165,14 @@ def test_a_plugin_loss_without_tasks_fits_every_task_and_trains(plugin_path, tmp
     shown = runner.invoke(app, ["config", "show", *args])
     assert shown.exit_code == 0, shown.output
     assert "name: tiny_ce" in shown.stdout and "smoothing: 0.1" in shown.stdout
-    assert loss_tasks("tiny_ce") == tuple(TASKS.names())  # `dlcli list tasks` lists it under each
-    # digits, 3 epochs: test/acc 0.941 / 0.952 / 0.959 with seeds 0 / 1 / 2 (the default seed 42: 0.952)
+    # digits, 3 epochs: test/acc 0.933 / 0.944 / 0.948 with seeds 0 / 1 / 2, 0.967 with the default seed 42
     result = runner.invoke(app, ["train", *args, "trainer.max_epochs=3", f"output_dir={tmp_path / 'out'}", *FAST])
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "out").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["task"] == "multiclass"
     assert summary["metrics"]["test/acc"] >= 0.9
+    from dlcli.registry import TASKS
+    from dlcli.tasks import loss_tasks
+
+    assert loss_tasks("tiny_ce") == tuple(TASKS.names())  # `dlcli list tasks` lists it under each

@@ -13,7 +13,7 @@ from typing import Any
 
 from dlcli.sweep.launch import LocalLauncher, Outcome, SlurmLauncher, find_run, outcome, train_command, trial_env
 from dlcli.sweep.space import SearchSpace
-from dlcli.sweep.study import SweepSpec, Work, driver_attrs, plan, reopen_trial
+from dlcli.sweep.study import SweepSpec, Work, driver_attrs, enqueue_next_grid_point, plan, reopen_trial
 
 
 @dataclass
@@ -64,6 +64,8 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
         else:
             if item.kind == "retry":
                 study.enqueue_trial(item.params, user_attrs={"retry_of": item.number})
+            elif spec.strategy == "grid":  # the grid's next point, in order
+                enqueue_next_grid_point(study, space.grid())
             trial = study.ask(space.distributions(spec.strategy))
         for key, value in driver_attrs().items():
             trial.set_user_attr(key, value)

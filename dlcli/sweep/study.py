@@ -129,9 +129,7 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
                                 sampler=sampler(spec, space, 0), load_if_exists=True)
     existing = study.user_attrs.get(SPEC_ATTR)
     if existing is None:
-        if spec.strategy == "grid":
-            _enqueue_grid(study, space.grid())
-        study.set_user_attr(SPEC_ATTR, asdict(spec))  # last: a study that has it is complete
+        study.set_user_attr(SPEC_ATTR, asdict(spec))
     else:
         study.sampler = sampler(spec, space, len(study.get_trials(deepcopy=False)))
     return study
@@ -206,20 +204,32 @@ def plan(study: Any, spec: SweepSpec) -> list[Work]:
     return work
 
 
-def _enqueue_grid(study: Any, grid: dict[str, list[Any]]) -> None:
-    """Every point of the grid enqueued in the study, in Hydra's order (first key slowest): each ``study.ask``
-    takes the oldest waiting one, so trials run in that order, resumed sweeps included (the waiting trials
-    are stored with the study). A study whose enqueueing was cut short gets the rest."""
+def enqueue_next_grid_point(study: Any, grid: dict[str, list[Any]]) -> None:
+    """Before a grid sweep's ``study.ask``: enqueue the first point of the grid, in Hydra's order (first key
+    slowest), that no trial has taken yet (retries aside), so that the ask runs it. Enqueued one at a time,
+    just before its trial: a sweep that stops early (or is killed) leaves no waiting trials behind, and a
+    resumed one goes on with the next point. A point enqueued but never asked (killed in between) is the
+    one the ask takes."""
     import itertools
 
-    points = list(itertools.product(*grid.values()))
-    for point in points[len(study.get_trials(deepcopy=False)):]:
-        study.enqueue_trial(dict(zip(grid, point, strict=True)))
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return
+    taken = [t.params for t in trials if "retry_of" not in t.user_attrs]
+    for point in itertools.product(*grid.values()):
+        params = dict(zip(grid, point, strict=True))
+        if params in taken:
+            taken.remove(params)  # one trial takes one point: a value listed twice runs twice
+        else:
+            study.enqueue_trial(params)
+            return
 
 
 def _enqueued_only() -> Any:
-    """A grid sweep's sampler: every trial's parameters were enqueued (:func:`_enqueue_grid`), so it never
-    samples; asked for a value all the same, it says so instead of drawing one."""
+    """A grid sweep's sampler: every trial's parameters were enqueued (:func:`enqueue_next_grid_point`), so it
+    never samples; asked for a value all the same, it says so instead of drawing one."""
     import optuna
 
     class EnqueuedOnly(optuna.samplers.BaseSampler):
@@ -230,7 +240,7 @@ def _enqueued_only() -> Any:
             return {}
 
         def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
-            raise DlcliError(f"grid sweep: trial {trial.number} has no enqueued value for '{param_name}' (every "
-                             "point of a grid is enqueued when its study is created)")
+            raise DlcliError(f"grid sweep: trial {trial.number} has no enqueued value for '{param_name}' (each "
+                             "point of a grid is enqueued before its trial is asked)")
 
     return EnqueuedOnly()
