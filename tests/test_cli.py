@@ -218,6 +218,28 @@ def test_two_process_ddp_on_cpu_writes_one_run_folder(tmp_path):
 
 
 @pytest.mark.slow
+def test_ddp_spawn_on_two_cpu_processes_trains_and_records_the_run(tmp_path):
+    # ddp_spawn pickles the module, the data and the callbacks into each process it starts; the epochs are
+    # recorded there (rank 0 writes metrics.csv), and the first process reports them. test/acc after 6 epochs
+    # measured 0.944 / 0.948 / 0.956 with seeds 0 / 1 / 2: a floor of 0.9 leaves a margin.
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcli", "train", "trainer.strategy=ddp_spawn", "trainer.devices=2",
+         "trainer.accelerator=cpu", "threads=1", "trainer.max_epochs=6", "trainer.enable_progress_bar=false",
+         f"output_dir={tmp_path / 'o'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_dir,) = (tmp_path / "o").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 6
+    assert summary["metrics"]["test/acc"] >= 0.9
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 7 and rows[1].split(",")[1] == "20"  # 6 epochs; 20 steps each (1,257 / 2 / 32)
+    assert summary["best"]["epoch"] in range(6) and len(summary["epoch_seconds"]) == 6
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.mark.slow
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(tmp_path):
     import signal
     import time

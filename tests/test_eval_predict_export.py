@@ -452,13 +452,31 @@ def test_hostile_run_folders_are_refused_and_nothing_runs(runs, tmp_path, tamper
     assert not marker.exists()  # the payload never ran
 
 
+@pytest.mark.parametrize(("package", "how"), [("onnx", "missing"), ("onnxscript", "missing"),
+                                             ("onnxscript", "broken")])
+def test_onnx_export_without_the_export_extra_names_the_package_and_the_install(runs, tmp_path, monkeypatch,
+                                                                                package, how):
+    if how == "missing":
+        monkeypatch.setitem(sys.modules, package, None)  # `import onnx` raises ImportError, as when not installed
+    else:  # installed and found, but its import fails: a dependency of its own is missing
+        site = tmp_path / "site"
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text("import dlcli_test_not_installed\n")
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.delitem(sys.modules, package, raising=False)
+    cli = invoke("export", runs["digits"].run_dir, "--format", "onnx", "--output", tmp_path / "out" / "m.onnx")
+    assert cli.exit_code == 2, cli.output
+    message = " ".join(cli.stderr.split())
+    assert f"ONNX export needs the package '{package}'" in message
+    assert 'pip install "dlcli[export]"' in message
+    assert "cannot be exported" not in message and "Traceback" not in cli.output  # the model is not at fault
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
 @pytest.mark.slow
 def test_onnx_is_checked_with_the_reference_evaluator_without_onnxruntime(runs, tmp_path, monkeypatch):
     pytest.importorskip("onnxscript", reason="ONNX export needs onnxscript (pip install 'dlcli[export]')")
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
     cli = invoke("export", runs["regression"].run_dir, "--output", tmp_path / "m.onnx")
     assert cli.exit_code == 0, cli.output
     check = json.loads((tmp_path / "m.preprocessing.json").read_text())["check"]

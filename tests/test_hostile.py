@@ -235,14 +235,14 @@ def test_a_second_sweep_of_the_same_name_is_refused_while_one_runs(tmp_path):
 
 
 def test_the_sweeps_own_database_failing_does_not_blame_storage(tmp_path):
-    from dlcli.sweep.study import open_storage
+    from dlcli.sweep.study import open_database
 
     bad = f"sqlite:///{tmp_path}/missing/dir/study.db"
     with pytest.raises(DlcliError) as e:
-        open_storage(bad, sweep="s1")
+        open_database(bad, sweep="s1")
     assert "sweep 's1'" in str(e.value) and "--storage" not in str(e.value)
     with pytest.raises(DlcliError, match="--storage"):
-        open_storage(bad)
+        open_database(bad)
 
 
 @pytest.mark.parametrize("override", ["+hydra.callbacks.x._target_=subprocess.Popen",

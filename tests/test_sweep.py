@@ -243,6 +243,33 @@ def test_space_maps_hydra_sweeps_to_optuna_distributions():
     assert grid.overrides({"model": "cnn", "c": 3}) == ["model=cnn", "c=3"]
 
 
+def test_a_grid_is_asked_in_hydra_order_and_a_reloaded_study_goes_on_where_it_stopped(tmp_path):
+    from dlcli.errors import DlcliError
+    from dlcli.sweep.space import parse_space
+    from dlcli.sweep.study import SweepSpec, create_or_load, enqueue_next_grid_point, plan
+
+    overrides = ["optimizer.lr=0.01,0.001", "model=perceptron,mlp,cnn"]
+    space = parse_space(overrides)
+    spec = SweepSpec(name="order", overrides=overrides, strategy="grid", trials=6, metric="val/acc",
+                     direction="maximize", seed=0, output_dir=str(tmp_path),
+                     storage=f"sqlite:///{tmp_path / 'study.db'}")
+    expected = [{"optimizer.lr": lr, "model": m} for lr in (0.01, 0.001) for m in ("perceptron", "mlp", "cnn")]
+
+    def ask(study):  # as the sweep asks for a fresh trial
+        enqueue_next_grid_point(study, space.grid())
+        return study.ask(space.distributions("grid")).params
+
+    study = create_or_load(spec, space)
+    asked = [ask(study) for _ in range(2)]
+    study = create_or_load(spec, space)  # a resumed sweep goes on with the next point
+    assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING"]  # nothing waiting: enqueued one by one
+    assert [w.kind for w in plan(study, spec)] == ["ask"] * 4
+    asked += [ask(study) for _ in range(4)]
+    assert asked == expected  # first key slowest, values as written
+    with pytest.raises(DlcliError, match="no enqueued value for"):  # a grid never samples a point of its own
+        ask(study)
+
+
 def test_slurm_launcher_builds_submitit_executor_or_refuses_clearly(tmp_path, monkeypatch):
     from dlcli.errors import DlcliError
     from dlcli.sweep.launch import slurm_executor

@@ -62,6 +62,44 @@ def test_best_checkpoint_is_what_gets_tested(make_config):
     assert state["epoch"] == result.best["epoch"]
 
 
+def test_best_epoch_and_its_metrics_are_the_tested_checkpoints_with_every_n_epochs(make_config):
+    # checkpoints are considered only in epochs 2 and 5 (every 3rd): the summary's best epoch is the one whose
+    # weights are tested, even when a later, unsaved epoch had a better val/acc, and the train/val metrics
+    # reported beside the test metrics are that epoch's row of metrics.csv
+    result = run(make_config, "trainer.max_epochs=7", "callbacks.model_checkpoint.every_n_epochs=3",
+                 "~callbacks.early_stopping")
+    tested = torch.load(result.run_dir / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["epochs"] == 7
+    assert summary["best"]["epoch"] == tested and tested in (2, 5)
+    rows = {int(r["epoch"]): r for r in csv.DictReader((result.run_dir / "metrics.csv").open())}
+    row = rows[tested]
+    assert summary["best"]["value"] == float(row["val/acc"])
+    for key in ("val/acc", "val/loss", "train/loss"):
+        assert summary["metrics"][key] == float(row[key]), key
+
+
+def test_built_module_datamodule_and_callbacks_pickle_for_spawned_processes(make_config, tmp_path):
+    # trainer.strategy=ddp_spawn (and DataLoader workers under spawn) pickle all of these into each process
+    import pickle
+
+    from dlcli.config.validate import validate
+    from dlcli.training.build import build_run
+    from dlcli.training.train import make_trainer
+
+    cfg = validate(make_config("model.hidden=[8]", "scheduler=cosine").config)
+    prepared, datamodule, module = build_run(cfg)
+    copy = pickle.loads(pickle.dumps(module))
+    restored = copy.configure_optimizers()  # the optimizer and schedule factories survive the trip
+    assert type(restored["optimizer"]).__name__ == "Adam"
+    assert type(restored["lr_scheduler"]["scheduler"]).__name__ == "CosineAnnealingLR"
+    assert len(pickle.loads(pickle.dumps(datamodule)).sets["train"]) == len(prepared.splits["train"][0])
+    # dlcli's own callbacks too: the heartbeat that rewrites summary.json, the metrics.csv recorder
+    trainer, _, _ = make_trainer(cfg, prepared.task, tmp_path, primary=True, progress=False,
+                                 summary={"status": "running"})
+    assert len(pickle.loads(pickle.dumps(trainer.callbacks))) == len(trainer.callbacks)
+
+
 @pytest.mark.slow
 def test_perceptron_learns_digits(make_config):
     assert run(make_config, "model=perceptron").metrics["test/acc"] >= 0.9

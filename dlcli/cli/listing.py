@@ -107,13 +107,14 @@ def _task_table():
     from rich.table import Table
 
     from dlcli.registry import LOSSES, TASKS
+    from dlcli.tasks import loss_tasks
 
     table = Table(title="tasks (task=auto: chosen from the targets and the loss)")
     for column in ("task", "description", "losses", "metrics (default first)", "best epoch by"):
         table.add_column(column, style="bold" if column == "task" else None)
     for entry in TASKS:
         spec = entry.fn
-        losses = [e.name for e in LOSSES if spec.name in e.meta.get("tasks", ())]
+        losses = [e.name for e in LOSSES if spec.name in loss_tasks(e.name)]
         metrics = [*spec.default_metrics, *(m for m in spec.metric_names if m not in spec.default_metrics)]
         monitor, mode = spec.monitor
         table.add_row(entry.name, escape(entry.summary), ", ".join(losses), ", ".join(metrics), f"{monitor} ({mode})")

@@ -115,7 +115,7 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
           plugins: list[str]) -> int:
     """A new sweep, or the same sweep again (same --name): checks every value's config before any trial runs."""
     from dlcli.sweep.space import parse_space
-    from dlcli.sweep.study import STRATEGIES, SweepSpec, default_storage, driving, find_sweep, read_spec, sweep_dir
+    from dlcli.sweep.study import STRATEGIES, SweepSpec, default_database, driving, find_sweep, read_spec, sweep_dir
 
     space = parse_space(overrides)
     if strategy is None:
@@ -148,7 +148,7 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
     folder_ = sweep_dir(output_dir, name)
     spec = SweepSpec(name=name, overrides=overrides, strategy=strategy, trials=trials, metric=metric,
                      direction=direction, seed=int(cfg["seed"]), output_dir=output_dir,
-                     storage=options.storage or default_storage(folder_), config_dirs=config_dirs, plugins=plugins)
+                     storage=options.storage or default_database(folder_), config_dirs=config_dirs, plugins=plugins)
     options.apply(spec)
     with driving(folder_, name):  # a second `dlcli sweep --name NAME` meanwhile is refused, saying so
         if (folder_ / "sweep.yaml").is_file():
@@ -167,7 +167,7 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
 def resume(args: list[str], more: int | None, options: Options) -> int:
     """``dlcli sweep resume SWEEP [output_dir=PATH]``: what is left of a sweep, plus ``--trials`` more."""
     from dlcli.sweep.space import parse_space
-    from dlcli.sweep.study import driving, find_sweep, load_spec_from_storage, read_spec
+    from dlcli.sweep.study import driving, find_sweep, load_spec_from_database, read_spec
 
     if not args:
         raise DlcliError("`dlcli sweep resume SWEEP`: give the sweep's name (see outputs/sweeps/) or folder")
@@ -184,7 +184,7 @@ def resume(args: list[str], more: int | None, options: Options) -> int:
     except DlcliError:
         if not options.storage:
             raise
-        spec = load_spec_from_storage(ref, options.storage)  # a shared database: no local folder needed
+        spec = load_spec_from_database(ref, options.storage)  # a shared database: no local folder needed
     if options.storage:
         spec.storage = options.storage
     options.apply(spec)
@@ -254,14 +254,13 @@ def checked_config(space: Any, config_dirs: list[str]) -> dict:
 
 def monitored_metric(cfg: dict) -> str:
     """The metric that picks a run's best epoch: the checkpoint's monitor, or the task's default."""
-    from dlcli.registry import LOSSES
-    from dlcli.tasks import planned_monitor
+    from dlcli.tasks import loss_tasks, planned_monitor
 
     monitor = ((cfg.get("callbacks") or {}).get("model_checkpoint") or {}).get("monitor", "auto")
     if monitor != "auto":
         return monitor
     # with task=auto the data decides at run time; the loss already says which kind of task it fits
-    return planned_monitor(cfg.get("task", "auto"), tuple(LOSSES.get(cfg["loss"]["name"]).meta.get("tasks") or ()))[0]
+    return planned_monitor(cfg.get("task", "auto"), loss_tasks(cfg["loss"]["name"]))[0]
 
 
 def default_direction(metric: str) -> str:

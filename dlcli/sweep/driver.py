@@ -13,7 +13,7 @@ from typing import Any
 
 from dlcli.sweep.launch import LocalLauncher, Outcome, SlurmLauncher, find_run, outcome, train_command, trial_env
 from dlcli.sweep.space import SearchSpace
-from dlcli.sweep.study import SweepSpec, Work, driver_attrs, plan
+from dlcli.sweep.study import SweepSpec, Work, driver_attrs, enqueue_next_grid_point, plan, reopen_trial
 
 
 @dataclass
@@ -55,16 +55,21 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
     logs = spec.folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     view = Progress(console, spec, space, rows)
+    handles: dict[int, Any] = {}  # trial number -> its optuna Trial, until it is told back
 
     def start(item: Work) -> tuple[int, dict[str, Any]]:
         """Ask (or re-open) the study's trial for ``item``: (number, params). Under the lock."""
-        if item.kind == "rerun":
-            return item.number, item.params
-        if item.kind == "retry":
-            study.enqueue_trial(item.params, user_attrs={"retry_of": item.number})
-        trial = study.ask(space.distributions(spec.strategy))
+        if item.kind == "rerun":  # this process drives it now: a later resume must not take it for dead
+            trial = reopen_trial(study, spec, item.number)
+        else:
+            if item.kind == "retry":
+                study.enqueue_trial(item.params, user_attrs={"retry_of": item.number})
+            elif spec.strategy == "grid":  # the grid's next point, in order
+                enqueue_next_grid_point(study, space.grid())
+            trial = study.ask(space.distributions(spec.strategy))
         for key, value in driver_attrs().items():
             trial.set_user_attr(key, value)
+        handles[trial.number] = trial
         return trial.number, dict(trial.params)
 
     def finish(number: int, result: Outcome, started: float, ended: float) -> None:
@@ -73,13 +78,13 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
         attrs = {"run_dir": str(result.run_dir) if result.run_dir else None, "status": result.status,
                  "error": result.error, "started": started, "finished": ended}
         with lock:
-            for key, value in attrs.items():
-                study._storage.set_trial_user_attr(study._storage.get_trial_id_from_study_id_trial_number(
-                    study._study_id, number), key, value)
+            trial = handles.pop(number)
+            for key, value in attrs.items():  # while it runs: a finished trial's attrs are fixed
+                trial.set_user_attr(key, value)
             if result.value is None:
-                study.tell(number, state=TrialState.FAIL)
+                study.tell(trial, state=TrialState.FAIL)
             else:
-                study.tell(number, result.value)
+                study.tell(trial, result.value)
 
     def worker(number: int, params: dict[str, Any], slot: int, attempt: str) -> None:
         row = rows[number]

@@ -59,7 +59,7 @@ def sweep_dir(output_dir: str | Path, name: str) -> Path:
     return Path(output_dir).expanduser().absolute() / SWEEPS / name
 
 
-def default_storage(folder_: Path) -> str:
+def default_database(folder_: Path) -> str:
     return f"sqlite:///{folder_ / STUDY_DB}"
 
 
@@ -92,7 +92,7 @@ def find_sweep(ref: str, output_dir: str | Path) -> Path:
                      + ". Give a sweep's name or folder (output_dir=PATH to look elsewhere)")
 
 
-def open_storage(url: str, sweep: str | None = None) -> Any:
+def open_database(url: str, sweep: str | None = None) -> Any:
     """Optuna's database storage for ``url``; a URL it cannot open is a DlcliError naming it.
 
     ``sweep``: the sweep's name when ``url`` is its own database (no --storage given), for a message that
@@ -163,7 +163,7 @@ def sampler(spec: SweepSpec, space: Any, n_existing: int) -> Any:
 
     seed = spec.seed + n_existing
     if spec.strategy == "grid":
-        return _grid_sampler(space.grid(), seed)
+        return _enqueued_only()
     if spec.strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, spec.trials // 2)))
@@ -174,7 +174,7 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(spec.storage, sweep=spec.name if spec.storage == default_storage(spec.folder) else None)
+    storage = open_database(spec.storage, sweep=spec.name if spec.storage == default_database(spec.folder) else None)
     study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction,
                                 sampler=sampler(spec, space, 0), load_if_exists=True)
     existing = study.user_attrs.get(SPEC_ATTR)
@@ -185,12 +185,22 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
     return study
 
 
-def load_spec_from_storage(name: str, url: str) -> SweepSpec:
+def reopen_trial(study: Any, spec: SweepSpec, number: int) -> Any:
+    """An ``optuna.trial.Trial`` for trial ``number`` of the sweep's study, one that a dead sweep left RUNNING:
+    what this sweep sets the trial's user attrs through, and tells it back with, as with a trial it asked for."""
+    import optuna
+
+    storage = open_database(spec.storage)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(spec.name), number)
+    return optuna.trial.Trial(study, trial_id)
+
+
+def load_spec_from_database(name: str, url: str) -> SweepSpec:
     """A sweep's spec from its study in a shared database (resume on a machine without its folder)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
+    storage = open_database(url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -244,19 +254,43 @@ def plan(study: Any, spec: SweepSpec) -> list[Work]:
     return work
 
 
-def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
-    """Optuna's GridSampler, in Hydra's order (first key slowest) instead of shuffled, and without its
-    ``study.stop()`` at the end of the grid (which only works inside ``study.optimize``; the sweep counts)."""
+def enqueue_next_grid_point(study: Any, grid: dict[str, list[Any]]) -> None:
+    """Before a grid sweep's ``study.ask``: enqueue the first point of the grid, in Hydra's order (first key
+    slowest), that no trial has taken yet (retries aside), so that the ask runs it. Enqueued one at a time,
+    just before its trial: a sweep that stops early (or is killed) leaves no waiting trials behind, and a
+    resumed one goes on with the next point. A point enqueued but never asked (killed in between) is the
+    one the ask takes."""
     import itertools
 
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return
+    taken = [t.params for t in trials if "retry_of" not in t.user_attrs]
+    for point in itertools.product(*grid.values()):
+        params = dict(zip(grid, point, strict=True))
+        if params in taken:
+            taken.remove(params)  # one trial takes one point: a value listed twice runs twice
+        else:
+            study.enqueue_trial(params)
+            return
+
+
+def _enqueued_only() -> Any:
+    """A grid sweep's sampler: every trial's parameters were enqueued (:func:`enqueue_next_grid_point`), so it
+    never samples; asked for a value all the same, it says so instead of drawing one."""
     import optuna
 
-    class Grid(optuna.samplers.GridSampler):
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            pass
+    class EnqueuedOnly(optuna.samplers.BaseSampler):
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return {}
 
-    sampler = Grid(grid, seed=seed)
-    names = sorted(grid)  # GridSampler keeps each point's values in sorted-name order
-    order = list(grid)
-    sampler._all_grids = [tuple(point[order.index(n)] for n in names) for point in itertools.product(*grid.values())]
-    return sampler
+        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            return {}
+
+        def sample_independent(self, study: Any, trial: Any, param_name: str, param_distribution: Any) -> Any:
+            raise DlcliError(f"grid sweep: trial {trial.number} has no enqueued value for '{param_name}' (each "
+                             "point of a grid is enqueued before its trial is asked)")
+
+    return EnqueuedOnly()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 from dlcli.errors import DlcliError
-from dlcli.registry import TASKS, load_components
+from dlcli.registry import LOSSES, TASKS, load_components
 from dlcli.tasks.base import Task
 
 
@@ -25,6 +25,17 @@ def get_task(name: str) -> Task:
     if name not in TASKS:
         load_components()
     return _instance(name)
+
+
+def loss_tasks(loss: str) -> tuple[str, ...]:
+    """The tasks the registered loss ``loss`` fits: the ones its registration names
+    (``@LOSSES.register(tasks=("multiclass",))``), or every task when it names none: a plugin's loss
+    registered without ``tasks=`` is taken to work on whatever outputs and targets the task gives it."""
+    load_components()
+    declared = LOSSES.get(loss).meta.get("tasks")
+    if isinstance(declared, str):  # tasks="multiclass": one task, not its letters
+        declared = (declared,)
+    return tuple(declared) if declared else tuple(TASKS.names())
 
 
 def choose_task(requested: str, kind: str, loss_name: str, loss_tasks: tuple[str, ...], data_name: str) -> Task:
@@ -64,4 +75,5 @@ def planned_monitor(requested: str, loss_tasks: tuple[str, ...]) -> tuple[str, s
     return auto_monitor(loss_tasks) if requested == "auto" else default_monitor(requested)
 
 
-__all__ = ["Task", "TASKS", "auto_monitor", "choose_task", "default_monitor", "get_task", "planned_monitor"]
+__all__ = ["Task", "TASKS", "auto_monitor", "choose_task", "default_monitor", "get_task", "loss_tasks",
+           "planned_monitor"]

@@ -9,6 +9,7 @@ from dlcli.config.validate import dataclass_params
 from dlcli.data.prepare import Prepared
 from dlcli.errors import DlcliError
 from dlcli.registry import LOSSES, MODELS
+from dlcli.tasks import loss_tasks
 
 
 def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
@@ -30,7 +31,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     if fitted is not None:
         table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
-        return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+        return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
     pretrained, source, given = None, None, None
     if cfg["model"].get("pretrained"):
@@ -48,7 +49,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
         from dlcli.training.transfer import pretrained_preprocessing  # vocabulary are re-applied
 
         source = pretrained_preprocessing(pretrained, prints, cfg["model"].get("allow_changed_data", False))
-    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+    prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=source[1] if source else None, series=series)
     warn_unseen_classes(prepared, table)
@@ -98,6 +99,7 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
     loaded (the checkpoint holds the weights).
     """
     import math
+    from functools import partial
 
     from dlcli.data.stream import num_workers
     from dlcli.optim import build_optimizer
@@ -121,9 +123,11 @@ def build_run(cfg: dict, fitted: dict | None = None) -> tuple[Prepared, Any, Any
                                 / cfg["trainer"]["accumulate_grad_batches"])
     module = TaskModule(
         model, loss, prepared.task, prepared.num_classes,
-        make_optimizer=lambda named: build_optimizer(cfg["optimizer"], named),
-        make_scheduler=lambda opt: build_scheduler(cfg["scheduler"], opt, cfg["trainer"]["max_epochs"],
-                                                   steps_per_epoch),
+        # partials of module-level functions, not closures: the module is pickled into each process of
+        # trainer.strategy=ddp_spawn (and of a DataLoader's worker processes)
+        make_optimizer=partial(build_optimizer, cfg["optimizer"]),
+        make_scheduler=partial(build_scheduler, cfg["scheduler"], max_epochs=cfg["trainer"]["max_epochs"],
+                               steps_per_epoch=steps_per_epoch),
         augment=AUGMENTATIONS.get(cfg["augmentation"]["name"]).build(
             component_params(cfg["augmentation"]), in_shape=prepared.in_shape, num_classes=prepared.num_classes,
             task=prepared.task, vocab=prepared.preprocessing.get("vocab"), text=prepared.preprocessing.get("text")),

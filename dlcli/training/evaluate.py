@@ -188,12 +188,13 @@ def rebuilt_splits(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
     from dlcli.data.prepare import prepare
     from dlcli.data.splits import check_same_split, use_recorded
     from dlcli.registry import LOSSES
+    from dlcli.tasks import loss_tasks
 
     table, name = _table_for_run(run, cfg)
     if reuse:
         use_recorded(table, run.preprocessing)
     loss = LOSSES.get(cfg["loss"]["name"])
-    prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss.meta["tasks"],
+    prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
                        fitted=run.preprocessing)
     if reuse:

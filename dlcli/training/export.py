@@ -93,6 +93,7 @@ def export(run: LoadedRun, fmt: str = "onnx", output: str | Path | None = None,
     """Write the run's model as ``fmt`` with its preprocessing beside it; check it against PyTorch."""
     if fmt not in FORMATS:
         raise DlcliError(f"--format is one of {', '.join(FORMATS)}, got '{fmt}'")
+    _check_exporter(fmt)
     run.checkpoint_path(checkpoint)
     if run.preprocessing.get("variable_length"):  # the graph would need the lengths as a second input
         raise DlcliError(f"run {run.run_dir.name} was trained on variable-length sequences (padded at the end), "
@@ -118,6 +119,8 @@ def export(run: LoadedRun, fmt: str = "onnx", output: str | Path | None = None,
         except DlcliError:
             raise
         except Exception as e:  # the exporters raise many kinds; each means this model does not export this way
+            if isinstance(e, ImportError) and fmt == "onnx":  # ...but a package the exporter imports is missing:
+                raise missing_extra("ONNX", (e.name or "onnxscript").split(".")[0], e) from None  # not the model
             others = ", ".join(f for f in FORMATS if f != fmt)
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise DlcliError(f"model '{model_name}' cannot be exported to {fmt}: {type(e).__name__}: {first}. "
@@ -148,15 +151,34 @@ def _quiet():
             lg.setLevel(level)
 
 
-def _onnx(model: Any, example: Any, path: Path) -> None:
-    import importlib.util
+EXPORT_EXTRA = 'pip install "dlcli[export]"'  # onnx, onnxscript, onnxruntime (pyproject.toml)
 
+
+def missing_extra(fmt: str, package: str, error: BaseException) -> DlcliError:
+    """The error for a package of the ``export`` extra that cannot be imported: it names the package and the
+    command that installs it (never the model, which is not at fault)."""
+    return DlcliError(f"{fmt} export needs the package '{package}', which cannot be imported here "
+                      f"({type(error).__name__}: {error}). Install dlcli's export extra (onnx, onnxscript, "
+                      f"onnxruntime): {EXPORT_EXTRA} (with -U to upgrade an older version)")
+
+
+def _check_exporter(fmt: str) -> None:
+    """ONNX: the exporter's packages import (imported, not only looked up: an installed but broken package
+    fails here too), before anything is loaded or written; the error names the package and the install."""
+    if fmt != "onnx":
+        return  # torch itself exports TorchScript and torch.export programs
+    import importlib
+
+    for package in ("onnx", "onnxscript"):
+        try:
+            importlib.import_module(package)
+        except ImportError as e:
+            raise missing_extra("ONNX", package, e) from None
+
+
+def _onnx(model: Any, example: Any, path: Path) -> None:
     import torch
 
-    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise DlcliError(f"ONNX export needs {' and '.join(missing)}: pip install 'dlcli[export]' "
-                         "(onnx, onnxscript, onnxruntime)")
     batch = torch.export.Dim("batch", min=1)
     # torch.export-based exporter (the legacy TorchScript-based one is deprecated); the batch stays dynamic
     torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
@@ -201,8 +223,6 @@ def check(module: Any, run: LoadedRun, fmt: str, path: Path) -> tuple[float | No
 
 def _runner(fmt: str, path: Path) -> tuple[Any, str]:
     """A function running the exported file on a tensor, and what runs it."""
-    import importlib.util
-
     import torch
 
     if fmt == "torchscript":
@@ -211,17 +231,15 @@ def _runner(fmt: str, path: Path) -> tuple[Any, str]:
     if fmt == "pt2":
         program = torch.export.load(str(path)).module()
         return (lambda x: program(x).detach().numpy()), "torch.export.load"
-    if importlib.util.find_spec("onnxruntime") is not None:
+    try:
         import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return (lambda x: session.run(None, {"x": x.numpy()})[0]), "onnxruntime"
-    if importlib.util.find_spec("onnx") is not None:
+    except ImportError:  # onnx (needed to export at all) has an evaluator of its own
         from onnx.reference import ReferenceEvaluator
 
         evaluator = ReferenceEvaluator(str(path))
         return (lambda x: evaluator.run(None, {"x": x.numpy()})[0]), "onnx.reference"
-    return None, "not checked (install onnxruntime)"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return (lambda x: session.run(None, {"x": x.numpy()})[0]), "onnxruntime"
 
 
 def _metadata(run: LoadedRun, fmt: str, path: Path, checkpoint: str, diff: float | None,

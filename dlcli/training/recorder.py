@@ -6,10 +6,11 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 
-from dlcli.runs.folder import HEARTBEAT_S, METRICS, write_csv
+from dlcli.runs.folder import HEARTBEAT_S, METRICS, SUMMARY, now_iso, read_json, write_csv, write_json
 
 
 class EpochRecorder(pl.Callback):
@@ -34,22 +35,41 @@ class EpochRecorder(pl.Callback):
         self.lrs: dict[str, float] = {}
         self.epoch_start = time.perf_counter()
 
-    def flush(self) -> None:
-        """Write metrics.csv if it lacks rows (resumed: the checkpoint's rows replace a killed run's file)."""
+    def flush(self, trainer: pl.Trainer | None = None) -> None:
+        """Write metrics.csv if it lacks rows (resumed: the checkpoint's rows replace a killed run's file).
+
+        Only global rank 0 writes: under ``trainer.strategy=ddp_spawn`` every spawned process holds a copy of
+        this recorder, the one made by the process that owns the run folder."""
         pending, self.written = self.written != len(self.rows), len(self.rows)  # counted first: a signal may
-        if self.write and pending:  # cut the write short, and last.ckpt already holds these rows
-            write_csv(self.path, self.rows)
+        if self.write and pending and (trainer is None or trainer.is_global_zero):  # cut the write short,
+            write_csv(self.path, self.rows)  # and last.ckpt already holds these rows
+
+    def recover(self, summary_path: Path) -> None:
+        """After a fit in spawned processes (``ddp_spawn``), whose copies of this recorder did the recording:
+        the rows from the metrics.csv that rank 0 wrote, the epochs' wall times from its summary.json beat."""
+        if self.rows or not self.path.is_file():
+            return
+        from dlcli.runs.table import read_metrics
+
+        self.rows = [{k: int(v) if k in ("epoch", "step") else v for k, v in row.items() if not math.isnan(v)}
+                     for row in read_metrics(self.path.parent)]
+        self.written = len(self.rows)
+        try:
+            self.seconds = list(read_json(summary_path).get("epoch_seconds") or [])
+        except (OSError, ValueError):
+            self.seconds = []
+        self.seconds += [math.nan] * (len(self.rows) - len(self.seconds))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.rows:  # resumed
             self.written = -1
-            self.flush()
+            self.flush(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.flush()
+        self.flush(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.flush()  # the previous epoch's row, now that its checkpoint is saved
+        self.flush(trainer)  # the previous epoch's row, now that its checkpoint is saved
         self.epoch_start = time.perf_counter()
         # the rate this epoch trains with: epoch-interval schedulers step before on_train_epoch_end
         self.lrs = {}
@@ -83,6 +103,14 @@ class EpochRecorder(pl.Callback):
         row = min(scored, key=lambda r: (sign * r[self.monitor], tie(r), r["epoch"]))
         return {"monitor": self.monitor, "mode": self.mode, "value": row[self.monitor], "epoch": row["epoch"]}
 
+    def at_epoch(self, epoch: int) -> dict | None:
+        """The monitored value of ``epoch`` (e.g. the tested checkpoint's), in :meth:`best`'s form; None when
+        that epoch has no row or no value of the monitor."""
+        row = next((r for r in self.rows if r["epoch"] == epoch), None)
+        if row is None or not isinstance(row.get(self.monitor), float):
+            return None
+        return {"monitor": self.monitor, "mode": self.mode, "value": row[self.monitor], "epoch": epoch}
+
     def state_dict(self) -> dict:
         return {"rows": [dict(r) for r in self.rows], "seconds": list(self.seconds)}
 
@@ -91,34 +119,51 @@ class EpochRecorder(pl.Callback):
         self.seconds = list(state.get("seconds", []))
 
 
+class SummaryBeat:
+    """One heartbeat of a run: summary.json rewritten with the time now and the epochs ``recorder`` has written.
+
+    A class, not a closure: it travels with the callbacks into the processes of ``trainer.strategy=ddp_spawn``.
+    """
+
+    def __init__(self, run_dir: Path, summary: dict[str, Any], recorder: EpochRecorder) -> None:
+        self.path, self.summary, self.recorder = Path(run_dir) / SUMMARY, summary, recorder
+
+    def __call__(self) -> None:
+        recorder = self.recorder
+        self.summary.update(heartbeat=now_iso(), epochs=recorder.written,
+                            epoch_seconds=recorder.seconds[:recorder.written])
+        write_json(self.path, self.summary)
+
+
 class Heartbeat(pl.Callback):
     """Call ``beat`` (which refreshes summary.json's heartbeat) at every epoch's start (just after metrics.csv
     got the previous epoch's row) and at the end of training, and after a batch of training, validation or
-    testing when ``interval`` seconds have passed: a run that stops beating is dead."""
+    testing when ``interval`` seconds have passed: a run that stops beating is dead. Only global rank 0 beats."""
 
     def __init__(self, beat: Callable[[], None], interval: float = HEARTBEAT_S) -> None:
         self.beat, self.interval = beat, interval
         self.last = time.monotonic()
 
-    def _maybe(self) -> None:
+    def _maybe(self, trainer: pl.Trainer) -> None:
         if time.monotonic() - self.last >= self.interval:
-            self._now()
+            self._now(trainer)
 
-    def _now(self) -> None:
-        self.last = time.monotonic()
-        self.beat()
+    def _now(self, trainer: pl.Trainer) -> None:
+        if trainer.is_global_zero:
+            self.last = time.monotonic()
+            self.beat()
 
-    def on_train_batch_end(self, *args, **kwargs) -> None:
-        self._maybe()
+    def on_train_batch_end(self, trainer: pl.Trainer, *args, **kwargs) -> None:
+        self._maybe(trainer)
 
-    def on_validation_batch_end(self, *args, **kwargs) -> None:
-        self._maybe()
+    def on_validation_batch_end(self, trainer: pl.Trainer, *args, **kwargs) -> None:
+        self._maybe(trainer)
 
-    def on_test_batch_end(self, *args, **kwargs) -> None:
-        self._maybe()
+    def on_test_batch_end(self, trainer: pl.Trainer, *args, **kwargs) -> None:
+        self._maybe(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._now()
+        self._now(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._now()
+        self._now(trainer)

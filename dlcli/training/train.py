@@ -252,14 +252,9 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
         summary = resume.summary_now(list(overrides))
     summary["data_path"] = data_path(prepared)  # "memory" or "streamed" (data.cache, dlcli/data/stream.py)
 
-    def beat() -> None:  # the Heartbeat callback calls this every epoch and every 30 s: "I am alive"
-        summary.update(heartbeat=folder.now_iso(), epochs=recorder.written,
-                       epoch_seconds=recorder.seconds[:recorder.written])
-        folder.write_json(run_dir / folder.SUMMARY, summary)
-
     shows = console if progress_console is None else progress_console  # where the epochs are shown
     try:
-        trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary, beat=beat,
+        trainer, checkpoint, recorder = make_trainer(cfg, prepared.task, run_dir, primary, summary=summary,
                                                      progress=shows if progress and primary else None,
                                                      resume=resume, has_val="val" in prepared.splits)
     except BaseException:
@@ -293,12 +288,17 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
             summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
+            recorder.recover(run_dir / folder.SUMMARY)  # ddp_spawn: the spawned processes recorded the epochs
             summary["best"] = recorder.best()
             row = recorder.rows[-1] if recorder.rows else {}
             if checkpoint is not None and checkpoint.best_model_path:
-                module.load_state_dict(load_checkpoint(checkpoint.best_model_path)["state_dict"])
-                if summary["best"]:  # train/val metrics of the epoch whose weights are tested: one model throughout
-                    row = next((r for r in recorder.rows if r["epoch"] == summary["best"]["epoch"]), row)
+                tested = load_checkpoint(checkpoint.best_model_path)
+                module.load_state_dict(tested["state_dict"])
+                # the best epoch is the one whose weights are tested, as its checkpoint says: with
+                # model_checkpoint.every_n_epochs > 1, the best of all epochs may never have been saved;
+                # its train/val metrics are reported beside the test metrics: one model throughout
+                summary["best"] = recorder.at_epoch(tested["epoch"]) or summary["best"]
+                row = next((r for r in recorder.rows if r["epoch"] == tested["epoch"]), row)
             metrics = {k: v for k, v in row.items() if "/" in k and not k.startswith("lr")}
             if "test" in prepared.splits:
                 for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
@@ -420,10 +420,11 @@ def _print_header(console: Any, cfg: dict, prepared: Any, n_params: int, run_dir
 
 
 def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: Any = None,
-                 beat: Any = None, resume: Resume | None = None, has_val: bool = True):
+                 summary: dict[str, Any] | None = None, resume: Resume | None = None, has_val: bool = True):
     """The Lightning Trainer with the configured callbacks and logger, plus dlcli's own: the metrics.csv
-    recorder, the heartbeat (``beat``), the divergence check, the random generators' state in checkpoints.
-    ``progress``: the rich Console that shows the epochs (see :func:`train`), or None.
+    recorder, the heartbeat (rewriting ``summary`` into summary.json), the divergence check, the random
+    generators' state in checkpoints. ``progress``: the rich Console that shows the epochs (see :func:`train`),
+    or None.
 
     Returns (trainer, the checkpoint callback or None, the metrics.csv recorder).
     """
@@ -432,7 +433,7 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: A
 
     from dlcli.nets.callbacks import CallbackGroup, ResumeGuard, RNGState, TerminateOnNaN
     from dlcli.training.checkpoint_io import AtomicCheckpointIO
-    from dlcli.training.recorder import EpochRecorder, Heartbeat
+    from dlcli.training.recorder import EpochRecorder, Heartbeat, SummaryBeat
 
     monitor, mode = default_monitor(task)
     callbacks, checkpoint, tiebreak = [], None, None
@@ -462,8 +463,8 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: A
         own.append(ResumeGuard(extend=resume.extend))
     recorder = EpochRecorder(run_dir, monitor, mode, write=primary, tiebreak=tiebreak)
     own.append(recorder)
-    if primary and beat is not None:
-        own.append(Heartbeat(beat))  # after the recorder: the beat reports the epoch just recorded
+    if primary and summary is not None:  # after the recorder: the beat reports the epoch just recorded
+        own.append(Heartbeat(SummaryBeat(run_dir, summary, recorder)))
     bar = None
     if progress is not None and cfg["trainer"]["enable_progress_bar"]:
         from dlcli.training.progress import EpochLines, EpochProgressBar, plain_writer
