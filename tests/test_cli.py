@@ -62,10 +62,14 @@ def test_version_prints_the_installed_version():
 
 
 def test_shell_completion_is_offered():
-    result = invoke("--show-completion", "bash")
-    assert result.exit_code == 0, result.output
-    assert "complete" in result.stdout and "_DLCLI_COMPLETE" in result.stdout  # bash's completion hook
-    assert "--install-completion" in invoke("--help").stdout
+    """Through the protocol the installed hook uses (the shell itself is not detected in a test process)."""
+    hook = runner.invoke(app, [], env={"_DLCLI_COMPLETE": "source_bash"}, prog_name="dlcli")
+    assert hook.exit_code == 0 and "complete -o default -F _dlcli_completion dlcli" in hook.stdout
+    words = runner.invoke(app, [], env={"_DLCLI_COMPLETE": "complete_bash", "COMP_WORDS": "dlcli tra",
+                                        "COMP_CWORD": "1"}, prog_name="dlcli")
+    assert words.exit_code == 0 and words.stdout.split() == ["train"]
+    help_text = invoke("--help").stdout
+    assert "--install-completion" in help_text and "--show-completion" in help_text
 
 
 def test_list_experiment_shows_the_presets_with_their_summaries(tmp_path):

@@ -22,7 +22,7 @@ RUN = typer.Argument(..., metavar="RUN", show_default=False,
                      help="The run: its folder, its run id, an id prefix, or `last` (the newest under outputs/).")
 # the one spelling of "where runs are looked up", in every command that reopens a run (eval, predict, export,
 # serve, resume, runs); eval and resume also take the config key as an override, output_dir=PATH
-OUTPUT_DIR = typer.Option("outputs", "--output-dir", "-o", metavar="DIR",
+OUTPUT_DIR = typer.Option("outputs", "--output-dir", metavar="DIR",
                           help="Where run ids, prefixes and `last` are looked up.")
 CHECKPOINT = typer.Option("best", "--checkpoint", metavar="best|last",
                           help="Which checkpoint: the best epoch's (the one training tested) or the last.")
