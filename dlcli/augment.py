@@ -164,20 +164,7 @@ def none(in_shape: tuple[int, ...], num_classes: int | None, task: str):
 def check_ops(node: dict, path: str, check: Any) -> None:
     """Validation of `augmentation=pipeline`: every op in ``augmentation.ops`` registered, with its
     parameters (names, types, ranges such as p in [0, 1]) -- all problems at once, before any data is read."""
-    from dlcli.models.composed import _layer_spec
-
-    ops = node.get("ops")
-    for i, spec in enumerate(ops if isinstance(ops, list) else []):
-        where = f"{path}.ops[{i}]"
-        try:
-            name, params = _layer_spec(spec, where)
-        except DlcliError as e:
-            check.problem(where, str(e).removeprefix(f"{where}: ").replace("a layer is", "an op is"))
-            continue
-        if name not in AUG_OPS:
-            check.problem(where, AUG_OPS.unknown_message(name))
-        else:
-            check.fields(AUG_OPS.get(name).params, params, where, f"augmentation op '{name}'")
+    check.named_list(AUG_OPS, node.get("ops"), f"{path}.ops")
 
 
 @AUGMENTATIONS.register(check=check_ops)

@@ -154,6 +154,28 @@ class _Checker:
             nested(out, path, self)
         return out
 
+    def named_list(self, registry: Registry, items: Any, path: str) -> None:
+        """A list of ``registry`` entries, each a name or a one-key mapping of a name to its parameters
+        (``model.layers``, ``augmentation.ops``): every entry's name and parameters checked."""
+        for i, spec in enumerate(items if isinstance(items, list) else []):
+            where = f"{path}[{i}]"
+            if isinstance(spec, dict) and len(spec) == 1 and isinstance(next(iter(spec.values())), dict | None):
+                (name, params), = spec.items()
+            elif isinstance(spec, str):
+                name, params = spec, None
+            else:
+                self.problem(where, f"a {registry.kind} is a name or a one-key mapping of a name to its parameters "
+                                    f"(`{{name: {{param: value}}}}`), got {show(spec)}")
+                continue
+            self.entry(registry, str(name), params or {}, where)
+
+    def entry(self, registry: Registry, name: str, params: dict, where: str) -> None:
+        """One ``registry`` entry given by name at ``where``, with its parameters."""
+        if name not in registry:
+            self.problem(where, registry.unknown_message(name))
+        else:
+            self.fields(registry.get(name).params, params, where, f"{registry.kind} '{name}'")
+
     def callbacks(self, node: Any, path: str = "callbacks") -> dict:
         """`callbacks: {<callback name>: {params} | null}`; null switches one off."""
         if node is None:

@@ -33,15 +33,7 @@ def _layer_spec(spec: Any, where: str) -> tuple[str, dict]:
 def check_layers(node: dict, path: str, check: Any) -> None:
     """Validation of `model=sequential`: every layer in ``model.layers`` named in the layer registry, with
     its parameters (names, types, ranges) -- all problems at once, before any data is read."""
-    layers = node.get("layers")
-    for i, spec in enumerate(layers if isinstance(layers, list) else []):
-        where = f"{path}.layers[{i}]"
-        try:
-            name, params = _layer_spec(spec, where)
-        except DlcliError as e:
-            check.problem(where, str(e).removeprefix(f"{where}: "))
-            continue
-        _check_layer(name, params, where, check)
+    check.named_list(LAYERS, node.get("layers"), f"{path}.layers")
 
 
 def check_nodes(node: dict, path: str, check: Any) -> None:
@@ -76,20 +68,13 @@ def check_nodes(node: dict, path: str, check: Any) -> None:
             if layer is None:
                 check.problem(where, "needs 'layer' (a layer name) or 'merge'")
             else:
-                _check_layer(str(layer), spec, where, check)
+                check.entry(LAYERS, str(layer), spec, where)
             if source not in seen:
                 check.problem(f"{where}.input", f"'{source}' is not an earlier node (nodes are evaluated in order)")
         seen.add(name)
     output = node.get("output")
     if output is not None and output not in nodes:
         check.problem(f"{path}.output", f"no node '{output}'. Nodes: {', '.join(map(str, nodes))}")
-
-
-def _check_layer(name: str, params: dict, where: str, check: Any) -> None:
-    if name not in LAYERS:
-        check.problem(where, LAYERS.unknown_message(name))
-    else:
-        check.fields(LAYERS.get(name).params, params, where, f"layer '{name}'")
 
 
 def _fold_output_activation(name: str, params: dict, task: str | None, last: bool) -> tuple[str, dict] | None:
