@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from dlcli.cli import app
 from dlcli.config.compose import compose
-from dlcli.runs.folder import run_status
+from dlcli.runs.folder import held, run_status
 from dlcli.training.resume import prepare_resume
 from dlcli.training.train import train
 
@@ -281,8 +281,17 @@ def test_a_live_run_is_not_resumed(finished, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     summary.update(status="running", pid=os.getpid())  # this process: alive
     (run_dir / "summary.json").write_text(json.dumps(summary))
+    (run_dir / ".lock").unlink()  # a run from before locks: its pid and heartbeat tell it is alive
     result = runner.invoke(app, ["resume", str(run_dir)])
     assert result.exit_code == 2 and "is still running" in result.stderr
+    assert not (run_dir / ".lock").exists() or run_dir.resolve() not in held()  # let go again
+    holder = hold(run_dir)  # a run with a lock: its holder tells
+    try:
+        result = runner.invoke(app, ["resume", str(run_dir)])
+        assert result.exit_code == 2 and "held by another process" in " ".join(result.stderr.split())
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the_run_as_it_was(
@@ -303,3 +312,83 @@ def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the
     assert "Give trainer.max_epochs=3 or more" in message and "Traceback" not in result.output
     assert {name: (run_dir / name).read_bytes() for name in before} == before
     assert run_status(run_dir) == "interrupted"
+
+
+def hold(run_dir: Path) -> subprocess.Popen:
+    """Another process holding the run's lock, as a training or resuming dlcli does, until it is killed."""
+    code = ("import fcntl, os, sys, time\n"
+            f"fd = os.open({str(run_dir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_run_held_by_another_process_is_neither_resumed_nor_deleted(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    interrupt_at_epoch(monkeypatch, 1, signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=3"]).config)
+    monkeypatch.undo()
+    (run_dir,) = out.iterdir()
+    before = (run_dir / "summary.json").read_bytes()
+    holder = hold(run_dir)
+    try:
+        resumed = CliRunner().invoke(app, ["resume", str(run_dir)])
+        assert resumed.exit_code == 2, resumed.output
+        assert "held by another process" in " ".join(resumed.stderr.split())
+        removed = CliRunner().invoke(app, ["runs", "rm", str(run_dir), "--yes", "--output-dir", str(out)])
+        assert removed.exit_code == 2 and "held by a live process" in " ".join(removed.stderr.split())
+        assert (run_dir / "summary.json").read_bytes() == before  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    resumed = CliRunner().invoke(app, ["resume", str(run_dir)])  # the holder is gone: the lock went with it
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_run_marked_running_whose_lock_is_free_is_dead_whatever_its_pid(tmp_path):
+    """A reused PID made a dead run look running: the lock, released by the kernel with its holder, tells."""
+    import socket
+
+    run_dir = tmp_path / "20260101-000000-x-0001"
+    run_dir.mkdir()
+    (run_dir / ".lock").touch()
+    (run_dir / "summary.json").write_text(json.dumps({
+        "run_id": run_dir.name, "status": "running", "pid": os.getpid(), "hostname": socket.gethostname(),
+        "heartbeat": "2099-01-01T00:00:00+00:00"}))
+    assert run_status(run_dir) == "dead"  # its pid is alive (this very process), its heartbeat fresh
+    holder = hold(run_dir)
+    try:
+        assert run_status(run_dir) == "running"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_status(run_dir) == "dead"
+
+
+@pytest.mark.slow
+def test_two_resumes_started_together_one_trains_the_other_exits_2_at_once(tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    interrupt_at_epoch(monkeypatch, 1, signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=6"]).config)
+    monkeypatch.undo()
+    (run_dir,) = out.iterdir()
+    procs = [subprocess.Popen([sys.executable, "-m", "dlcli", "resume", str(run_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    from dlcli.runs.folder import is_claimed
+
+    deadline = time.time() + 60
+    while not is_claimed(run_dir) and time.time() < deadline and all(p.poll() is None for p in procs):
+        time.sleep(0.01)
+    removed = CliRunner().invoke(app, ["runs", "rm", str(run_dir), "--yes", "--output-dir", str(out)])
+    assert removed.exit_code == 2 and run_dir.is_dir()  # rm of a run being resumed
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert "held by another process" in " ".join(refused.split())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 6

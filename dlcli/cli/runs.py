@@ -225,6 +225,9 @@ def rm(
             record = read_record(run_dir)
             if not (run_dir / folder.CONFIG).is_file() or (record is None and not _is_lr_find(run_dir)):
                 raise _not_a_run(run_dir)
+            if folder.is_claimed(run_dir):
+                raise DlcliError(f"{run_dir} is held by a live process (it is being trained or resumed): stop "
+                                 "it first; nothing was deleted")
             if record is not None and record.status == "running":
                 raise DlcliError(f"{run_dir} is a live run (pid {record.summary.get('pid')} on "
                                  f"{record.summary.get('hostname')}): stop it first; nothing was deleted")
@@ -236,7 +239,15 @@ def rm(
             err.print("nothing deleted")
             raise typer.Exit(1)
         for run_dir in targets:
-            shutil.rmtree(run_dir)
+            try:  # held while it is deleted: a resume starting meanwhile is refused, not half-deleted under
+                folder.claim(run_dir)
+            except folder.RunBusy:
+                raise DlcliError(f"{run_dir} was taken by a live process meanwhile (a resume?): stop it first; "
+                                 "it was not deleted") from None
+            try:
+                shutil.rmtree(run_dir)
+            finally:
+                folder.release(run_dir)
     out.print(f"deleted {len(targets)} run folder{'s' * (len(targets) != 1)}")
 
 

@@ -22,6 +22,8 @@ PREPROCESSING = "preprocessing.json"
 CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
 
+LOCK = ".lock"  # held (flock) by the one process that trains, resumes or deletes the run
+
 HEARTBEAT_S = 30.0  # a live run refreshes summary.json's heartbeat at least this often (and every epoch)
 STALE_S = 600.0  # a running run whose heartbeat is older than this is taken for dead
 
@@ -196,6 +198,64 @@ def _parse_time(text: str) -> float:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
 
 
+_held: dict[Path, int] = {}  # run folder -> the open lock file this process holds it by
+
+
+class RunBusy(Exception):
+    """Another process holds the run (trains, resumes or deletes it)."""
+
+
+def claim(run_dir: str | Path) -> Path:
+    """Hold the run for this process: an exclusive ``flock`` on ``<run>/.lock``, kept until :func:`release`
+    or until the process ends, however it ends (the kernel drops the lock with the process: no stale lock,
+    no PID guessing). Raises :class:`RunBusy` at once when another process holds it."""
+    path = Path(run_dir).resolve()
+    if path in _held:
+        return path
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): liveness falls back to the pid and heartbeat in summary.json
+        return path
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunBusy(str(path)) from None
+    _held[path] = fd
+    return path
+
+
+def release(run_dir: str | Path) -> None:
+    """Let go of a run this process holds (nothing if it holds none)."""
+    fd = _held.pop(Path(run_dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)  # closing the file drops its flock
+
+
+def held() -> set[Path]:
+    return set(_held)
+
+
+def is_claimed(run_dir: str | Path) -> bool | None:
+    """Whether some process holds the run now (this one included); None when the run has no lock file
+    (a run from before locks, or one on a platform without flock): then only summary.json can tell."""
+    path = Path(run_dir) / LOCK
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops the shared lock just taken
+    return False
+
+
 def owner() -> dict[str, Any]:
     """Who runs a run, for summary.json: this process's id and host, and a fresh heartbeat."""
     return {"pid": os.getpid(), "hostname": socket.gethostname(), "heartbeat": now_iso()}
@@ -227,14 +287,19 @@ def run_status(run_dir: str | Path, stale_s: float = STALE_S) -> str:
         summary = read_json(Path(run_dir) / SUMMARY)
     except (OSError, ValueError):
         return "unknown"
-    return summary_status(summary, stale_s)
+    return summary_status(summary, stale_s, run_dir)
 
 
-def summary_status(summary: dict[str, Any], stale_s: float = STALE_S) -> str:
+def summary_status(summary: dict[str, Any], stale_s: float = STALE_S,
+                   run_dir: str | Path | None = None) -> str:
     """:func:`run_status` from an already read summary.json (``runs ls`` reads each file once)."""
     status = summary.get("status", "unknown")
     if status != "running":
         return status
+    if run_dir is not None and socket.gethostname() == summary.get("hostname"):
+        claimed = is_claimed(run_dir)  # the lock tells for certain on this machine: its holder is alive
+        if claimed is not None:
+            return "running" if claimed else "dead"
     pid, host = summary.get("pid"), summary.get("hostname")
     if isinstance(pid, int) and host == socket.gethostname() and not pid_alive(pid):
         return "dead"

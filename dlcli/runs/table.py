@@ -92,7 +92,7 @@ def read_record(run_dir: Path) -> RunRecord | None:
         return None
     if not isinstance(summary, dict) or "run_id" not in summary or summary.get("kind") == "lr_find":
         return None
-    return RunRecord(run_dir, summary, folder.summary_status(summary))
+    return RunRecord(run_dir, summary, folder.summary_status(summary, run_dir=run_dir))
 
 
 def load_records(output_dir: str | Path, sweep: str | None = None, status: str | None = None,

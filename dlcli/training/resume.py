@@ -65,6 +65,23 @@ def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "out
     parsed = _parse(overrides)
     output_dir = next((value for key, _, value in parsed if key == "output_dir"), output_dir)
     run_dir = find_run(ref, output_dir)
+    locked_before = (run_dir / folder.LOCK).is_file()  # a run from before locks has none: pid and heartbeat tell
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("RANK", "0")) == 0:
+        try:  # held from here on: a second resume, or an rm, meanwhile is refused at once
+            folder.claim(run_dir)
+        except folder.RunBusy:
+            raise DlcliError(f"run {run_dir.name} is held by another process (training, resuming or deleting "
+                             "it): a run has one owner at a time, so it is not resumed twice; nothing was "
+                             "changed") from None
+    try:
+        return _prepare(ref, parsed, run_dir, allow_changed_data, locked_before)
+    except BaseException:
+        folder.release(run_dir)
+        raise
+
+
+def _prepare(ref: str, parsed: list, run_dir: Path, allow_changed_data: bool,
+             locked_before: bool) -> tuple[dict, Resume]:
     missing = [n for n in (folder.CONFIG, folder.PREPROCESSING, folder.SUMMARY) if not (run_dir / n).is_file()]
     if missing:
         raise DlcliError(f"RUN={ref}: {run_dir} is not a complete dlcli run folder ({', '.join(missing)} missing), "
@@ -81,7 +98,7 @@ def prepare_resume(ref: str, overrides: list[str], output_dir: str | Path = "out
         if key != "output_dir":
             _apply(cfg, key, kind, value)
     extend = cfg["trainer"]["max_epochs"] is not None and (before is None or cfg["trainer"]["max_epochs"] > before)
-    _check_status(run_dir, summary, extend)
+    _check_status(run_dir, summary, extend, locked_before)
     ckpt_path, from_epoch = _last_checkpoint(run_dir, cfg)
     reached, asked = (from_epoch + 1 if from_epoch is not None else 0), cfg["trainer"]["max_epochs"]
     if asked is not None and asked < reached:  # Lightning would refuse it mid-start, with the run marked failed
@@ -144,10 +161,16 @@ def _apply(cfg: dict, key: str, kind: str, value: Any) -> None:
         node[last] = value
 
 
-def _check_status(run_dir: Path, summary: dict, extend: bool) -> None:
+def _check_status(run_dir: Path, summary: dict, extend: bool, locked_before: bool = True) -> None:
     if int(os.environ.get("LOCAL_RANK", "0")) > 0:
         return  # the extra processes of a multi-device resume: rank 0 has already marked the run running
-    status = folder.run_status(run_dir)
+    if run_dir.resolve() in folder.held():  # this process holds the run now: whoever trained it is gone...
+        # ...for certain if the run had a lock (its holder would still hold it); a run from before locks is
+        # judged by its pid and heartbeat
+        status = folder.summary_status(summary) if not locked_before else summary.get("status", "unknown")
+        status = "dead" if status == "running" and locked_before else status
+    else:
+        status = folder.run_status(run_dir)
     if status == "running":
         raise DlcliError(f"run {run_dir.name} is still running (process {summary.get('pid')} on "
                          f"{summary.get('hostname')}, last heartbeat {summary.get('heartbeat')}); "

@@ -74,13 +74,24 @@ def _claim_run_dir(cfg: dict, resume: Resume | None) -> tuple[Path, bool]:
         return Path(env[RUN_DIR_ENV]), False
     if resume is not None:  # every process knows the folder; rank 0 writes to it
         env[RUN_DIR_ENV] = str(resume.run_dir)
+        if _global_rank() == 0:
+            _claim(resume.run_dir)  # already held when prepare_resume claimed it, as `dlcli resume` does
         return resume.run_dir, _global_rank() == 0
     key = _job_key()
     if key is not None and _global_rank() > 0:
         return _wait_for_run_dir(cfg, key), False
     run_dir = folder.new_run_dir(cfg["output_dir"], cfg["name"], suffix=key)
+    folder.claim(run_dir)  # a fresh folder: nobody else can hold it yet
     env[RUN_DIR_ENV] = str(run_dir)
     return run_dir, True
+
+
+def _claim(run_dir: Path) -> None:
+    try:
+        folder.claim(run_dir)
+    except folder.RunBusy:
+        raise DlcliError(f"run {run_dir.name} is held by another process (training, resuming or deleting it): "
+                         "a run has one owner at a time; nothing was changed") from None
 
 
 def _job_key() -> str | None:
@@ -206,7 +217,19 @@ def train(cfg: dict, overrides: list[str] | tuple[str, ...] = (), *, console: An
     or ``trainer.enable_progress_bar=false`` shows neither.
     ``resume`` (see :func:`dlcli.training.resume.prepare_resume`) continues that run in its own folder
     from its last checkpoint: model, optimizer, scheduler, epoch, callbacks and random generators.
+    The run is held (see :func:`dlcli.runs.folder.claim`) while this trains it, and let go when it ends.
     """
+    before = folder.held()
+    try:
+        return _train(cfg, overrides, console=console, progress=progress, resume=resume,
+                      progress_console=progress_console)
+    finally:
+        for run_dir in folder.held() - before | ({resume.run_dir.resolve()} if resume is not None else set()):
+            folder.release(run_dir)
+
+
+def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, progress: bool,
+           resume: Resume | None, progress_console: Any) -> RunResult:
     t_start = time.perf_counter()
     cfg = validate(cfg)
     if resume is None:
