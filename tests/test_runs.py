@@ -283,3 +283,15 @@ def test_rm_of_an_empty_or_dot_reference_is_refused_from_inside_a_run_folder(tmp
     assert result.exit_code == 2
     assert "names no run" in result.stderr
     assert (run / "summary.json").is_file()
+
+
+def test_rm_of_a_symlink_deletes_nothing_behind_it(tmp_path):
+    out = tmp_path / "outputs"
+    out.mkdir()
+    elsewhere = make_run(tmp_path / "elsewhere", "20270101-000000-c-0003")
+    (elsewhere / "unrelated.txt").write_text("keep")
+    link = out / "link"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    result = invoke("rm", link, "--yes", "--output-dir", out)
+    assert result.exit_code == 2 and "is a symlink" in result.stderr
+    assert (elsewhere / "unrelated.txt").is_file() and (elsewhere / "summary.json").is_file() and link.is_symlink()

@@ -221,6 +221,10 @@ def rm(
     with user_errors(debug):
         targets: list[Path] = []
         for ref in runs:
+            given = Path(ref).expanduser()
+            if given.is_symlink():  # never followed: its target may be anywhere, with anything beside it
+                raise DlcliError(f"{ref} is a symlink (to {given.resolve()}): give the run folder itself; "
+                                 "nothing was deleted")
             run_dir = resolve(ref, output_dir)
             record = read_record(run_dir)
             if not (run_dir / folder.CONFIG).is_file() or (record is None and not _is_lr_find(run_dir)):
