@@ -392,3 +392,24 @@ def test_two_resumes_started_together_one_trains_the_other_exits_2_at_once(tmp_p
     assert "held by another process" in " ".join(refused.split())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 6
+
+
+def test_a_moved_run_folder_resumes_and_tests_the_right_best_checkpoint(tmp_path, monkeypatch):
+    """The outside try: a run folder moved with `mv` and resumed tested epoch-12 weights while summary.json
+    named epoch 10 as best, and a stray best-v1.ckpt appeared (checkpoints kept their absolute paths)."""
+    whole = train(compose([f"output_dir={tmp_path / 'whole'}", *SAME, *MLP, "trainer.max_epochs=5"]).config)
+    interrupt_at_epoch(monkeypatch, 3, signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        train(compose([f"output_dir={tmp_path / 'before'}", *SAME, *MLP, "trainer.max_epochs=5"]).config)
+    monkeypatch.undo()
+    (run_dir,) = (tmp_path / "before").iterdir()
+    moved = tmp_path / "after" / run_dir.name
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    cfg, how = prepare_resume(str(moved), [])
+    resumed = train(cfg, resume=how)
+    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    best_epoch = torch.load(moved / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
+    assert resumed.best["epoch"] == best_epoch == whole.best["epoch"]
+    assert (moved / "metrics.csv").read_text() == (whole.run_dir / "metrics.csv").read_text()
+    assert resumed.metrics == whole.metrics

@@ -109,4 +109,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint file not found: {path}")
-        return load_checkpoint(path, map_location if map_location is not None else "cpu")
+        return moved_here(load_checkpoint(path, map_location if map_location is not None else "cpu"), path)
+
+
+def moved_here(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """The checkpoint's saved checkpoint folder (and the paths in it) made the folder it is read from.
+
+    A ModelCheckpoint saves absolute paths (its ``dirpath``, the best checkpoint's path). In a run folder that
+    was moved or copied, they name the old place: Lightning then keeps only ``best_model_path`` -- the old
+    file, or a missing one -- and forgets the best score, so the resumed run tests the wrong weights and
+    writes a stray ``best-v1.ckpt``. Rewritten to the checkpoint's own folder, nothing depends on where the
+    run folder lies.
+    """
+    here = str(Path(path).resolve().parent)
+    for state in (checkpoint.get("callbacks") or {}).values():
+        old = state.get("dirpath") if isinstance(state, dict) else None
+        if not isinstance(old, str) or old == here:
+            continue
+
+        def moved(value: Any, old: str = old) -> Any:
+            if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+                return here + value[len(old):]
+            return value
+
+        for key, value in list(state.items()):
+            state[key] = {moved(k): v for k, v in value.items()} if key == "best_k_models" and isinstance(
+                value, dict) else moved(value)
+    return checkpoint
