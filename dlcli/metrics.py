@@ -17,7 +17,7 @@ RECONSTRUCTION = ("anomaly_auroc",)
 TRANSCRIPTION = ("cer",)
 METRIC_LEARNING = ("recall_at_1",)
 ALL = (*CLASSIFICATION, *REGRESSION, *RECONSTRUCTION, *TRANSCRIPTION, *METRIC_LEARNING, "top<k>_acc")
-_TOP_K = re.compile(r"top(\d+)_acc$")
+_TOP_K = re.compile(r"top([1-9]\d*)_acc$")  # top-k accuracy, k >= 1 (top0_acc counts nothing right)
 
 
 def known(name: str) -> bool:

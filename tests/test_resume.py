@@ -312,6 +312,10 @@ def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the
     assert "Give trainer.max_epochs=3 or more" in message and "Traceback" not in result.output
     assert {name: (run_dir / name).read_bytes() for name in before} == before
     assert run_status(run_dir) == "interrupted"
+    typo = CliRunner().invoke(app, ["resume", str(run_dir), "trainer.max_epochs=abc"])  # was a TypeError
+    assert typo.exit_code == 2 and "trainer.max_epochs: expected an integer >= 1 or null, got 'abc'" in \
+        " ".join(typo.stderr.split()), typo.output
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
 def hold(run_dir: Path) -> subprocess.Popen:

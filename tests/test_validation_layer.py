@@ -69,6 +69,7 @@ def test_graph_nodes_are_checked_against_the_layer_registry():
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"), ("model.dropout=1.0", "model.dropout"),
     ("callbacks.early_stopping.patience=-1", "callbacks.early_stopping.patience"),
     ("data.batch_size=0", "data.batch_size"), ("model.hidden=[64,0]", "model.hidden"),
+    ("metrics=[top0_acc]", "metrics[0]"),
 ])
 def test_values_outside_their_declared_range_are_refused_naming_the_key(override, key):
     with pytest.raises(ConfigError) as e:

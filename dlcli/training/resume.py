@@ -97,6 +97,9 @@ def _prepare(ref: str, parsed: list, run_dir: Path, allow_changed_data: bool,
     for key, kind, value in parsed:
         if key != "output_dir":
             _apply(cfg, key, kind, value)
+    from dlcli.config.validate import validate
+
+    cfg = validate(cfg)  # trainer.max_epochs=abc and the like: refused here, naming the key, before any work
     extend = cfg["trainer"]["max_epochs"] is not None and (before is None or cfg["trainer"]["max_epochs"] > before)
     _check_status(run_dir, summary, extend, locked_before)
     ckpt_path, from_epoch = _last_checkpoint(run_dir, cfg)
