@@ -417,3 +417,28 @@ def test_a_moved_run_folder_resumes_and_tests_the_right_best_checkpoint(tmp_path
     assert resumed.best["epoch"] == best_epoch == whole.best["epoch"]
     assert (moved / "metrics.csv").read_text() == (whole.run_dir / "metrics.csv").read_text()
     assert resumed.metrics == whole.metrics
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("summary.json", '{"run_id": 5, "status": []}', "summary.json is damaged: 'run_id' is int"),
+    ("summary.json", "[" * 100000 + "]" * 100000, "summary.json cannot be read (nested too deep)"),
+    ("summary.json", b"\xff\xfe\x00binary", "summary.json cannot be read"),
+    ("preprocessing.json", "{not json", "preprocessing.json cannot be read"),
+    ("preprocessing.json", "[1, 2]", "preprocessing.json is damaged: it holds list"),
+    ("config.yaml", "seed: 1\n", "config.yaml is damaged or from another dlcli version"),
+    ("config.yaml", "a: [unclosed\n", "config.yaml is not valid YAML"),
+])
+def test_a_damaged_run_file_is_named_with_exit_2_by_resume_and_eval(finished, tmp_path, name, content, expected):
+    import shutil
+
+    run_dir = tmp_path / finished.run_dir.name
+    shutil.copytree(finished.run_dir, run_dir)
+    (run_dir / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    commands = [["resume", str(run_dir), "trainer.max_epochs=3"]]
+    if name != "summary.json":  # eval reads the config and the preprocessing, not the record
+        commands.append(["eval", str(run_dir)])
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert expected in " ".join(result.stderr.split()), (command, result.stderr)
+        assert "Traceback" not in result.output

@@ -295,3 +295,23 @@ def test_rm_of_a_symlink_deletes_nothing_behind_it(tmp_path):
     result = invoke("rm", link, "--yes", "--output-dir", out)
     assert result.exit_code == 2 and "is a symlink" in result.stderr
     assert (elsewhere / "unrelated.txt").is_file() and (elsewhere / "summary.json").is_file() and link.is_symlink()
+
+
+def test_a_damaged_summary_is_skipped_with_a_warning_and_never_breaks_the_listing(tmp_path):
+    """The outside tries: a summary.json with wrong types, nested 100,000 deep, or binary broke runs
+    ls/show/compare for all runs with tracebacks."""
+    good = make_run(tmp_path, "20260101-000000-good-0001", metrics={"val/acc": 0.9})
+    damaged = {"20260101-000001-types-0002": '{"run_id": 5, "status": [], "metrics": "x"}',
+               "20260101-000002-deep-0003": "[" * 100000 + "]" * 100000,
+               "20260101-000003-bin-0004": "\udcff\udcfe binary"}
+    for run_id, text in damaged.items():
+        path = make_run(tmp_path, run_id)
+        (path / "summary.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    for args in (["ls"], ["compare"]):
+        result = invoke(*args, "--output-dir", tmp_path)
+        assert result.exit_code == 0, result.output
+        assert good.name in result.stdout and "Traceback" not in result.output
+        for run_id in damaged:
+            assert f"{run_id}/summary.json" in result.stderr
+    shown = invoke("show", "20260101-000001-types", "--output-dir", tmp_path)
+    assert shown.exit_code == 2 and "summary.json is damaged: 'run_id' is int, expected str" in shown.stderr

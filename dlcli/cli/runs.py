@@ -36,8 +36,10 @@ def ls(
     """The runs, newest first: id, name, status, model, data, key metric, duration."""
     from dlcli.runs.table import load_records, parse_filters
 
+    broken: list[str] = []
     with user_errors(debug):
-        records = load_records(output_dir, sweep=sweep, status=status, filters=parse_filters(filter))
+        records = load_records(output_dir, sweep=sweep, status=status, filters=parse_filters(filter), broken=broken)
+    _warn_broken(broken)
     if not records:
         err.print(f"no runs under {escape(str(output_dir))} match", soft_wrap=True)
         return
@@ -139,7 +141,9 @@ def compare(
             records = [r for r in records if (sweep is None or in_sweep(r, sweep))
                        and (status is None or r.status == status) and all(matches(r.value(k), v) for k, v in filters)]
         else:
-            records = load_records(output_dir, sweep=sweep, status=status, filters=filters)
+            broken: list[str] = []
+            records = load_records(output_dir, sweep=sweep, status=status, filters=filters, broken=broken)
+            _warn_broken(broken)
         comparison = cmp.compare(records, sort=sort, group_by=group_by or [])
     if format == "csv":
         typer.echo(printable(cmp.to_csv(comparison)), nl=False)  # JSON below escapes control characters itself
@@ -339,10 +343,21 @@ def _run_record(ref: str, output_dir: Path):
     from dlcli.runs.table import read_record, resolve
 
     run_dir = resolve(ref, output_dir)
-    record = read_record(run_dir)
+    broken: list[str] = []
+    record = read_record(run_dir, broken)
+    if broken:
+        from dlcli.errors import DlcliError
+
+        raise DlcliError(f"{broken[0]}: the run's record is damaged; its other files are left as they are")
     if record is None:
         raise _not_a_run(run_dir)
     return run_dir, record
+
+
+def _warn_broken(broken: list[str]) -> None:
+    """One line for each run left out of a listing because its summary.json is unreadable or damaged."""
+    for message in broken:
+        err.print(f"warning: skipped {escape(message)}", soft_wrap=True, highlight=False)
 
 
 def _labels(records) -> list[str]:

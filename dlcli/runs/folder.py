@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dlcli.errors import DlcliError
+
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 CONFIG_JSON = "config.json"  # the same config as JSON: `runs ls/compare` read 1,000 of these in a blink
@@ -136,7 +138,60 @@ def _plain(value: Any) -> Any:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file; ValueError for one that is not JSON, not UTF-8, or nested too deep to read."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+
+
+# summary.json's keys that dlcli reads back, with the types they must have; a file written by hand or
+# damaged otherwise is named, never a traceback (keys not listed here are only shown, never computed with)
+_NUMBER = (int, float)
+SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
+    "run_id": (str,), "name": (str,), "status": (str,), "kind": (str,), "task": (str, type(None)),
+    "data": (str, type(None)), "model": (str, type(None)), "metrics": (dict,), "best": (dict, type(None)),
+    "duration_s": (*_NUMBER, type(None)), "fit_duration_s": (*_NUMBER, type(None)), "epochs": (int,),
+    "epoch_seconds": (list,), "pid": (int, type(None)), "hostname": (str, type(None)),
+    "heartbeat": (str, type(None)), "started_at": (str,), "sweep": (str, type(None)), "plugins": (dict, list),
+    "split_sizes": (dict,), "overrides": (list,), "seed": (int, type(None)), "num_params": (int, type(None)),
+}
+
+
+class RunFileError(DlcliError, ValueError):
+    """A run's file that cannot be used: its path and what is wrong, in the message (exit 2)."""
+
+
+def read_run_json(path: str | Path) -> dict[str, Any]:
+    """A run's JSON file that must hold a mapping (preprocessing.json, threshold.json, ...); RunFileError
+    naming it when it is missing, unreadable or damaged."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as e:
+        raise RunFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path} is damaged: it holds {type(data).__name__}, not a mapping of keys to values")
+    return data
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
+    """A run's summary.json, checked against :data:`SUMMARY_TYPES`; RunFileError naming the file and the
+    problem for a missing, unreadable or damaged one."""
+    path = Path(run_dir) / SUMMARY
+    try:
+        summary = read_json(path)
+    except (OSError, ValueError) as e:
+        raise RunFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e})") from None
+    if not isinstance(summary, dict):
+        raise RunFileError(f"{path} is damaged: it holds {type(summary).__name__}, not a mapping of keys to values")
+    for key, types in SUMMARY_TYPES.items():
+        if key in summary and not isinstance(summary[key], types) or isinstance(summary.get(key), bool):
+            raise RunFileError(f"{path} is damaged: '{key}' is {type(summary[key]).__name__}, expected "
+                               f"{' or '.join(t.__name__ for t in types)}")
+    bad = [k for k, v in summary.get("metrics", {}).items() if not isinstance(v, _NUMBER + (type(None),))]
+    if bad:
+        raise RunFileError(f"{path} is damaged: metric '{bad[0]}' is not a number")
+    return summary
 
 
 def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:

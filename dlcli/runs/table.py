@@ -84,21 +84,24 @@ def find_run_dirs(output_dir: str | Path, depth: int = MAX_DEPTH) -> list[Path]:
     return found
 
 
-def read_record(run_dir: Path) -> RunRecord | None:
-    """The run's record, or None for a folder that is not a training run (unreadable, or an lr-find result)."""
+def read_record(run_dir: Path, broken: list[str] | None = None) -> RunRecord | None:
+    """The run's record, or None for a folder that is not a training run (an lr-find result), or whose
+    summary.json is unreadable or damaged: then what is wrong is appended to ``broken``, naming the file."""
     try:
-        summary = folder.read_json(run_dir / folder.SUMMARY)
-    except (OSError, ValueError):
+        summary = folder.read_summary(run_dir)
+    except folder.RunFileError as e:
+        if broken is not None:
+            broken.append(str(e))
         return None
-    if not isinstance(summary, dict) or "run_id" not in summary or summary.get("kind") == "lr_find":
+    if "run_id" not in summary or summary.get("kind") == "lr_find":
         return None
     return RunRecord(run_dir, summary, folder.summary_status(summary, run_dir=run_dir))
 
 
 def load_records(output_dir: str | Path, sweep: str | None = None, status: str | None = None,
-                 filters: list[tuple[str, str]] = ()) -> list[RunRecord]:
+                 filters: list[tuple[str, str]] = (), broken: list[str] | None = None) -> list[RunRecord]:
     """The runs under ``output_dir``, newest first (run ids start with their start time), that match."""
-    records = [r for r in map(read_record, find_run_dirs(output_dir)) if r is not None]
+    records = [r for r in (read_record(d, broken) for d in find_run_dirs(output_dir)) if r is not None]
     if sweep is not None:
         records = [r for r in records if in_sweep(r, sweep)]
     if status is not None:

@@ -297,7 +297,19 @@ def load_run(ref: str, output_dir: str | Path = "outputs") -> LoadedRun:
         raise DlcliError(f"{run_dir} is not a complete dlcli run folder: {', '.join(missing)} missing")
     config = read_run_config(run_dir)
     check_plugins(run_dir, config)
-    return LoadedRun(run_dir, config, folder.read_json(run_dir / folder.PREPROCESSING))
+    check_run_config(run_dir, config)
+    return LoadedRun(run_dir, config, folder.read_run_json(run_dir / folder.PREPROCESSING))
+
+
+def check_run_config(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The run's config validated, as every command that reopens a run needs it; a DlcliError naming its
+    config.yaml when it no longer validates (edited by hand, damaged, or from another dlcli version)."""
+    from dlcli.config.validate import ConfigError, validate
+
+    try:
+        return validate(copy.deepcopy(config))
+    except ConfigError as e:
+        raise DlcliError(f"{run_dir / folder.CONFIG} is damaged or from another dlcli version: {e}") from None
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:

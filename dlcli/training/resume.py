@@ -86,19 +86,19 @@ def _prepare(ref: str, parsed: list, run_dir: Path, allow_changed_data: bool,
     if missing:
         raise DlcliError(f"RUN={ref}: {run_dir} is not a complete dlcli run folder ({', '.join(missing)} missing), "
                          "so it cannot be resumed")
-    summary = folder.read_json(run_dir / folder.SUMMARY)
+    summary = folder.read_summary(run_dir)
     if summary.get("kind") == "lr_find":
         raise DlcliError(f"RUN={ref}: {run_dir} is an lr-find result, not a training run")
-    cfg = _load_config(run_dir)
-    from dlcli.training.reload import check_plugins
+    from dlcli.config.validate import validate
+    from dlcli.training.reload import check_plugins, check_run_config
 
+    cfg = _load_config(run_dir)
     check_plugins(run_dir, cfg)  # a run trained with --plugin needs it again
+    cfg = check_run_config(run_dir, cfg)
     before = cfg["trainer"]["max_epochs"]
     for key, kind, value in parsed:
         if key != "output_dir":
             _apply(cfg, key, kind, value)
-    from dlcli.config.validate import validate
-
     cfg = validate(cfg)  # trainer.max_epochs=abc and the like: refused here, naming the key, before any work
     extend = cfg["trainer"]["max_epochs"] is not None and (before is None or cfg["trainer"]["max_epochs"] > before)
     _check_status(run_dir, summary, extend, locked_before)
@@ -109,7 +109,7 @@ def _prepare(ref: str, parsed: list, run_dir: Path, allow_changed_data: bool,
                          f"{run_dir.name} has already trained (its checkpoints/last.ckpt is from epoch {reached}). "
                          f"Give trainer.max_epochs={reached} or more, or leave it out to finish the planned "
                          f"{before} epochs; the run is unchanged")
-    preprocessing = folder.read_json(run_dir / folder.PREPROCESSING)
+    preprocessing = folder.read_run_json(run_dir / folder.PREPROCESSING)
     from dlcli.data.fingerprint import check
 
     check(preprocessing, cfg["data"], allow_changed_data, f"run {run_dir.name}")
