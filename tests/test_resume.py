@@ -442,3 +442,26 @@ def test_a_damaged_run_file_is_named_with_exit_2_by_resume_and_eval(finished, tm
         assert result.exit_code == 2, (command, result.output)
         assert expected in " ".join(result.stderr.split()), (command, result.stderr)
         assert "Traceback" not in result.output
+
+
+def test_killed_after_the_last_checkpoint_resumes_to_the_whole_metrics_and_curves(finished, tmp_path):
+    """The outside try: SIGKILL just after the final epoch's last.ckpt (or during the test phase), then
+    resume: metrics.csv kept one row short for good, summary.json said epochs: 0, and no curves.png."""
+    import shutil
+
+    run_dir = tmp_path / finished.run_dir.name
+    shutil.copytree(finished.run_dir, run_dir)
+    whole = (run_dir / "metrics.csv").read_text()
+    # the state such a kill leaves: last.ckpt holds every epoch, metrics.csv one row less, the run "running"
+    (run_dir / "metrics.csv").write_text("".join(whole.splitlines(keepends=True)[:-1]))
+    (run_dir / "plots" / "curves.png").unlink()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(status="running", epochs=1, metrics={})
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    result = runner.invoke(app, ["resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "metrics.csv").read_text() == whole
+    after = json.loads((run_dir / "summary.json").read_text())
+    assert after["status"] == "completed" and after["epochs"] == 2 and len(after["epoch_seconds"]) == 2
+    assert after["metrics"] == finished.metrics
+    assert (run_dir / "plots" / "curves.png").is_file()

@@ -311,6 +311,9 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
             summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)
+            # resumed from a last.ckpt of the final epoch (killed after it was saved, or while testing): Lightning
+            # restores the recorder's rows from it but runs no epoch, so nothing has written them yet
+            recorder.flush(trainer)
             recorder.recover(run_dir / folder.SUMMARY)  # ddp_spawn: the spawned processes recorded the epochs
             summary["best"] = recorder.best()
             row = recorder.rows[-1] if recorder.rows else {}
