@@ -73,8 +73,12 @@ def check_writable(output_dir: str | Path) -> Path:
             raise NotADirectoryError(0, f"{existing} is a file, not a folder")
         if existing == root:
             fd, probe = tempfile.mkstemp(dir=root, prefix=".dlcli-write-check-")
-            os.close(fd)
-            os.unlink(probe)
+            try:  # a real byte, synced: a full disk still lets an empty file be made
+                os.write(fd, b"\0")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
         elif not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(0, f"no permission to create folders in {existing}")
     except OSError as e:
