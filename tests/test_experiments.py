@@ -33,6 +33,7 @@ def test_text_gru_learns_the_reviews(make_config):
     assert result.metrics["test/acc"] >= 0.9
 
 
+@pytest.mark.slow  # ~10 s of training
 def test_digits_autoencoder_flags_the_held_out_digit(make_config):
     composed = make_config("experiment=digits_autoencoder")
     prepared = load_data(composed.config)

@@ -45,6 +45,7 @@ def test_autoencoder_pretraining_then_fine_tuning_with_a_tenth_of_the_labels(tmp
     assert info["metrics"]["test/acc"] >= 0.75
 
 
+@pytest.mark.slow  # ~10 s of training
 def test_contrastive_pretraining_then_fine_tuning_from_the_presets(tmp_path):
     out = f"output_dir={tmp_path}"
     cli("train", "experiment=digits_contrastive", "trainer.max_epochs=4", out, *FAST)

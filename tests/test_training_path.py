@@ -214,6 +214,7 @@ def _rss_mib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
+@pytest.mark.slow  # 140 epochs: ~10 s
 @pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc/self/status")
 def test_memory_does_not_grow_across_many_short_epochs(make_config, monkeypatch):
     from dlcli.training.recorder import EpochRecorder
