@@ -298,12 +298,7 @@ def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the
         tmp_path, monkeypatch):
     """The outside try: a killed run past epoch N resumed with trainer.max_epochs=N-1 gave Lightning's raw
     MisconfigurationException, exit 1, and a run marked failed."""
-    out = tmp_path / "o"
-    interrupt_at_epoch(monkeypatch, 3, signal.SIGTERM)  # stopped when its 4th epoch starts: 3 epochs done
-    with pytest.raises(SystemExit):
-        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=6"]).config)
-    monkeypatch.undo()
-    (run_dir,) = out.iterdir()
+    run_dir = interrupted_run(tmp_path / "o", monkeypatch, epochs=6, at=3)  # 3 epochs done
     before = {name: (run_dir / name).read_bytes() for name in ("summary.json", "metrics.csv", "config.yaml")}
     result = CliRunner().invoke(app, ["resume", str(run_dir), "trainer.max_epochs=2"])
     assert result.exit_code == 2, result.output
@@ -318,6 +313,16 @@ def test_resume_with_fewer_epochs_than_the_run_reached_is_refused_and_leaves_the
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
+def interrupted_run(out: Path, monkeypatch, epochs: int, at: int) -> Path:
+    """A run of ``epochs`` epochs stopped by SIGTERM when epoch ``at`` (0-based) starts: ``at`` epochs done."""
+    interrupt_at_epoch(monkeypatch, at, signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        train(compose([f"output_dir={out}", *FAST, *MLP, f"trainer.max_epochs={epochs}"]).config)
+    monkeypatch.undo()
+    (run_dir,) = out.iterdir()
+    return run_dir
+
+
 def hold(run_dir: Path) -> subprocess.Popen:
     """Another process holding the run's lock, as a training or resuming dlcli does, until it is killed."""
     code = ("import fcntl, os, sys, time\n"
@@ -330,11 +335,7 @@ def hold(run_dir: Path) -> subprocess.Popen:
 
 def test_a_run_held_by_another_process_is_neither_resumed_nor_deleted(tmp_path, monkeypatch):
     out = tmp_path / "o"
-    interrupt_at_epoch(monkeypatch, 1, signal.SIGTERM)
-    with pytest.raises(SystemExit):
-        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=3"]).config)
-    monkeypatch.undo()
-    (run_dir,) = out.iterdir()
+    run_dir = interrupted_run(out, monkeypatch, epochs=3, at=1)
     before = (run_dir / "summary.json").read_bytes()
     holder = hold(run_dir)
     try:
@@ -375,11 +376,7 @@ def test_a_run_marked_running_whose_lock_is_free_is_dead_whatever_its_pid(tmp_pa
 @pytest.mark.slow
 def test_two_resumes_started_together_one_trains_the_other_exits_2_at_once(tmp_path, monkeypatch):
     out = tmp_path / "o"
-    interrupt_at_epoch(monkeypatch, 1, signal.SIGTERM)
-    with pytest.raises(SystemExit):
-        train(compose([f"output_dir={out}", *FAST, *MLP, "trainer.max_epochs=6"]).config)
-    monkeypatch.undo()
-    (run_dir,) = out.iterdir()
+    run_dir = interrupted_run(out, monkeypatch, epochs=6, at=1)
     procs = [subprocess.Popen([sys.executable, "-m", "dlcli", "resume", str(run_dir)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     from dlcli.runs.folder import is_claimed

@@ -182,12 +182,7 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
     """A run's summary.json, checked against :data:`SUMMARY_TYPES`; RunFileError naming the file and the
     problem for a missing, unreadable or damaged one."""
     path = Path(run_dir) / SUMMARY
-    try:
-        summary = read_json(path)
-    except (OSError, ValueError) as e:
-        raise RunFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e})") from None
-    if not isinstance(summary, dict):
-        raise RunFileError(f"{path} is damaged: it holds {type(summary).__name__}, not a mapping of keys to values")
+    summary = read_run_json(path)
     for key, types in SUMMARY_TYPES.items():
         if key in summary and not isinstance(summary[key], types) or isinstance(summary.get(key), bool):
             raise RunFileError(f"{path} is damaged: '{key}' is {type(summary[key]).__name__}, expected "
