@@ -201,7 +201,7 @@ def resolve_run(ref: str, output_dir: str | Path, key: str = "RUN") -> Path:
     names what the user gave (e.g. ``model.pretrained``) in the error messages.
     """
     if not ref.strip() or ref.strip() in (".", ".."):
-        raise FileNotFoundError(f"{key}={ref!r} names no run: give a run folder, a run id, an id prefix or `last`")
+        raise FileNotFoundError(f"{key}={ref!r} names no run")
     path = Path(ref).expanduser()
     if path.is_dir() and ref != "last":
         return path.resolve()
