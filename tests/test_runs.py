@@ -315,3 +315,22 @@ def test_a_damaged_summary_is_skipped_with_a_warning_and_never_breaks_the_listin
             assert f"{run_id}/summary.json" in result.stderr
     shown = invoke("show", "20260101-000001-types", "--output-dir", tmp_path)
     assert shown.exit_code == 2 and "summary.json is damaged: 'run_id' is int, expected str" in shown.stderr
+
+
+def test_an_empty_run_folder_left_by_a_kill_is_listed_with_all_and_removable(tmp_path):
+    run = make_run(tmp_path, "20260101-000000-a-0001")
+    empty = tmp_path / "20260102-000000-killed-0002"
+    empty.mkdir()
+    (empty / ".lock").touch()  # all a run killed right after its folder was made holds
+    (tmp_path / "20260103-000000-mine-0003").mkdir()
+    (tmp_path / "20260103-000000-mine-0003" / "notes.txt").write_text("keep")  # not empty: not dlcli's to delete
+    plain = invoke("ls", "--output-dir", tmp_path)
+    assert empty.name not in plain.stdout
+    listed = invoke("ls", "--all", "--output-dir", tmp_path)
+    assert listed.exit_code == 0 and empty.name in listed.stdout and "empty" in listed.stdout
+    assert "mine" not in listed.stdout and run.name in listed.stdout
+    refused = invoke("rm", "20260103-000000-mine", "--yes", "--output-dir", tmp_path)
+    assert refused.exit_code == 2 and (tmp_path / "20260103-000000-mine-0003" / "notes.txt").is_file()
+    removed = invoke("rm", "20260102-000000-killed", "--yes", "--output-dir", tmp_path)
+    assert removed.exit_code == 0, removed.output
+    assert not empty.exists() and run.is_dir()

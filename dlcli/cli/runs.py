@@ -31,21 +31,27 @@ def ls(
     filter: list[str] = FILTER,
     status: str = STATUS,
     output_dir: Path = OUTPUT_DIR,
+    all_: bool = typer.Option(False, "--all", "-a", help="Also list empty run folders (a run killed just after "
+                                                        "its folder was made leaves one); `runs rm` removes them."),
     debug: bool = DEBUG,
 ) -> None:
     """The runs, newest first: id, name, status, model, data, key metric, duration."""
-    from dlcli.runs.table import load_records, parse_filters
+    from dlcli.runs.table import find_empty_run_dirs, load_records, parse_filters
 
     broken: list[str] = []
     with user_errors(debug):
         records = load_records(output_dir, sweep=sweep, status=status, filters=parse_filters(filter), broken=broken)
     _warn_broken(broken)
-    if not records:
+    empty = find_empty_run_dirs(output_dir) if all_ and status in (None, "empty") else []
+    records = records if status != "empty" else []
+    if not records and not empty:
         err.print(f"no runs under {escape(str(output_dir))} match", soft_wrap=True)
         return
     rows = [[(r.run_id, None), (str(r.summary.get("name", "")), None), (r.status, STATUS_STYLE.get(r.status)),
              (str(r.summary.get("model", "")), None), (str(r.summary.get("data", "")), None),
              (_key_metric(r.summary), None), (_duration(r.summary.get("duration_s")), None)] for r in records]
+    rows += [[(path.name, None), ("", None), ("empty", "dim"), ("", None), ("", None), ("-", None), ("-", None)]
+             for path in empty]
     _print_grid(["id", "name", "status", "model", "data", "key metric", "duration"], rows, right={"duration"})
 
 
@@ -220,7 +226,7 @@ def rm(
 
     from dlcli.errors import DlcliError
     from dlcli.runs import folder
-    from dlcli.runs.table import read_record, resolve
+    from dlcli.runs.table import find_empty_run_dirs, read_record, resolve
 
     with user_errors(debug):
         targets: list[Path] = []
@@ -231,7 +237,9 @@ def rm(
                                  "nothing was deleted")
             run_dir = resolve(ref, output_dir)
             record = read_record(run_dir)
-            if not (run_dir / folder.CONFIG).is_file() or (record is None and not _is_lr_find(run_dir)):
+            empty = run_dir in find_empty_run_dirs(run_dir.parent)  # left by a kill: nothing to lose
+            if not empty and (not (run_dir / folder.CONFIG).is_file()
+                              or (record is None and not _is_lr_find(run_dir))):
                 raise _not_a_run(run_dir)
             if folder.is_claimed(run_dir):
                 raise DlcliError(f"{run_dir} is held by a live process (it is being trained or resumed): stop "

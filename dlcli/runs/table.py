@@ -11,6 +11,7 @@ import fnmatch
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,28 @@ def find_run_dirs(output_dir: str | Path, depth: int = MAX_DEPTH) -> list[Path]:
             elif level + 1 < depth:
                 pending.append((path, level + 1))
     return found
+
+
+RUN_ID = re.compile(r"\d{8}-\d{6}-")  # the start of every run folder's name: its start time
+
+
+def find_empty_run_dirs(output_dir: str | Path) -> list[Path]:
+    """Run folders under ``output_dir`` (directly) that hold nothing but dlcli's hidden files (its lock, a
+    temporary file): what a run killed just after its folder was made, or refused by a full disk, leaves."""
+    found = []
+    try:
+        entries = list(os.scandir(Path(output_dir).expanduser()))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and RUN_ID.match(entry.name):
+            try:
+                names = os.listdir(entry.path)
+            except OSError:
+                continue
+            if all(name.startswith(".") for name in names):
+                found.append(Path(entry.path))
+    return sorted(found, reverse=True)
 
 
 def read_record(run_dir: Path, broken: list[str] | None = None) -> RunRecord | None:
@@ -202,8 +225,8 @@ def resolve(ref: str, output_dir: str | Path, option: str = "--output-dir DIR") 
     try:
         return folder.resolve_run(ref, output_dir)
     except FileNotFoundError as e:
-        nested = [p for p in find_run_dirs(output_dir) if ref.strip() not in ("", ".", "..", "last")
-                  and p.name.startswith(ref)]
+        nested = [p for p in find_run_dirs(output_dir) + find_empty_run_dirs(output_dir)
+                  if ref.strip() not in ("", ".", "..", "last") and p.name.startswith(ref)]
         if len(nested) == 1:  # a run one level down, e.g. in a sweep's own folder
             return nested[0].resolve()
         raise DlcliError(f"{e}. RUN is a run folder, a run id, an id prefix, or `last`; ids are looked up under "
