@@ -88,9 +88,14 @@ def find_run_dirs(output_dir: str | Path, depth: int = MAX_DEPTH) -> list[Path]:
 RUN_ID = re.compile(r"\d{8}-\d{6}-")  # the start of every run folder's name: its start time
 
 
+# what a run folder holds before its summary.json makes it a run (besides hidden files: the lock, temporary files)
+START_FILES = {folder.CONFIG, folder.CONFIG_JSON, folder.OVERRIDES, folder.PREPROCESSING}
+
+
 def find_empty_run_dirs(output_dir: str | Path) -> list[Path]:
-    """Run folders under ``output_dir`` (directly) that hold nothing but dlcli's hidden files (its lock, a
-    temporary file): what a run killed just after its folder was made, or refused by a full disk, leaves."""
+    """Run folders under ``output_dir`` (directly) that are no run yet: no summary.json, nothing but dlcli's
+    start files and hidden files (its lock, temporary files). What a run killed in its first moments, or
+    refused by a full disk, leaves behind; nothing in them is worth keeping."""
     found = []
     try:
         entries = list(os.scandir(Path(output_dir).expanduser()))
@@ -102,7 +107,7 @@ def find_empty_run_dirs(output_dir: str | Path) -> list[Path]:
                 names = os.listdir(entry.path)
             except OSError:
                 continue
-            if all(name.startswith(".") for name in names):
+            if all(name.startswith(".") or name in START_FILES for name in names):
                 found.append(Path(entry.path))
     return sorted(found, reverse=True)
 

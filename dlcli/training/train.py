@@ -298,9 +298,9 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
         summary.update(status=status, duration_s=round(time.perf_counter() - t_start, 3),
                        epochs=recorder.written, epoch_seconds=recorder.seconds[:recorder.written],
                        heartbeat=folder.now_iso(), peak_rss_mib=_peak_rss_mib(), **extra)
-        if primary:
-            folder.write_json(run_dir / folder.SUMMARY, summary)
+        if primary:  # the picture first: a kill between the two leaves a run still "running", so resumable
             _save_curves(run_dir, recorder.rows[:recorder.written])
+            folder.write_json(run_dir / folder.SUMMARY, summary)
 
     with _signals_stop_the_run(), _matmul_precision(cfg["trainer"].get("matmul_precision")):
         try:
