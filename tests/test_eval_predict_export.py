@@ -490,3 +490,20 @@ def test_a_reloaded_run_predicts_in_a_fresh_python(runs, tmp_path):
             "assert p.shape == (3, 10) and np.allclose(p.sum(1), 1, atol=1e-5), p\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "(it is empty)"),
+    (b"hello, not a zip", "cannot read INPUT"),
+    ("zero-d", "must be numeric with one row per input, got float64 of shape ()"),
+])
+def test_predict_names_a_bad_npz_input_with_exit_2(runs, tmp_path, content, expected):
+    path = tmp_path / "bad.npz"
+    if content == "zero-d":
+        np.savez(path, x=np.array(3.0))
+    else:
+        path.write_bytes(content)
+    cli = invoke("predict", runs["digits"].run_dir, path, "--output", tmp_path / "p.csv")
+    assert cli.exit_code == 2, cli.output
+    assert str(path) in " ".join(cli.stderr.split()) and expected in " ".join(cli.stderr.split())
+    assert "Traceback" not in cli.output and not (tmp_path / "p.csv").exists()

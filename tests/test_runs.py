@@ -334,3 +334,18 @@ def test_an_empty_run_folder_left_by_a_kill_is_listed_with_all_and_removable(tmp
     removed = invoke("rm", "20260102-000000-killed", "--yes", "--output-dir", tmp_path)
     assert removed.exit_code == 0, removed.output
     assert not empty.exists() and run.is_dir()
+
+
+def test_a_damaged_config_json_or_metrics_csv_is_named_and_compare_lists_the_rest(tmp_path):
+    good = make_run(tmp_path, "20260101-000000-good-0001", metrics={"val/acc": 0.9})
+    bad_config = make_run(tmp_path, "20260101-000001-cfg-0002", metrics={"val/acc": 0.8})
+    (bad_config / "config.json").write_text('{"a": [1,')
+    compared = invoke("compare", "--output-dir", tmp_path)
+    assert compared.exit_code == 0 and good.name in compared.stdout and bad_config.name not in compared.stdout
+    assert f"{bad_config.name}/config.json cannot be read" in compared.stderr
+    binary = make_run(tmp_path, "20260101-000002-bin-0003")
+    (binary / "metrics.csv").write_bytes(b"\xff\xfe\x00\x01binary")
+    for args in (["show", binary.name], ["plot", binary.name, "--output", str(tmp_path / "p.png")]):
+        result = invoke(*args, "--output-dir", tmp_path)
+        assert result.exit_code == 2, result.output
+        assert "metrics.csv cannot be read" in " ".join(result.stderr.split()) and "Traceback" not in result.output

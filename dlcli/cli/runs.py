@@ -70,6 +70,7 @@ def show(
 
     with user_errors(debug):
         run_dir, record = _run_record(run, output_dir)
+        rows = read_metrics(run_dir)  # a damaged metrics.csv is named before anything is printed
     s = record.summary
     out.print(f"[bold]{escape(record.run_id)}[/]  {_status(record.status)}  {escape(str(run_dir))}")
     facts = [f"{k}: {s[k]}" for k in ("name", "task", "data", "model", "seed", "sweep", "trial", "epochs")
@@ -83,7 +84,8 @@ def show(
 
     out.print("\n[bold]config[/]")
     config = run_dir / folder.CONFIG
-    out.print(escape(config.read_text(encoding="utf-8").rstrip()) if config.is_file() else "(no config.yaml)",
+    out.print(escape(config.read_text(encoding="utf-8", errors="replace").rstrip()) if config.is_file()
+              else "(no config.yaml)",
               soft_wrap=True)
 
     metrics = Table(title="final metrics", title_justify="left", box=None, header_style="bold")
@@ -99,7 +101,6 @@ def show(
     out.print()
     out.print(metrics)
 
-    rows = read_metrics(run_dir)
     curves = Table(title=f"per epoch ({len(rows)} epochs)", title_justify="left", box=None, header_style="bold")
     for column in ("metric", "curve", "first", "last", "min", "max"):
         curves.add_column(column, justify="left" if column in ("metric", "curve") else "right")
@@ -149,6 +150,7 @@ def compare(
         else:
             broken: list[str] = []
             records = load_records(output_dir, sweep=sweep, status=status, filters=filters, broken=broken)
+            records = [r for r in records if _config_readable(r, broken)]  # a damaged config.json: left out
             _warn_broken(broken)
         comparison = cmp.compare(records, sort=sort, group_by=group_by or [])
     if format == "csv":
@@ -360,6 +362,17 @@ def _run_record(ref: str, output_dir: Path):
     if record is None:
         raise _not_a_run(run_dir)
     return run_dir, record
+
+
+def _config_readable(record, broken: list[str]) -> bool:
+    from dlcli.runs import folder
+
+    try:
+        record.flat_config  # noqa: B018 -- read (and kept) now, so a damaged file is found here
+    except folder.RunFileError as e:
+        broken.append(str(e))
+        return False
+    return True
 
 
 def _warn_broken(broken: list[str]) -> None:

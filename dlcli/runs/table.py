@@ -176,7 +176,7 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     """The run's config: config.json when there (fast), else config.yaml (runs from before config.json)."""
     path = run_dir / folder.CONFIG_JSON
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        return folder.read_run_json(path)  # a damaged one: a RunFileError naming it
     path = run_dir / folder.CONFIG
     if not path.is_file():
         return {}
@@ -212,6 +212,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
             return [{k: _float(v) for k, v in row.items() if k} for row in csv.DictReader(f)]
     except FileNotFoundError:
         return []
+    except (OSError, ValueError, csv.Error) as e:  # not UTF-8 (binary), unreadable, a broken CSV
+        raise folder.RunFileError(f"{path} cannot be read ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _float(text: str | None) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,8 +267,10 @@ def _read_npz(run: LoadedRun, path: Path) -> Inputs:
             if key not in arrays.files:
                 raise DataError(f"NPZ '{path}' has no array '{key}'. Arrays: {', '.join(arrays.files) or 'none'}")
             x = arrays[key]
-    except (ValueError, OSError) as e:
-        raise DataError(f"cannot read INPUT '{path}' as a .npz file: {e}") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        why = "it is empty" if isinstance(e, EOFError) else str(e) or type(e).__name__
+        raise DataError(f"cannot read INPUT '{path}' as a .npz file ({why}): give an NPZ written by numpy.savez "
+                        "holding the inputs as a numeric array") from None
     if x.ndim < 1 or not np.issubdtype(x.dtype, np.number):
         raise DataError(f"NPZ '{path}': array '{key}' must be numeric with one row per input, got {x.dtype} "
                         f"of shape {x.shape}")
