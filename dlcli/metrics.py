@@ -17,7 +17,7 @@ RECONSTRUCTION = ("anomaly_auroc",)
 TRANSCRIPTION = ("cer",)
 METRIC_LEARNING = ("recall_at_1",)
 ALL = (*CLASSIFICATION, *REGRESSION, *RECONSTRUCTION, *TRANSCRIPTION, *METRIC_LEARNING, "top<k>_acc")
-_TOP_K = re.compile(r"top([1-9]\d*)_acc$")  # top-k accuracy, k >= 1 (top0_acc counts nothing right)
+TOP_K = re.compile(r"top([1-9]\d*)_acc$")  # top-k accuracy, k >= 1 (top0_acc counts nothing right)
 
 
 def known(name: str) -> bool:
@@ -26,7 +26,7 @@ def known(name: str) -> bool:
 
     load_components()
     offered = {n for entry in TASKS for n in entry.fn.metric_names}
-    return name in offered or ("top<k>_acc" in offered and bool(_TOP_K.match(name)))
+    return name in offered or ("top<k>_acc" in offered and bool(TOP_K.match(name)))
 
 
 def make_metric(name: str, task: str, num_classes: int | None):

@@ -117,3 +117,13 @@ def test_no_validation_split_trains_on_the_training_loss_and_says_so(tmp_path):
     assert summary["split_sizes"] == {"train": 1527, "test": 270}
     # digits MLP, 3 epochs, no validation split: 0.933-0.970 over seeds 0, 1, 2 and 42; floor with a margin
     assert summary["metrics"]["test/acc"] > 0.85
+
+
+def test_top_k_beyond_the_classes_is_refused_naming_the_metric_and_leaves_no_run(tmp_path):
+    """Known only once the data is read (its classes), but still refused before any run folder exists."""
+    out = tmp_path / "outputs"
+    result = runner.invoke(app, ["train", "metrics=[top100_acc]", "threads=1", f"output_dir={out}"])
+    assert result.exit_code == 2, result.output
+    assert "top100_acc counts the true class among the top 100, and this data has 10 classes" in \
+        " ".join(result.stderr.split())
+    assert not out.exists() and "Traceback" not in result.output

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
-from dlcli.metrics import CLASSIFICATION
+from dlcli.errors import DlcliError
+from dlcli.metrics import CLASSIFICATION, TOP_K
 from dlcli.registry import TASKS
 from dlcli.tasks.base import Task, class_ids, classification_metric, eval_class_ids, probability_rows
-
-TOP_K = re.compile(r"top(\d+)_acc$")
 
 
 @TASKS.register()
@@ -40,7 +38,12 @@ class multiclass(Task):  # noqa: N801 - the registry name is the class name
         if top_k:
             from torchmetrics.classification import MulticlassAccuracy
 
-            return MulticlassAccuracy(num_classes=num_classes, top_k=int(top_k.group(1)), average="micro")
+            k = int(top_k.group(1))
+            if num_classes is not None and k > num_classes:
+                raise DlcliError(f"metrics: {name} counts the true class among the top {k}, and this data has "
+                                 f"{num_classes} classes: use k from 1 to {num_classes}, e.g. "
+                                 f"top{min(5, num_classes)}_acc")
+            return MulticlassAccuracy(num_classes=num_classes, top_k=k, average="micro")
         return classification_metric("Multiclass", name, num_classes=num_classes) \
             or super().metric(name, num_classes)
 
