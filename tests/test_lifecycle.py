@@ -167,3 +167,40 @@ def test_component_mismatches_exit_2_before_any_run_folder(tmp_path, overrides, 
     assert result.exit_code == 2, result.output
     assert expected in result.stderr.replace("\n", " ") and "Traceback" not in result.output
     assert not any((tmp_path / "out").glob("*"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 512 KiB file system (tmpfs), mounted for the test; skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_named_with_exit_2_and_leaves_no_folder(small_disk):
+    with open(small_disk / "fill", "wb") as f:  # fill it up: the write stops where the disk does
+        try:
+            f.write(b"\0" * 600 * 1024)
+            f.flush()
+        except OSError:
+            pass
+    result = CliRunner().invoke(app, ["train", "threads=1", f"output_dir={small_disk / 'outputs'}"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert f"output_dir: cannot write run folders to {small_disk / 'outputs'} (No space left on device)" in message
+    assert sorted(p.name for p in small_disk.iterdir()) == ["fill"]  # nothing made
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_during_training_names_the_file_with_exit_2(small_disk):
+    result = CliRunner().invoke(app, ["train", "threads=1", "trainer.max_epochs=5",
+                                      f"output_dir={small_disk / 'outputs'}"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert f"cannot write {small_disk / 'outputs'}" in message and "no space left on its device" in message
+    assert "Traceback" not in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -9,6 +10,8 @@ import secrets
 import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -61,8 +64,9 @@ def new_run_dir(output_dir: str | Path, name: str, suffix: str | None = None) ->
 def check_writable(output_dir: str | Path) -> Path:
     """Make sure run folders can be created under ``output_dir``, before any work; creates nothing.
 
-    An existing folder is probed by writing (and removing) a temporary file; a folder still to be made
-    needs its nearest existing parent to be a writable folder. Raises DlcliError naming the folder.
+    The folder, or its nearest existing parent when it is still to be made, is probed by writing one byte to
+    a temporary file there (and removing it): a full disk or a read-only mount fails here, not after the data
+    was read. Raises DlcliError naming the folder.
     """
     from dlcli.errors import DlcliError
 
@@ -71,8 +75,8 @@ def check_writable(output_dir: str | Path) -> Path:
     try:
         if not existing.is_dir():
             raise NotADirectoryError(0, f"{existing} is a file, not a folder")
-        if existing == root:
-            fd, probe = tempfile.mkstemp(dir=root, prefix=".dlcli-write-check-")
+        if existing == root or os.access(existing, os.W_OK | os.X_OK):  # a real write tells what access cannot
+            fd, probe = tempfile.mkstemp(dir=existing, prefix=".dlcli-write-check-")
             try:  # a real byte, synced: a full disk still lets an empty file be made
                 os.write(fd, b"\0")
                 os.fsync(fd)
@@ -82,25 +86,48 @@ def check_writable(output_dir: str | Path) -> Path:
         elif not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(0, f"no permission to create folders in {existing}")
     except OSError as e:
-        raise DlcliError(f"output_dir: cannot write run folders to {root} ({e.strerror or e}). Choose a folder "
-                         "you can write to with output_dir=PATH, or fix its permissions") from None
+        raise DlcliError(f"output_dir: cannot write run folders to {root} ({e.strerror or e}). Free some space "
+                         "or fix its permissions, or choose another folder with output_dir=PATH") from None
     return root
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` so that ``path`` is either the old file or the whole new one."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with no_space_named(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class NoSpace(DlcliError):
+    """A write failed for lack of room (a full disk, or a quota): the message names the file."""
+
+
+@contextmanager
+def no_space_named(path: str | Path) -> Iterator[None]:
+    """A full disk (ENOSPC, a quota's EDQUOT; torch's "unexpected pos" when its writer runs out) while writing
+    ``path`` becomes a :class:`NoSpace` naming it, rather than a bare ``Errno 28``."""
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise NoSpace(f"cannot write {path}: no space left on its device ({e.strerror}). Free some space, or "
+                      "choose output_dir=PATH on another disk") from None
+    except RuntimeError as e:
+        if "unexpected pos" not in str(e) and "No space left" not in str(e):
+            raise
+        raise NoSpace(f"cannot write {path}: no space left on its device. Free some space, or choose "
+                      "output_dir=PATH on another disk") from None
 
 
 def _umask() -> int:

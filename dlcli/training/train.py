@@ -285,12 +285,17 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             shutil.rmtree(run_dir, ignore_errors=True)  # it holds nothing yet: leave no empty run behind
         raise
     if primary:
-        folder.write_yaml(run_dir / folder.CONFIG, cfg)
-        folder.write_json(run_dir / folder.CONFIG_JSON, cfg)  # the same, quick to read for `dlcli runs`
-        if resume is None:
-            folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
-            folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
-        folder.write_json(run_dir / folder.SUMMARY, summary)
+        try:
+            folder.write_yaml(run_dir / folder.CONFIG, cfg)
+            folder.write_json(run_dir / folder.CONFIG_JSON, cfg)  # the same, quick to read for `dlcli runs`
+            if resume is None:
+                folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
+                folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+            folder.write_json(run_dir / folder.SUMMARY, summary)
+        except BaseException:
+            if resume is None:
+                shutil.rmtree(run_dir, ignore_errors=True)  # a disk that filled up: no half-made run left behind
+            raise
     if console is not None and primary:
         _print_header(console, cfg, prepared, n_params, run_dir, pretrained, resume, threads)
 
