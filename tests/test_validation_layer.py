@@ -120,10 +120,20 @@ def test_no_validation_split_trains_on_the_training_loss_and_says_so(tmp_path):
 
 
 def test_top_k_beyond_the_classes_is_refused_naming_the_metric_and_leaves_no_run(tmp_path):
-    """Known only once the data is read (its classes), but still refused before any run folder exists."""
+    """A bundled dataset declares its classes: refused with the config, before any data is read; for a
+    file's data the classes are known once it is read, and it is refused then, before any run folder."""
     out = tmp_path / "outputs"
-    result = runner.invoke(app, ["train", "metrics=[top100_acc]", "threads=1", f"output_dir={out}"])
+    for command in (["config", "show"], ["train"]):
+        result = runner.invoke(app, [*command, "metrics=[top100_acc]", "threads=1", f"output_dir={out}"])
+        assert result.exit_code == 2, result.output
+        message = " ".join(result.stderr.split())
+        assert "metrics[0]: top100_acc counts the true class among the top 100, and data 'digits' has 10" in message
+        assert "splits:" not in result.output and not out.exists()
+    csv_path = tmp_path / "three.csv"
+    csv_path.write_text("a,b,y\n" + "".join(f"{i},{i % 7},{i % 3}\n" for i in range(60)))
+    result = runner.invoke(app, ["train", "data=csv", f"data.path={csv_path}", "data.target=y",
+                                 "metrics=[top5_acc]", "threads=1", f"output_dir={out}"])
     assert result.exit_code == 2, result.output
-    assert "top100_acc counts the true class among the top 100, and this data has 10 classes" in \
+    assert "top5_acc counts the true class among the top 5, and this data has 3 classes" in \
         " ".join(result.stderr.split())
     assert not out.exists() and "Traceback" not in result.output

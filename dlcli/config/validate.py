@@ -385,6 +385,21 @@ def _warmup_and_stages(out: dict, check: _Checker) -> None:
         check.problem("finetune.stages", "stages set each stage's learning rate; use scheduler=none with them")
 
 
+@rule
+def _top_k_within_the_classes(out: dict, check: _Checker) -> None:
+    """top<k>_acc with k above the classes of a dataset whose classes are known before it is read (the bundled
+    ones declare them); for other data the same check runs once the data is read."""
+    from dlcli.metrics import TOP_K
+
+    name = out["data"].get("name")
+    classes = DATASETS.get(name).meta.get("classes") if name in DATASETS else None
+    for i, metric in enumerate(out.get("metrics") or []):
+        k = TOP_K.match(metric)
+        if classes is not None and k and int(k.group(1)) > classes:
+            check.problem(f"metrics[{i}]", f"{metric} counts the true class among the top {k.group(1)}, and data "
+                                           f"'{name}' has {classes} classes: use k from 1 to {classes}")
+
+
 MONITORING_CALLBACKS = ("model_checkpoint", "early_stopping", "reduce_lr_on_plateau")
 
 

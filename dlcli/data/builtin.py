@@ -18,25 +18,25 @@ def _sklearn(loader_name: str, kind: str, image_shape: tuple[int, ...] | None = 
     return Table(x, bunch.target, kind, names, [str(f) for f in bunch.feature_names])
 
 
-@DATASETS.register()
+@DATASETS.register(classes=10)  # known before reading: validation checks top-k against it
 def digits(seed: int):
     """Handwritten digits: 1,797 grayscale 8x8 images, 10 classes (scikit-learn)."""
     return _sklearn("load_digits", "classification", image_shape=(1, 8, 8))
 
 
-@DATASETS.register()
+@DATASETS.register(classes=3)
 def iris(seed: int):
     """Iris flowers: 150 samples, 4 features, 3 classes (scikit-learn)."""
     return _sklearn("load_iris", "classification")
 
 
-@DATASETS.register()
+@DATASETS.register(classes=3)
 def wine(seed: int):
     """Wine cultivars: 178 samples, 13 features, 3 classes (scikit-learn)."""
     return _sklearn("load_wine", "classification")
 
 
-@DATASETS.register()
+@DATASETS.register(classes=2)
 def breast_cancer(seed: int):
     """Breast cancer diagnosis: 569 samples, 30 features, binary (scikit-learn)."""
     return _sklearn("load_breast_cancer", "classification")
@@ -48,7 +48,7 @@ def diabetes(seed: int):
     return _sklearn("load_diabetes", "regression")
 
 
-@DATASETS.register()
+@DATASETS.register(classes=2)
 def moons(seed: int, n_samples: int = 1000, noise: float = 0.2):
     """Two interleaving half circles: synthetic, 2 features, binary."""
     import numpy as np

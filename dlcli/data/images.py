@@ -314,7 +314,7 @@ def _cifar10_records(path: Path, count: int | None = None) -> np.ndarray:
     return records
 
 
-@DATASETS.register()
+@DATASETS.register(classes=10)
 def cifar10(seed: int, root: str, limit: int | None = None, split: Literal["official", "random"] = "official"):
     """CIFAR-10 (binary version): 60,000 colour 32x32 images, 10 classes; its test_batch is the test split, 0..255."""
     import numpy as np
