@@ -432,8 +432,10 @@ def test_a_damaged_run_file_is_named_with_exit_2_by_resume_and_eval(finished, tm
     shutil.copytree(finished.run_dir, run_dir)
     (run_dir / name).write_bytes(content if isinstance(content, bytes) else content.encode())
     commands = [["resume", str(run_dir), "trainer.max_epochs=3"]]
-    if name != "summary.json":  # eval reads the config and the preprocessing, not the record
-        commands.append(["eval", str(run_dir)])
+    if name != "summary.json":  # eval and predict read the config and the preprocessing, not the record
+        commands += [["eval", str(run_dir)], ["predict", str(run_dir), str(tmp_path / "none.csv")]]
+    else:
+        commands.append(["runs", "rm", str(run_dir), "--yes", "--output-dir", str(tmp_path)])
     for command in commands:
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (command, result.output)

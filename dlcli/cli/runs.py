@@ -238,7 +238,10 @@ def rm(
                 raise DlcliError(f"{ref} is a symlink (to {given.resolve()}): give the run folder itself; "
                                  "nothing was deleted")
             run_dir = resolve(ref, output_dir)
-            record = read_record(run_dir)
+            broken: list[str] = []
+            record = read_record(run_dir, broken)
+            if broken:  # its record is damaged: say what is wrong rather than "not a run"
+                raise DlcliError(f"{broken[0]}: it is left alone; delete the folder by hand if it is yours to lose")
             empty = run_dir in find_empty_run_dirs(run_dir.parent)  # left by a kill: nothing to lose
             if not empty and (not (run_dir / folder.CONFIG).is_file()
                               or (record is None and not _is_lr_find(run_dir))):
