@@ -349,3 +349,18 @@ def test_a_damaged_config_json_or_metrics_csv_is_named_and_compare_lists_the_res
         result = invoke(*args, "--output-dir", tmp_path)
         assert result.exit_code == 2, result.output
         assert "metrics.csv cannot be read" in " ".join(result.stderr.split()) and "Traceback" not in result.output
+
+
+def test_rm_deletes_only_folders_dlcli_made(tmp_path):
+    """A marker written when dlcli makes a run folder decides, not "has config.yaml and summary.json"."""
+    from dlcli.runs.folder import MARKER, new_run_dir
+
+    made = new_run_dir(tmp_path, "mine")
+    assert (made / MARKER).is_file()
+    lookalike = make_run(tmp_path, "20260101-000000-look-0001")
+    (lookalike / "summary.json").write_text(json.dumps({"run_id": "something-else", "status": "completed"}))
+    refused = invoke("rm", lookalike, "--yes", "--output-dir", tmp_path)
+    assert refused.exit_code == 2 and "was not made by dlcli" in " ".join(refused.stderr.split())
+    assert lookalike.is_dir()
+    legacy = make_run(tmp_path, "20260101-000001-old-0002")  # a run from before markers: its run_id is its name
+    assert invoke("rm", legacy, "--yes", "--output-dir", tmp_path).exit_code == 0 and not legacy.exists()

@@ -240,12 +240,15 @@ def rm(
             run_dir = resolve(ref, output_dir)
             broken: list[str] = []
             record = read_record(run_dir, broken)
-            if broken:  # its record is damaged: say what is wrong rather than "not a run"
+            if broken and (run_dir / folder.SUMMARY).is_file():  # a damaged record: say what is wrong
                 raise DlcliError(f"{broken[0]}: it is left alone; delete the folder by hand if it is yours to lose")
             empty = run_dir in find_empty_run_dirs(run_dir.parent)  # left by a kill: nothing to lose
             if not empty and (not (run_dir / folder.CONFIG).is_file()
                               or (record is None and not _is_lr_find(run_dir))):
                 raise _not_a_run(run_dir)
+            if not empty and not folder.made_by_dlcli(run_dir):
+                raise DlcliError(f"{run_dir} was not made by dlcli (no {folder.MARKER} marker, and its run_id is "
+                                 f"{record.run_id if record else '?'}): a copy or a folder of yours, left alone")
             if folder.is_claimed(run_dir):
                 raise DlcliError(f"{run_dir} is held by a live process (it is being trained or resumed): stop "
                                  "it first; nothing was deleted")
@@ -358,7 +361,7 @@ def _run_record(ref: str, output_dir: Path):
     run_dir = resolve(ref, output_dir)
     broken: list[str] = []
     record = read_record(run_dir, broken)
-    if broken:
+    if broken and (run_dir / "summary.json").is_file():
         from dlcli.errors import DlcliError
 
         raise DlcliError(f"{broken[0]}: the run's record is damaged; its other files are left as they are")

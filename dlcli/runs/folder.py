@@ -27,6 +27,7 @@ PREPROCESSING = "preprocessing.json"
 CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
 
+MARKER = ".dlcli-run"  # written the moment dlcli makes a run folder: `runs rm` deletes only folders that have it
 LOCK = ".lock"  # held (flock) by the one process that trains, resumes or deletes the run
 
 HEARTBEAT_S = 30.0  # a live run refreshes summary.json's heartbeat at least this often (and every epoch)
@@ -55,10 +56,24 @@ def new_run_dir(output_dir: str | Path, name: str, suffix: str | None = None) ->
         path = root / f"{stamp}-{slug(name)}-{suffix or secrets.token_hex(2)}"
         try:
             path.mkdir()
-            return path.resolve()
         except FileExistsError:
             continue
+        (path / MARKER).write_text("a run folder made by dlcli\n", encoding="utf-8")
+        return path.resolve()
     raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def made_by_dlcli(run_dir: str | Path) -> bool:
+    """Whether dlcli made this folder: it holds the marker, or it is a run from before markers (its
+    summary.json's run_id is the folder's own name)."""
+    run_dir = Path(run_dir)
+    if (run_dir / MARKER).is_file():
+        return True
+    try:
+        summary = read_json(run_dir / SUMMARY)
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("run_id") == run_dir.name
 
 
 def check_writable(output_dir: str | Path) -> Path:
