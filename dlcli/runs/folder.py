@@ -312,7 +312,11 @@ def claim(run_dir: str | Path) -> Path:
         import fcntl
     except ImportError:  # no flock (Windows): liveness falls back to the pid and heartbeat in summary.json
         return path
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a read-only or vanished run folder: nothing can be done to it here
+        raise DlcliError(f"cannot open {path / LOCK} ({e.strerror}): the run folder must be writable to train, "
+                         "resume or delete it") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
