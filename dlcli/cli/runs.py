@@ -30,6 +30,8 @@ def ls(
     sweep: str = SWEEP,
     filter: list[str] = FILTER,
     status: str = STATUS,
+    tag: list[str] = typer.Option(None, "--tag", "-t", metavar="T", show_default=False,
+                                  help="Only runs with this tag (repeatable: every tag given)."),
     output_dir: Path = OUTPUT_DIR,
     all_: bool = typer.Option(False, "--all", "-a", help="Also list empty run folders (a run killed just after "
                                                         "its folder was made leaves one); `runs rm` removes them."),
@@ -42,7 +44,8 @@ def ls(
     with user_errors(debug):
         records = load_records(output_dir, sweep=sweep, status=status, filters=parse_filters(filter), broken=broken)
     _warn_broken(broken)
-    empty = find_empty_run_dirs(output_dir) if all_ and status in (None, "empty") else []
+    records = [r for r in records if set(tag or ()) <= set(_tags(r.summary))]
+    empty = find_empty_run_dirs(output_dir) if all_ and not tag and status in (None, "empty") else []
     records = records if status != "empty" else []
     if not records and not empty:
         err.print(f"no runs under {escape(str(output_dir))} match", soft_wrap=True)
@@ -76,9 +79,13 @@ def show(
     facts = [f"{k}: {s[k]}" for k in ("name", "task", "data", "model", "seed", "sweep", "trial", "epochs")
              if s.get(k) is not None]
     facts.append(f"duration: {_duration(s.get('duration_s'))}")
+    if _tags(s):
+        facts.append(f"tags: {', '.join(_tags(s))}")
     out.print(escape(", ".join(facts)), soft_wrap=True)
     if s.get("error"):
         out.print(f"[red]error:[/] {escape(str(s['error']))}", soft_wrap=True)
+    if isinstance(s.get("note"), str):
+        out.print(f"note: {escape(s['note'])}", soft_wrap=True)
     for line in _extras(run_dir):
         out.print(escape(line), soft_wrap=True)
 
@@ -224,7 +231,6 @@ def rm(
     debug: bool = DEBUG,
 ) -> None:
     """Delete run folders, after confirmation. Refuses folders that are not dlcli runs, and live runs."""
-    import shutil
 
     from dlcli.errors import DlcliError
     from dlcli.runs import folder
@@ -262,17 +268,104 @@ def rm(
         if not yes and not _confirmed(f"Delete {len(targets)} run folder{'s' * (len(targets) != 1)}?"):
             err.print("nothing deleted")
             raise typer.Exit(1)
-        for run_dir in targets:
-            try:  # held while it is deleted: a resume starting meanwhile is refused, not half-deleted under
-                folder.claim(run_dir)
-            except folder.RunBusy:
-                raise DlcliError(f"{run_dir} was taken by a live process meanwhile (a resume?): stop it first; "
-                                 "it was not deleted") from None
-            try:
-                shutil.rmtree(run_dir)
-            finally:
-                folder.release(run_dir)
+        _delete(targets)
     out.print(f"deleted {len(targets)} run folder{'s' * (len(targets) != 1)}")
+
+
+def _delete(targets: list[Path]) -> None:
+    """Delete run folders, each held (locked) while it goes: one a resume takes meanwhile is refused."""
+    import shutil
+
+    from dlcli.errors import DlcliError
+    from dlcli.runs import folder
+
+    for run_dir in targets:
+        try:
+            folder.claim(run_dir)
+        except folder.RunBusy:
+            raise DlcliError(f"{run_dir} was taken by a live process meanwhile (a resume?): stop it first; "
+                             "it was not deleted") from None
+        try:
+            shutil.rmtree(run_dir)
+        finally:
+            folder.release(run_dir)
+
+
+@app.command("prune")
+def prune(
+    older_than: str = typer.Option(None, "--older-than", metavar="AGE", show_default=False,
+                                   help="Only runs started longer ago than this: 30d, 12h, 90m, 0d (all)."),
+    status: str = typer.Option(None, "--status", metavar="S,...", show_default=False,
+                               help="Only runs with one of these statuses, e.g. failed,dead,interrupted."),
+    keep_best: int = typer.Option(None, "--keep-best", metavar="K", show_default=False,
+                                  help="Keep the K best runs by --by (of those the other options select)."),
+    by: str = typer.Option(None, "--by", metavar="METRIC", show_default=False,
+                           help="The final metric --keep-best ranks by (val/acc: highest best; val/loss: lowest)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete them; without it, only list what would go."),
+    output_dir: Path = OUTPUT_DIR,
+    debug: bool = DEBUG,
+) -> None:
+    """List (and with --yes delete) old, failed or outranked runs; never a live run or one tagged keep."""
+    import time
+
+    from dlcli.errors import DlcliError
+    from dlcli.runs import folder
+    from dlcli.runs.direction import metric_mode
+    from dlcli.runs.table import load_records
+
+    with user_errors(debug):
+        if older_than is None and status is None and keep_best is None:
+            raise DlcliError("runs prune: say which runs go: --older-than AGE, --status S,... and/or "
+                             "--keep-best K --by METRIC")
+        if (keep_best is None) != (by is None) or (keep_best is not None and keep_best < 0):
+            raise DlcliError("runs prune: --keep-best K (K >= 0) and --by METRIC go together")
+        max_age = _age_seconds(older_than) if older_than is not None else None
+        statuses = {x.strip() for x in status.split(",") if x.strip()} if status is not None else None
+        broken: list[str] = []
+        records = load_records(output_dir, broken=broken)
+        _warn_broken(broken)
+        now = time.time()
+        chosen = []
+        for r in records:
+            started = folder.started_at(r.path)
+            if statuses is not None and r.status not in statuses:
+                continue
+            if max_age is not None and (started is None or now - started < max_age):
+                continue
+            chosen.append(r)
+        if keep_best is not None:
+            sign = -1 if metric_mode(by) == "max" else 1
+            ranked = sorted((r for r in chosen if isinstance(r.metrics.get(by), int | float)),
+                            key=lambda r: sign * r.metrics[by])
+            kept = {id(r) for r in ranked[:keep_best]}
+            chosen = [r for r in chosen if id(r) not in kept]
+        spared = [r for r in chosen if r.status == "running" or folder.is_claimed(r.path)
+                  or "keep" in _tags(r.summary) or not folder.made_by_dlcli(r.path)]
+        targets = [r.path for r in chosen if r not in spared]
+        for r in spared:
+            why = "tagged keep" if "keep" in _tags(r.summary) else "live" if r.status == "running" or \
+                folder.is_claimed(r.path) else "not made by dlcli"
+            err.print(f"  kept {escape(r.run_id)} ({why})", soft_wrap=True, highlight=False)
+        for run_dir in targets:
+            out.print(f"  {escape(str(run_dir))}", soft_wrap=True)
+        if not yes:
+            out.print(f"{len(targets)} run folder{'s' * (len(targets) != 1)} would be deleted: "
+                      "run again with --yes to delete them")
+            return
+        _delete(targets)
+    out.print(f"deleted {len(targets)} run folder{'s' * (len(targets) != 1)}")
+
+
+def _age_seconds(text: str) -> float:
+    """'30d', '12h', '90m', '45s' as seconds; DlcliError for anything else."""
+    import re
+
+    from dlcli.errors import DlcliError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms])\s*", text)
+    if not m:
+        raise DlcliError(f"--older-than {text!r}: give a number and a unit, e.g. 30d, 12h, 90m")
+    return float(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)]
 
 
 def _is_lr_find(run_dir: Path) -> bool:
@@ -368,6 +461,73 @@ def _run_record(ref: str, output_dir: Path):
     if record is None:
         raise _not_a_run(run_dir)
     return run_dir, record
+
+
+def _tags(summary: dict) -> list[str]:
+    tags = summary.get("tags")
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+def _edit_summary(ref: str, output_dir: Path, change) -> Path:
+    """Apply ``change(summary)`` to a run's summary.json, holding the run meanwhile; a live run is refused (its
+    trainer rewrites summary.json from memory, so the change would be lost)."""
+    from dlcli.errors import DlcliError
+    from dlcli.runs import folder
+
+    run_dir, _ = _run_record(ref, output_dir)
+    try:
+        folder.claim(run_dir)
+    except folder.RunBusy:
+        raise DlcliError(f"{run_dir.name} is being trained or resumed: change its tags or note when it "
+                         "has stopped") from None
+    try:
+        summary = folder.read_summary(run_dir)
+        change(summary)
+        folder.write_json(run_dir / folder.SUMMARY, summary)
+    finally:
+        folder.release(run_dir)
+    return run_dir
+
+
+TAG = typer.Argument(..., metavar="TAG...", help="Tags: words such as best, baseline or keep.")
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    from dlcli.errors import DlcliError
+
+    bad = [t for t in tags if not t.strip() or not t.isprintable() or "," in t]
+    if bad:
+        raise DlcliError(f"tag {bad[0]!r}: a tag is printable text without commas")
+    return tags
+
+
+@app.command("tag")
+def tag_command(run: str = typer.Argument(..., metavar="RUN"), tags: list[str] = TAG,
+                output_dir: Path = OUTPUT_DIR, debug: bool = DEBUG) -> None:
+    """Add tags to a run (`runs ls --tag T` finds it; `runs prune` never deletes a run tagged keep)."""
+    with user_errors(debug):
+        _check_tags(tags)
+        run_dir = _edit_summary(run, output_dir, lambda s: s.update(tags=list(dict.fromkeys([*_tags(s), *tags]))))
+    out.print(f"{escape(run_dir.name)}: tagged {escape(', '.join(tags))}", soft_wrap=True)
+
+
+@app.command("untag")
+def untag_command(run: str = typer.Argument(..., metavar="RUN"), tags: list[str] = TAG,
+                  output_dir: Path = OUTPUT_DIR, debug: bool = DEBUG) -> None:
+    """Remove tags from a run."""
+    with user_errors(debug):
+        run_dir = _edit_summary(run, output_dir, lambda s: s.update(tags=[t for t in _tags(s) if t not in tags]))
+    out.print(f"{escape(run_dir.name)}: untagged {escape(', '.join(tags))}", soft_wrap=True)
+
+
+@app.command("note")
+def note_command(run: str = typer.Argument(..., metavar="RUN"),
+                 text: str = typer.Argument(..., metavar="TEXT", help="The note; \"\" removes it."),
+                 output_dir: Path = OUTPUT_DIR, debug: bool = DEBUG) -> None:
+    """Attach a note to a run (shown by `runs show`)."""
+    with user_errors(debug):
+        run_dir = _edit_summary(run, output_dir, lambda s: s.update(note=text or None))
+    out.print(f"{escape(run_dir.name)}: note {'saved' if text else 'removed'}", soft_wrap=True)
 
 
 def _config_readable(record, broken: list[str]) -> bool:

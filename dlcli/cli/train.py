@@ -32,6 +32,9 @@ def train_command(
         False, "--allow-changed-data",
         help="Fine-tune (model.pretrained=RUN) although a data file that run also read has changed since: the "
              "same as model.allow_changed_data=true."),
+    tag: list[str] = typer.Option(None, "--tag", metavar="T", show_default=False,
+                                  help="Label the run (repeatable): `runs ls --tag T` finds it, and `runs prune` "
+                                       "never deletes a run tagged keep. The same as tags=[T,...]."),
     debug: bool = DEBUG,
 ) -> None:
     """Train a model from the composed config, test its best checkpoint, and write a run folder.
@@ -44,6 +47,8 @@ def train_command(
 
     if allow_changed_data:
         overrides = [*(overrides or []), "model.allow_changed_data=true"]
+    if tag and multirun:  # each trial composes its own config: the tags go with the overrides
+        overrides = [*(overrides or []), f"tags=[{','.join(tag)}]"]
     if multirun:  # Hydra's -m: every combination, each an ordinary run, as `dlcli sweep` runs them
         from dlcli.cli.sweep import sweep_command
 
@@ -53,6 +58,8 @@ def train_command(
     with user_errors(debug):
         use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
+        if tag:  # added to the config's own tags
+            composed.config["tags"] = list(dict.fromkeys([*(composed.config.get("tags") or []), *tag]))
         print_notes(composed.notes)
         from dlcli.training.train import train
 

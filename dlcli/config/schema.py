@@ -30,6 +30,7 @@ class TopConfig:
     output_dir: str = "outputs"
     task: str = "auto"  # "auto" or a registered task (dlcli/tasks/; `dlcli list tasks`)
     threads: Count | Literal["auto"] | None = "auto"  # auto: dlcli/training/threads.py
+    tags: list[str] | None = None  # labels for `runs ls --tag T` / `runs prune`; the tag `keep` protects a run
     regularization: dict | None = None
     metrics: list[str] | None = None
     finetune: dict | None = None

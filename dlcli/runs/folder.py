@@ -270,6 +270,11 @@ def _entries(root: Path) -> list[Path]:
         return []
 
 
+def started_at(run_dir: str | Path) -> float | None:
+    """When a run started, as seconds since the epoch (summary.json's started_at, else its run id's stamp)."""
+    return _training_start(Path(run_dir))
+
+
 def _training_start(run_dir: Path) -> float | None:
     """When a training run started (summary.json's started_at), or None for what is not one: an lr-find
     result, a folder without a readable summary.json (a crash before it was written)."""

@@ -268,6 +268,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             "metrics": {}, "best": None, "duration_s": None, "fit_duration_s": None,
             "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "pretrained": pretrained.as_dict() if pretrained else None, **folder.owner(),
+            "tags": list(cfg.get("tags") or []), "note": None,  # `dlcli runs tag / note` change them later
             "plugins": plugins(),  # resume, eval, predict and export of this run need them again
             **sweep_link(),  # "sweep" and "trial" when a sweep launched this run
         }
