@@ -130,3 +130,29 @@ def test_runs_diff_refuses_an_unknown_format(two_runs):
     a, b, _ = two_runs
     result = runner.invoke(app, ["runs", "diff", str(a), str(b), "--format", "xml"])
     assert result.exit_code == 2 and "--format xml" in result.output
+
+
+def test_runs_diff_with_a_run_from_before_provenance_shows_no_unknowns_as_changes(two_runs):
+    a, b, _ = two_runs
+    summary = json.loads((b / "summary.json").read_text())
+    del summary["provenance"]
+    (b / "summary.json").write_text(json.dumps(summary))
+    shutil.rmtree(b / "provenance")
+    result = runner.invoke(app, ["runs", "diff", str(a), str(b), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["environment"] == [] and found["code"] == []
+    # B's fingerprint now comes from its preprocessing.json (the trained run's own): A's edited one differs
+    assert json.loads((b / "preprocessing.json").read_text())["data_fingerprint"] == {}  # digits: bundled
+    assert found["data"] == [{"key": "file train.csv", "a": "1" * 64, "b": None}]
+
+
+def test_a_run_folder_with_only_start_and_provenance_files_is_empty(tmp_path):
+    from dlcli.runs.table import find_empty_run_dirs
+
+    run = tmp_path / "20260101-000000-x"
+    (run / "provenance").mkdir(parents=True)
+    (run / "provenance" / "requirements.txt").write_text("torch==2.13.0\n")
+    (run / "config.yaml").write_text("{}\n")
+    (run / ".dlcli-run").write_text("")
+    assert find_empty_run_dirs(tmp_path) == [run]

@@ -193,7 +193,7 @@ def diff(
         rows = result[section]
         out.print(f"[bold]{section}[/]", highlight=False)
         if not rows:
-            out.print("  (no differences)" if section != "metrics" else "  (no metrics)", highlight=False)
+            out.print("  (no differences)\n" if section != "metrics" else "  (no metrics)\n", highlight=False)
             continue
         heads = ["key", result["a"], result["b"], *(["change"] if section == "metrics" else [])]
         grid = [[(row["key"], None), (rdiff.cell(row["a"]), None), (rdiff.cell(row["b"]), None)]

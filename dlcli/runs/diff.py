@@ -71,10 +71,13 @@ def diff(a: RunRecord, b: RunRecord) -> dict[str, Any]:
                for key in sorted(a.metrics.keys() | b.metrics.keys())]
     va, vb = a.summary.get("versions") or {}, b.summary.get("versions") or {}
     pa, pb = _provenance(a), _provenance(b)
-    environment = _rows(va, vb) + _rows({"cuda": pa.get("cuda")}, {"cuda": pb.get("cuda")}) + _packages(a, b)
-    ga, gb = pa.get("git") or {}, pb.get("git") or {}
-    code = _rows({k: ga.get(k) for k in ("commit", "branch", "dirty")},
-                 {k: gb.get(k) for k in ("commit", "branch", "dirty")}, prefix="git ")
+    environment, code = _rows(va, vb), []
+    if pa and pb:  # a run from before provenance: its CUDA and git state are unknown, not different
+        environment += _rows({"cuda": pa.get("cuda")}, {"cuda": pb.get("cuda")})
+        ga, gb = pa.get("git") or {}, pb.get("git") or {}  # null (no repository): every field unknown
+        code = _rows({k: ga.get(k) for k in ("commit", "branch", "dirty")},
+                     {k: gb.get(k) for k in ("commit", "branch", "dirty")}, prefix="git ")
+    environment += _packages(a, b)
     da, db = _data_fingerprint(a), _data_fingerprint(b)
     data = _rows({"data": a.summary.get("data")}, {"data": b.summary.get("data")})
     if da is not None and db is not None:  # a run without a fingerprint: nothing known to compare
