@@ -1,4 +1,4 @@
-"""``dlcli runs``: list, show, compare, plot and remove run folders. Never imports torch or Lightning."""
+"""``dlcli runs``: list, show, compare, diff, plot and remove run folders. Never imports torch or Lightning."""
 
 from __future__ import annotations
 
@@ -168,6 +168,45 @@ def compare(
         typer.echo(printable(cmp.to_markdown(comparison)), nl=False)
     else:
         _print_comparison(comparison)
+
+
+@app.command("diff")
+def diff(
+    a: str = typer.Argument(..., metavar="A", help="The first run (folder, id, id prefix, `last`)."),
+    b: str = typer.Argument(..., metavar="B", help="The second run; the change shown is B - A."),
+    format: str = typer.Option("table", "--format", "-f", help="table, markdown or json."),
+    output_dir: Path = OUTPUT_DIR,
+    debug: bool = DEBUG,
+) -> None:
+    """What differs between two runs: config keys, final metrics (B - A), environment (versions, packages,
+    CUDA), code (git commit, branch, dirty) and data (fingerprints)."""
+    import json
+
+    from dlcli.errors import DlcliError
+    from dlcli.runs import diff as rdiff
+
+    with user_errors(debug):
+        if format not in ("table", "markdown", "json"):
+            raise DlcliError(f"--format {format}: choose one of table, markdown, json")
+        record_a, record_b = _run_record(a, output_dir)[1], _run_record(b, output_dir)[1]
+        result = rdiff.diff(record_a, record_b)
+    if format == "json":
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    if format == "markdown":
+        typer.echo(printable(rdiff.to_markdown(result)), nl=False)
+        return
+    for section in rdiff.SECTIONS:
+        rows = result[section]
+        out.print(f"[bold]{section}[/]", highlight=False)
+        if not rows:
+            out.print("  (no differences)\n" if section != "metrics" else "  (no metrics)\n", highlight=False)
+            continue
+        heads = ["key", result["a"], result["b"], *(["change"] if section == "metrics" else [])]
+        grid = [[(row["key"], None), (rdiff.cell(row["a"]), None), (rdiff.cell(row["b"]), None)]
+                + ([(rdiff.cell(row["change"]), None)] if section == "metrics" else []) for row in rows]
+        _print_grid(heads, grid, right=set(heads[1:]) if section == "metrics" else set())
+        out.print()
 
 
 @app.command("plot")

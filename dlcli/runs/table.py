@@ -89,7 +89,8 @@ RUN_ID = re.compile(r"\d{8}-\d{6}-")  # the start of every run folder's name: it
 
 
 # what a run folder holds before its summary.json makes it a run (besides hidden files: the lock, temporary files)
-START_FILES = {folder.CONFIG, folder.CONFIG_JSON, folder.OVERRIDES, folder.PREPROCESSING}
+# provenance/: requirements.txt (and diff.patch) are written just before the first summary.json
+START_FILES = {folder.CONFIG, folder.CONFIG_JSON, folder.OVERRIDES, folder.PREPROCESSING, "provenance"}
 
 
 def find_empty_run_dirs(output_dir: str | Path) -> list[Path]:

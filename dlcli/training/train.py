@@ -194,6 +194,17 @@ def versions() -> dict[str, str]:
             "lightning": pl.__version__, "dlcli": dlcli.__version__}
 
 
+def _provenance(run_dir: Path, data_fingerprint: dict | None) -> dict[str, Any] | None:
+    """summary.json's ``provenance`` (dlcli/runs/provenance.py); None when its files cannot be written: a run
+    is never lost for its provenance."""
+    from dlcli.runs import provenance
+
+    try:
+        return provenance.record(run_dir, data_fingerprint)
+    except (OSError, folder.NoSpace):
+        return None
+
+
 def _quiet_lightning() -> None:
     """Keep the terminal to dlcli's own output: no GPU/TPU banners, no hints for tiny data."""
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
@@ -292,6 +303,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             if resume is None:
                 folder.write_yaml(run_dir / folder.OVERRIDES, list(overrides))
                 folder.write_json(run_dir / folder.PREPROCESSING, prepared.preprocessing)
+                summary["provenance"] = _provenance(run_dir, prepared.preprocessing.get("data_fingerprint"))
             folder.write_json(run_dir / folder.SUMMARY, summary)
         except BaseException:
             if resume is None:

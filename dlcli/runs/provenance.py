@@ -1,0 +1,100 @@
+"""Where a run came from: the command, the git state of the working directory, the installed packages, CUDA,
+and the data's fingerprint. Recorded once, when a run starts, as summary.json's ``provenance`` and the files
+under ``<run>/provenance/``; read back by ``dlcli runs diff``.
+
+Provenance never fails a run: what cannot be found (no git binary, not a repository, a timeout) is recorded
+as null. It costs little: three short git calls and one pass over the installed distributions' metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dlcli.runs import folder
+
+DIR = "provenance"  # <run>/provenance/: the files too long for summary.json
+REQUIREMENTS = "requirements.txt"
+DIFF = "diff.patch"
+GIT_TIMEOUT_S = 5.0  # a git on a slow network file system must not hold up the run for long
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """git's stdout (stripped of the last newline), or None when git is missing, fails or times out."""
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, errors="replace",
+                              timeout=GIT_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):  # no git binary, cwd gone, timeout
+        return None
+    return done.stdout.removesuffix("\n") if done.returncode == 0 else None
+
+
+def git_state(cwd: Path | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """({commit, branch, dirty}, the uncommitted diff of tracked files or None) for the repository holding
+    ``cwd``; (None, None) outside any repository or without git."""
+    cwd = Path.cwd() if cwd is None else cwd
+    if _git(cwd, "rev-parse", "--is-inside-work-tree") != "true":
+        return None, None
+    commit = _git(cwd, "rev-parse", "--verify", "-q", "HEAD")  # None in a repository with no commit yet
+    branch = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD") if commit else None
+    # tracked files only, like the diff saved beside: an untracked scratch file does not make the code dirty
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status) if status is not None else None
+    diff = _git(cwd, "diff", "HEAD") if commit and dirty else None
+    return {"commit": commit, "branch": None if branch == "HEAD" else branch, "dirty": dirty}, diff
+
+
+def requirements() -> str:
+    """The installed distributions as ``name==version`` lines, sorted case-insensitively (pip freeze's shape)."""
+    seen: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name.lower() not in seen:  # the first on sys.path wins, as for import
+            seen[name.lower()] = f"{name}=={dist.version}"
+    return "".join(line + "\n" for _, line in sorted(seen.items()))
+
+
+def cuda() -> dict[str, Any] | None:
+    """torch's CUDA and cuDNN versions and the GPU names, or None without a usable GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return {"version": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+
+
+def record(run_dir: Path, data_fingerprint: dict | None) -> dict[str, Any]:
+    """Write ``<run>/provenance/`` (requirements.txt; diff.patch when the code is dirty) and return the mapping
+    kept in summary.json. Paths in it are relative to the run folder."""
+    out = run_dir / DIR
+    out.mkdir(exist_ok=True)
+    git, diff = git_state()
+    if git is not None and diff is not None:
+        folder.atomic_write_text(out / DIFF, diff + "\n")
+        git["diff"] = f"{DIR}/{DIFF}"
+    packages = requirements()
+    folder.atomic_write_text(out / REQUIREMENTS, packages)
+    return {"command": list(sys.argv), "git": git, "packages": f"{DIR}/{REQUIREMENTS}",
+            "packages_sha256": hashlib.sha256(packages.encode()).hexdigest(), "cuda": cuda(),
+            # the same record as preprocessing.json's data_fingerprint (hashed once, when the data was read)
+            "data_fingerprint": data_fingerprint}
+
+
+def read_requirements(run_dir: Path) -> dict[str, str] | None:
+    """name (lower case) -> version from a run's provenance/requirements.txt; None when it has none."""
+    path = run_dir / DIR / REQUIREMENTS
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep:
+            found[name.lower()] = version
+    return found
