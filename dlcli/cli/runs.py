@@ -315,19 +315,12 @@ def _delete(targets: list[Path]) -> None:
     """Delete run folders, each held (locked) while it goes: one a resume takes meanwhile is refused."""
     import shutil
 
-    from dlcli.errors import DlcliError
     from dlcli.runs import folder
 
     for run_dir in targets:
-        try:
-            folder.claim(run_dir)
-        except folder.RunBusy:
-            raise DlcliError(f"{run_dir} was taken by a live process meanwhile (a resume?): stop it first; "
-                             "it was not deleted") from None
-        try:
+        with folder.holding(run_dir, f"{run_dir} was taken by a live process meanwhile (a resume?): stop it "
+                                     "first; it was not deleted"):
             shutil.rmtree(run_dir)
-        finally:
-            folder.release(run_dir)
 
 
 @app.command("prune")
@@ -510,21 +503,14 @@ def _tags(summary: dict) -> list[str]:
 def _edit_summary(ref: str, output_dir: Path, change) -> Path:
     """Apply ``change(summary)`` to a run's summary.json, holding the run meanwhile; a live run is refused (its
     trainer rewrites summary.json from memory, so the change would be lost)."""
-    from dlcli.errors import DlcliError
     from dlcli.runs import folder
 
     run_dir, _ = _run_record(ref, output_dir)
-    try:
-        folder.claim(run_dir)
-    except folder.RunBusy:
-        raise DlcliError(f"{run_dir.name} is being trained or resumed: change its tags or note when it "
-                         "has stopped") from None
-    try:
+    with folder.holding(run_dir, f"{run_dir.name} is being trained or resumed: change its tags or note when it "
+                                 "has stopped"):
         summary = folder.read_summary(run_dir)
         change(summary)
         folder.write_json(run_dir / folder.SUMMARY, summary)
-    finally:
-        folder.release(run_dir)
     return run_dir
 
 

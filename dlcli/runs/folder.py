@@ -331,6 +331,20 @@ def claim(run_dir: str | Path) -> Path:
     return path
 
 
+@contextmanager
+def holding(run_dir: str | Path, busy: str) -> Iterator[Path]:
+    """Hold the run for the block (:func:`claim`, then :func:`release`); DlcliError ``busy`` when another
+    process holds it."""
+    try:
+        path = claim(run_dir)
+    except RunBusy:
+        raise DlcliError(busy) from None
+    try:
+        yield path
+    finally:
+        release(path)
+
+
 def release(run_dir: str | Path) -> None:
     """Let go of a run this process holds (nothing if it holds none)."""
     fd = _held.pop(Path(run_dir).resolve(), None)
