@@ -8,6 +8,7 @@ as null. It costs little: three short git calls and one pass over the installed 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 import sys
@@ -49,7 +50,15 @@ def git_state(cwd: Path | None = None) -> tuple[dict[str, Any] | None, str | Non
 
 
 def requirements() -> str:
-    """The installed distributions as ``name==version`` lines, sorted case-insensitively (pip freeze's shape)."""
+    """The installed distributions as ``name==version`` lines, sorted case-insensitively (pip freeze's shape).
+
+    Read once per process and search path (~0.13 s for ~120 packages): a process that trains many runs (a
+    notebook, the tests) pays it once."""
+    return _requirements(tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=4)
+def _requirements(search_path: tuple[str, ...]) -> str:
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
