@@ -38,13 +38,16 @@ def git_state(cwd: Path | None = None) -> tuple[dict[str, Any] | None, str | Non
     """({commit, branch, dirty}, the uncommitted diff of tracked files or None) for the repository holding
     ``cwd``; (None, None) outside any repository or without git."""
     cwd = Path.cwd() if cwd is None else cwd
-    if _git(cwd, "rev-parse", "--is-inside-work-tree") != "true":
+    # one call for the commit, the branch and the changed tracked files (each git call from a process holding
+    # torch costs a fork); tracked files only, like the diff saved beside: a scratch file does not make it dirty
+    status = _git(cwd, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:  # not in a repository, or no git
         return None, None
-    commit = _git(cwd, "rev-parse", "--verify", "-q", "HEAD")  # None in a repository with no commit yet
-    branch = _git(cwd, "rev-parse", "--abbrev-ref", "HEAD") if commit else None
-    # tracked files only, like the diff saved beside: an untracked scratch file does not make the code dirty
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
-    dirty = bool(status) if status is not None else None
+    heads = dict(line[2:].split(" ", 1) for line in status.splitlines() if line.startswith("# ") and " " in line[2:])
+    oid, head = heads.get("branch.oid"), heads.get("branch.head")
+    commit = None if oid in (None, "(initial)") else oid  # a repository with no commit yet
+    branch = "HEAD" if head in (None, "(detached)") else head
+    dirty = any(not line.startswith("#") for line in status.splitlines())
     diff = _git(cwd, "diff", "HEAD") if commit and dirty else None
     return {"commit": commit, "branch": None if branch == "HEAD" else branch, "dirty": dirty}, diff
 
