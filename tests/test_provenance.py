@@ -23,6 +23,8 @@ def git(repo, *args):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
+pytestmark = pytest.mark.slow  # each test trains (or copies) real runs: ~20 s in all
+
 @pytest.fixture(scope="module")
 def git_run(tmp_path_factory):
     """One 1-epoch digits run started inside a git repository with an uncommitted change: (run, HEAD's sha)."""
