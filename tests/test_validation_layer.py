@@ -97,7 +97,7 @@ def test_a_range_is_part_of_the_type():
     assert conform(None, ann | None)[0] is True
 
 
-def test_config_show_says_what_no_validation_split_changes(tmp_path):
+def test_config_show_says_what_no_validation_split_changes():
     result = runner.invoke(app, ["config", "show", "data.val_fraction=0"])
     assert result.exit_code == 0, result.output
     assert "callbacks.model_checkpoint, callbacks.early_stopping watch train/loss" in result.stderr
