@@ -130,7 +130,7 @@ def test_a_100k_column_csv_loads_in_seconds(tmp_path):
     took = time.perf_counter() - started
     print(f"100k-column CSV read in {took:.2f} s")
     assert table.x.shape == (4, width) and list(table.y) == [0, 1, 0, 1]
-    assert took < 10  # 145 s with a header.index() per column
+    assert took < 60  # a guard against quadratic work (145 s with a header.index() per column), not a speed test
 
 
 def test_duplicate_column_names_are_refused_naming_them(tmp_path):

@@ -577,7 +577,8 @@ def _labels(records) -> list[str]:
     return [printable(r.run_id, keep="") for r in records]
 
 
-STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red", "dead": "red", "interrupted": "yellow"}
+STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red", "dead": "red", "interrupted": "yellow",
+                "pruned": "blue"}
 
 
 def _status(status: str) -> str:

@@ -37,6 +37,15 @@ LAUNCHER = typer.Option("local", "--launcher", metavar="local|slurm",
 SLURM = typer.Option(None, "--slurm", metavar="KEY=VALUE", show_default=False,
                      help="A submitit executor parameter for --launcher slurm (repeatable): slurm_partition=gpu, "
                           "timeout_min=60, gpus_per_node=1, cpus_per_task=4, mem_gb=16, ...")
+PRUNER = typer.Option(None, "--pruner", metavar="none|median|percentile|hyperband|asha", show_default=False,
+                      help="Stop unpromising trials early (Optuna's pruners): each trial reports --metric after "
+                           "every epoch; median stops one worse than the median of earlier trials at that epoch, "
+                           "percentile one in the worst quarter, hyperband and asha by successive halving. A "
+                           "pruned trial's run is marked pruned (checkpoints kept) and is not run again. "
+                           "Default: none.")
+MIN_EPOCHS = typer.Option(None, "--min-epochs", min=0, show_default=False,
+                          help="Epochs every trial trains before the pruner may stop it (default 2; hyperband "
+                               "and asha: the first rung).")
 
 
 def sweep_command(
@@ -51,6 +60,8 @@ def sweep_command(
     on_failure: str = ON_FAILURE,
     launcher: str = LAUNCHER,
     slurm: list[str] = SLURM,
+    pruner: str = PRUNER,
+    min_epochs: int = MIN_EPOCHS,
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
     debug: bool = DEBUG,
@@ -66,14 +77,16 @@ def sweep_command(
         options = Options(jobs=jobs, on_failure=on_failure, launcher=launcher, slurm=slurm or [], storage=storage)
         if overrides[:1] == ["resume"]:
             refused = [flag for flag, v in (("--strategy", strategy), ("--metric", metric),
-                                             ("--direction", direction), ("--name", name)) if v is not None]
+                                             ("--direction", direction), ("--name", name),
+                                             ("--pruner", pruner), ("--min-epochs", min_epochs)) if v is not None]
             if refused:
                 raise DlcliError(f"`dlcli sweep resume` keeps the sweep's own settings: drop {', '.join(refused)}")
             use_plugins(plugin)
             code = resume(overrides[1:], trials, options)
         else:
             use_plugins(plugin)
-            code = start(overrides, strategy, trials, metric, direction, name, options,
+            code = start(overrides, strategy, trials, metric, direction, name, options, pruner or "none",
+                         2 if min_epochs is None else min_epochs,
                          [str(Path(d).expanduser().resolve()) for d in config_dir or []], list(plugin or []))
     if code:
         raise typer.Exit(code)
@@ -111,8 +124,8 @@ def slurm_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def start(overrides: list[str], strategy: str | None, trials: int | None, metric: str | None,
-          direction: str | None, name: str | None, options: Options, config_dirs: list[str],
-          plugins: list[str]) -> int:
+          direction: str | None, name: str | None, options: Options, pruner: str, min_epochs: int,
+          config_dirs: list[str], plugins: list[str]) -> int:
     """A new sweep, or the same sweep again (same --name): checks every value's config before any trial runs."""
     from dlcli.sweep.space import parse_space
     from dlcli.sweep.study import STRATEGIES, SweepSpec, default_database, driving, find_sweep, read_spec, sweep_dir
@@ -141,6 +154,9 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
     direction = direction or default_direction(metric)
     if direction not in ("maximize", "minimize"):
         raise DlcliError(f"--direction {direction}: choose maximize or minimize")
+    from dlcli.sweep.prune import check_pruner
+
+    check_pruner(pruner, metric, min_epochs)
     name = name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise DlcliError(f"--name '{name}': use letters, digits, '_', '.' and '-' (it names a folder)")
@@ -148,7 +164,8 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
     folder_ = sweep_dir(output_dir, name)
     spec = SweepSpec(name=name, overrides=overrides, strategy=strategy, trials=trials, metric=metric,
                      direction=direction, seed=int(cfg["seed"]), output_dir=output_dir,
-                     storage=options.storage or default_database(folder_), config_dirs=config_dirs, plugins=plugins)
+                     storage=options.storage or default_database(folder_), config_dirs=config_dirs, plugins=plugins,
+                     pruner=pruner, min_epochs=min_epochs)
     options.apply(spec)
     with driving(folder_, name):  # a second `dlcli sweep --name NAME` meanwhile is refused, saying so
         if (folder_ / "sweep.yaml").is_file():
@@ -205,7 +222,8 @@ def run(spec: Any, space: Any) -> int:
     spec.folder.mkdir(parents=True, exist_ok=True)
     study = create_or_load(spec, space)
     write_spec(spec)
-    err.print(f"sweep {spec.name}: {spec.strategy}, {spec.trials} trials, {spec.direction} {spec.metric}; "
+    pruning = f", {spec.pruner} pruning after {spec.min_epochs} epochs" if spec.pruner != "none" else ""
+    err.print(f"sweep {spec.name}: {spec.strategy}, {spec.trials} trials, {spec.direction} {spec.metric}{pruning}; "
               f"{spec.jobs} at a time; folder {spec.folder}", highlight=False, soft_wrap=True)
     result = run_sweep(spec, space, study, err)
     return report(spec, space, result)
@@ -221,7 +239,9 @@ def report(spec: Any, space: Any, result: Any) -> int:
     trials = result.study.get_trials(deepcopy=False)
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = sum(t.state == TrialState.FAIL for t in trials)
-    out.print(f"{len(completed)} completed, {failed} failed, {len(trials)} trials in the study "
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    out.print(f"{len(completed)} completed, " + (f"{pruned} pruned, " if pruned or spec.pruner != "none" else "")
+              + f"{failed} failed, {len(trials)} trials in the study "
               f"({len(result.ran)} run now)")
     if completed:
         best = result.study.best_trial

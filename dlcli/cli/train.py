@@ -53,7 +53,8 @@ def train_command(
         from dlcli.cli.sweep import sweep_command
 
         return sweep_command(overrides, strategy="grid", trials=None, metric=None, direction=None, name=None,
-                             storage=None, jobs=1, on_failure="continue", launcher="local", slurm=None,
+                             storage=None, jobs=1, on_failure="continue", launcher="local", slurm=None, pruner=None,
+                             min_epochs=None,
                              config_dir=config_dir, plugin=plugin, debug=debug)
     with user_errors(debug):
         use_plugins(plugin)
@@ -79,8 +80,9 @@ def report(result) -> None:
     out.print(table)
     best = result.best
     if best:
+        tested = "pruned by the sweep: not tested" if result.status == "pruned" else "its checkpoint was tested"
         out.print(f"best {best['monitor']} = {best['value']:.4f} in epoch {best['epoch'] + 1} "
-                  f"of {result.summary.get('epochs', '?')} (its checkpoint was tested)")
+                  f"of {result.summary.get('epochs', '?')} ({tested})")
     s = result.summary
     out.print(f"{s.get('epochs', 0)} epochs in {s['fit_duration_s']:.1f} s (total {s['duration_s']:.1f} s)")
     out.print(f"run folder: [bold]{result.run_dir}[/]")

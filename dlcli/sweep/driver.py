@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcli.sweep.launch import LocalLauncher, Outcome, SlurmLauncher, find_run, outcome, train_command, trial_env
+from dlcli.sweep.prune import prune_env
 from dlcli.sweep.space import SearchSpace
 from dlcli.sweep.study import SweepSpec, Work, driver_attrs, enqueue_next_grid_point, plan, reopen_trial
 
@@ -81,7 +82,9 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
             trial = handles.pop(number)
             for key, value in attrs.items():  # while it runs: a finished trial's attrs are fixed
                 trial.set_user_attr(key, value)
-            if result.value is None:
+            if result.status == "pruned":  # the study's last reported value is the trial's
+                study.tell(trial, state=TrialState.PRUNED)
+            elif result.value is None:
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 study.tell(trial, result.value)
@@ -96,7 +99,7 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
             gpu = gpus[slot % len(gpus)] if gpus else None
             log = logs / f"trial-{number}{attempt}.log"
             started = time.time()
-            code, pid = launcher.run(cmd, trial_env(spec.name, number, gpu), log, number)
+            code, pid = launcher.run(cmd, trial_env(spec.name, number, gpu, prune_env(spec)), log, number)
             ended = time.time()
             run_dir = find_run(spec.output_dir, spec.name, number, started, pid)
             result = outcome(run_dir, code, spec.metric, log)
@@ -104,10 +107,10 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
                 row.state = "interrupted"  # left RUNNING in the study: resume runs it again, same number
             else:
                 finish(number, result, started, ended)
-                row.state = result.status if result.value is None else "completed"
+                row.state = result.status if result.value is None or result.status == "pruned" else "completed"
             row.value, row.error, row.finished = result.value, result.error or "", ended
             row.run = run_dir.name if run_dir else ""
-            if result.value is None and row.state != "interrupted":
+            if result.value is None and row.state not in ("interrupted", "pruned"):
                 state["failed"] = True
         except BaseException as e:  # a bug here must not leave the sweep waiting for ever
             row.state, row.error = "failed", f"{type(e).__name__}: {e}"
@@ -213,7 +216,7 @@ def trials_table(spec: SweepSpec, space: SearchSpace, rows: list[Row], title: st
         table.add_column(p.key)
     table.add_column(spec.metric, justify="right")
     table.add_column("run")
-    colors = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
+    colors = {"completed": "green", "failed": "red", "running": "yellow", "interrupted": "magenta", "pruned": "blue"}
     for row in sorted(rows, key=lambda r: r.number):
         color = colors.get(row.state, "white")
         table.add_row(str(row.number), f"[{color}]{row.state}[/]",

@@ -43,8 +43,14 @@ def train_command(overrides: list[str], output_dir: str, config_dirs: list[str],
     return cmd + [o for o in overrides if not o.startswith("output_dir=")] + [f"output_dir={output_dir}"]
 
 
-def trial_env(sweep: str, number: int, gpu: str | None) -> dict[str, str]:
+def trial_env(sweep: str, number: int, gpu: str | None, prune: dict[str, str] | None = None) -> dict[str, str]:
+    """The trial's environment: which sweep and trial it is, its GPU, and (``prune``) how to report to the
+    study each epoch (dlcli/sweep/prune.py)."""
+    from dlcli.sweep.prune import PRUNE_ENV
+
     env = {**os.environ, SWEEP_ENV: sweep, TRIAL_ENV: str(number)}
+    env.pop(PRUNE_ENV, None)
+    env.update(prune or {})
     env.pop("DLCLI_RUN_DIR", None)  # a trial is a fresh run, never another run's extra process
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
@@ -179,6 +185,9 @@ def outcome(run_dir: Path | None, code: int, metric: str, log: Path) -> Outcome:
         return Outcome(None, _last_error(log) or f"exit code {code}, no run folder", None, "failed")
     s = folder.read_json(run_dir / folder.SUMMARY)
     status = s.get("status", "unknown")
+    if code == 0 and status == "pruned":  # stopped by the sweep's pruner: its best value so far, for the table
+        best = s.get("best") or {}
+        return Outcome(best.get("value") if best.get("monitor") == metric else None, None, run_dir, "pruned")
     if code != 0 or status != "completed":
         return Outcome(None, s.get("error") or _last_error(log) or f"status {status}, exit code {code}", run_dir,
                        status if status != "completed" else "failed")

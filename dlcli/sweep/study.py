@@ -44,6 +44,8 @@ class SweepSpec:
     config_dirs: list[str] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
     slurm: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "none"  # none | median | percentile | hyperband | asha (dlcli/sweep/prune.py)
+    min_epochs: int = 2  # epochs every trial trains before the pruner may stop it
 
     @property
     def folder(self) -> Path:
@@ -51,7 +53,7 @@ class SweepSpec:
 
     def same_sweep(self, other: SweepSpec) -> list[str]:
         """The settings where ``other`` asks for a different sweep than this one (empty: the same)."""
-        keys = ("overrides", "strategy", "metric", "direction")
+        keys = ("overrides", "strategy", "metric", "direction", "pruner", "min_epochs")
         return [k for k in keys if getattr(self, k) != getattr(other, k)]
 
 
@@ -175,8 +177,11 @@ def create_or_load(spec: SweepSpec, space: Any) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_database(spec.storage, sweep=spec.name if spec.storage == default_database(spec.folder) else None)
+    from dlcli.sweep.prune import make_pruner
+
     study = optuna.create_study(storage=storage, study_name=spec.name, direction=spec.direction,
-                                sampler=sampler(spec, space, 0), load_if_exists=True)
+                                sampler=sampler(spec, space, 0), load_if_exists=True,
+                                pruner=make_pruner(spec.pruner, spec.min_epochs, spec.trials))
     existing = study.user_attrs.get(SPEC_ATTR)
     if existing is None:
         study.set_user_attr(SPEC_ATTR, asdict(spec))

@@ -252,6 +252,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
     from dlcli.data.stream import data_path
     from dlcli.training.build import build_run
     from dlcli.training.checkpoint_io import load_checkpoint
+    from dlcli.training.pruning import TrialPruning
 
     _quiet_lightning()
     if isinstance(cfg["threads"], int):
@@ -333,6 +334,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             # restores the recorder's rows from it but runs no epoch, so nothing has written them yet
             recorder.flush(trainer)
             recorder.recover(run_dir / folder.SUMMARY)  # ddp_spawn: the spawned processes recorded the epochs
+            pruned_at = next((c.pruned_at for c in trainer.callbacks if isinstance(c, TrialPruning)), None)
             summary["best"] = recorder.best()
             row = recorder.rows[-1] if recorder.rows else {}
             if checkpoint is not None and checkpoint.best_model_path:
@@ -344,7 +346,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
                 summary["best"] = recorder.at_epoch(tested["epoch"]) or summary["best"]
                 row = next((r for r in recorder.rows if r["epoch"] == tested["epoch"]), row)
             metrics = {k: v for k, v in row.items() if "/" in k and not k.startswith("lr")}
-            if "test" in prepared.splits:
+            if "test" in prepared.splits and pruned_at is None:  # a pruned trial is not worth testing
                 for key, value in trainer.test(module, datamodule=datamodule, verbose=False)[0].items():
                     metrics[key] = float(value)
             summary["metrics"] = metrics
@@ -363,6 +365,12 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
         except BaseException as e:
             finish("failed", error=f"{type(e).__name__}: {e}")
             raise
+    if pruned_at is not None:  # the sweep's pruner stopped it: an ended run, not a failed one
+        finish("pruned", pruned_after_epoch=pruned_at)
+        if console is not None and primary:
+            console.print(f"pruned after epoch {pruned_at + 1}: the sweep's pruner stopped this trial (its "
+                          "checkpoints are kept)", markup=False, soft_wrap=True)
+        return RunResult(run_dir, "pruned", summary["metrics"], summary["best"], summary, primary)
     finish("completed")
     return RunResult(run_dir, "completed", summary["metrics"], summary["best"], summary, primary)
 
@@ -519,6 +527,11 @@ def make_trainer(cfg: dict, task: str, run_dir: Path, primary: bool, progress: A
         else:  # a pipe or a file shows no live bar: one line per epoch, after the recorder has its row
             own.append(EpochLines(recorder, plain_writer(progress)))
     callbacks.append(CallbackGroup(own))
+    from dlcli.training.pruning import pruning_callback  # (every process: they stop at the same epoch)
+
+    pruning = pruning_callback(recorder)  # a pruning sweep's trial reports each epoch to the study
+    if pruning is not None:
+        callbacks.append(pruning)
     if bar is not None:
         callbacks.append(bar)
     logger = LOGGERS.get(cfg["logger"]["name"]).build(component_params(cfg["logger"]), run_dir=str(run_dir),
