@@ -142,7 +142,8 @@ SCHEDULERS = Registry("scheduler", injected=("optimizer", "max_epochs", "steps_p
 AUGMENTATIONS = Registry("augmentation", injected=("in_shape", "num_classes", "task", "vocab", "text"))
 AUG_OPS = Registry("augmentation op", injected=("in_shape",))  # the ops an augmentation pipeline lists
 CALLBACKS = Registry("callback", injected=("run_dir",))
-DATASETS = Registry("dataset", injected=("seed", "split"))  # split: data.split, official | random
+# split: data.split, official | random; group: cv.group, a CSV column read as each row's group (Table.groups)
+DATASETS = Registry("dataset", injected=("seed", "split", "group"))
 LOGGERS = Registry("logger", injected=("run_dir", "config"))
 # A task is a class (dlcli/tasks/): its facts and its steps from a loaded table to a report; see dlcli.tasks.base.
 TASKS = Registry("task")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from dlcli.cli import config as config_cmd
+from dlcli.cli import cv as cv_cmd
 from dlcli.cli import eval as eval_cmd
 from dlcli.cli import export as export_cmd
 from dlcli.cli import listing, lr_find, train
@@ -60,6 +61,7 @@ app.command("serve")(serve_cmd.serve_command)
 app.command("list")(listing.list_command)
 app.command("lr-find")(lr_find.lr_find_command)
 app.command("sweep")(sweep_cmd.sweep_command)
+app.command("cv")(cv_cmd.cv_command)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(runs_cmd.app, name="runs")

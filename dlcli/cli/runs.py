@@ -16,6 +16,8 @@ OUTPUT_DIR = typer.Option("outputs", "--output-dir", "-o", metavar="DIR",
                           help="Where the run folders are (searched 3 levels deep, e.g. a sweep's own folder).")
 SWEEP = typer.Option(None, "--sweep", metavar="S", help="Only the trials of this sweep (its name).",
                      show_default=False)
+CV = typer.Option(None, "--cv", metavar="ID", help="Only the folds of this cross-validation (`dlcli cv`; its id): "
+                                                  "the same as --filter cv.id=ID.", show_default=False)
 FILTER = typer.Option(None, "--filter", metavar="KEY=VALUE",
                       help="Only runs where a config key, metric or summary field has this value (repeatable; "
                            "model=mlp, optimizer.lr=0.001, name=digits*).", show_default=False)
@@ -28,6 +30,7 @@ FORMATS = ("table", "csv", "json", "markdown")
 @app.command("ls")
 def ls(
     sweep: str = SWEEP,
+    cv: str = CV,
     filter: list[str] = FILTER,
     status: str = STATUS,
     tag: list[str] = typer.Option(None, "--tag", "-t", metavar="T", show_default=False,
@@ -42,7 +45,8 @@ def ls(
 
     broken: list[str] = []
     with user_errors(debug):
-        records = load_records(output_dir, sweep=sweep, status=status, filters=parse_filters(filter), broken=broken)
+        records = load_records(output_dir, sweep=sweep, status=status, filters=_cv_filter(cv, parse_filters(filter)),
+                               broken=broken)
     _warn_broken(broken)
     records = [r for r in records if set(tag or ()) <= set(_tags(r.summary))]
     empty = find_empty_run_dirs(output_dir) if all_ and not tag and status in (None, "empty") else []
@@ -126,6 +130,7 @@ def compare(
                                      help="Runs to compare (folders, ids, id prefixes, `last`); default: all "
                                           "the runs that --sweep and --filter select.", show_default=False),
     sweep: str = SWEEP,
+    cv: str = CV,
     sort: str = typer.Option(None, "--sort", metavar="METRIC",
                              help="Sort by a metric, best first (val/acc: highest; val/loss: lowest), or by a "
                                   "config column.", show_default=False),
@@ -147,7 +152,7 @@ def compare(
     with user_errors(debug):
         if format not in FORMATS:
             raise DlcliError(f"--format {format}: choose one of {', '.join(FORMATS)}")
-        filters = parse_filters(filter)
+        filters = _cv_filter(cv, parse_filters(filter))
         if runs:
             records = []
             for ref in runs:
@@ -608,3 +613,8 @@ def _duration(seconds) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _cv_filter(cv: str | None, filters: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """--cv ID as the filter it stands for: the folds' config says their cv id (cv.id)."""
+    return filters if cv is None else [*filters, ("cv.id", cv)]

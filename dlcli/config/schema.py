@@ -43,6 +43,27 @@ class TopConfig:
     callbacks: dict | None = None
     trainer: dict | None = None
     logger: dict | None = None
+    cv: dict | None = None
+
+
+CvStrategy = Literal["stratified", "kfold", "group", "timeseries"]
+
+
+@dataclass
+class CvConfig:
+    """Cross-validation (``dlcli cv``, dlcli/cv/): which fold of which repeat this run validates on.
+
+    ``folds`` null is an ordinary run; ``dlcli cv`` sets every key per fold, so each fold's config.yaml
+    says which fold it is. The ranges that relate keys (fold < folds) are checked by a rule in validate.py.
+    """
+
+    folds: Annotated[int, Range(2)] | None = None
+    fold: NonNegativeInt = 0
+    repeats: Count = 1
+    repeat: NonNegativeInt = 0
+    strategy: CvStrategy = "stratified"
+    group: str | None = None  # strategy=group: the CSV column holding each row's group (not a feature)
+    id: str | None = None  # links a cv's folds: `dlcli runs ls --cv ID`, `runs compare --group-by cv.id`
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 from dlcli.config.schema import (
+    CvConfig,
     DataConfig,
     FinetuneConfig,
     ModelConfig,
@@ -206,7 +207,8 @@ ALIASES = {
 }
 # The schema of each group that has one: its keys count as known even where the YAML leaves them out.
 _GROUP_SCHEMAS = {"trainer": TrainerConfig, "data": DataConfig, "model": ModelConfig, "optimizer": OptimizerConfig,
-                  "scheduler": SchedulerConfig, "finetune": FinetuneConfig, "regularization": RegularizationConfig}
+                  "scheduler": SchedulerConfig, "finetune": FinetuneConfig, "regularization": RegularizationConfig,
+                  "cv": CvConfig}
 
 
 def nested_keys(raw: dict) -> list[str]:
@@ -297,6 +299,7 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "", notes: li
     out["finetune"] = check.fields(dataclass_params(FinetuneConfig), raw.get("finetune"), "finetune", "finetune")
     out["regularization"] = check.fields(dataclass_params(RegularizationConfig), raw.get("regularization"),
                                          "regularization", "regularization")
+    out["cv"] = check.fields(dataclass_params(CvConfig), raw.get("cv"), "cv", "cv")
     out["data"] = check.component(DATASETS, raw.get("data"), "data", extra=dataclass_params(DataConfig))
     for group in COMPONENT_GROUPS:
         common = {"model": ModelConfig, "scheduler": SchedulerConfig, "optimizer": OptimizerConfig}.get(group)
@@ -408,7 +411,8 @@ def _monitors_without_validation(out: dict, check: _Checker) -> None:
     """With no validation split (``data.val_fraction=0`` and no val file), what watched ``val/*`` watches the
     training loss -- said in a note -- rather than training for an epoch and failing on a missing metric."""
     data = out["data"]
-    if data.get("val_fraction") != 0 or any(data.get(k) for k in ("val_path", "val_root")):
+    if data.get("val_fraction") != 0 or any(data.get(k) for k in ("val_path", "val_root")) \
+            or out["cv"].get("folds"):  # cross-validation: the fold is the validation split
         return
     switched = []
     for key in MONITORING_CALLBACKS:
@@ -426,6 +430,16 @@ def _monitors_without_validation(out: dict, check: _Checker) -> None:
         check.notes.append(f"data.val_fraction=0 leaves no validation split: {', '.join(switched)} watch train/loss "
                            "instead, so the best epoch is the one with the lowest training loss. Give "
                            "data.val_fraction > 0 (or data.val_path) to choose it on held-out data")
+
+
+@rule
+def _cross_validation(out: dict, check: _Checker) -> None:
+    """cv.fold / cv.repeat within cv.folds / cv.repeats; cv.strategy=group names a column of a CSV; no
+    validation file under cross-validation (each fold is the validation split)."""
+    from dlcli.cv.split import cv_problems
+
+    for path, message in cv_problems(out["cv"], out["data"]):
+        check.problem(path, message)
 
 
 def check_params(params: dict[str, Param], node: Any, path: str, owner: str) -> dict:

@@ -56,12 +56,14 @@ def _number(cell: str) -> float | None:
 
 def read_table(source: str, names: list[str], rows: list[list[str]], lines: list[int], target: str,
                features: list[str] | None, categorical: list[str] | None, numeric: list[str] | None,
-               na_values: list[str], missing: str, max_categories: int, header: bool) -> Table:
+               na_values: list[str], missing: str, max_categories: int, header: bool,
+               group: str | None = None) -> Table:
     """A CSV's cells (``rows`` under the column ``names``) as a Table of typed raw columns.
 
     Rows whose target is missing are dropped (with a note); numeric columns become floats (NaN where
     missing), categorical ones stay strings (None where missing); text columns are left out with a note.
     ``missing`` (error | drop | impute) says what a missing feature cell does; impute happens in prepare.
+    ``group`` (cv.group) names a column read as each row's group (``Table.groups``), never as a feature.
     """
     na, notes = set(na_values), []
     position = column_positions(names, source)  # refuses a name given twice
@@ -78,6 +80,8 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
                        (" Is the file header-less? Add data.header=false" if name.isdigit() else "")
                 raise DataError(f"CSV {source} has no column '{name}' (data.{key}).{did_you_mean(name, names)} "
                                 f"Columns: {columns_list(names)}.{hint}")
+    if group is not None:
+        _check_group(source, group, target, names, position, features, categorical, numeric, header)
     both = sorted(set(categorical or []) & set(numeric or []))
     if both:
         raise DataError(f"column '{both[0]}' is in both data.categorical and data.numeric: keep it in one")
@@ -97,7 +101,7 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         rows, lines, labels = [rows[i] for i in keep], [lines[i] for i in keep], [labels[i] for i in keep]
 
     explicit = set(features or [])  # named in data.features: a text column there is refused, not left out
-    features = list(features) if features is not None else [n for n in names if n != target]
+    features = list(features) if features is not None else [n for n in names if n not in (target, group)]
     if not features:
         raise DataError(f"CSV {source} has no feature columns besides the target '{target}'")
     types: dict[str, str] = {}
@@ -144,6 +148,7 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
             raise DataError(f"CSV {source}: every row has a missing feature value; data.missing=drop leaves "
                             "nothing. Use data.missing=impute")
         values = {n: col[~holes] for n, col in values.items()}
+        rows = [v for v, h in zip(rows, holes, strict=True) if not h]
         labels = [v for v, h in zip(labels, holes, strict=True) if not h]
         lines = [v for v, h in zip(lines, holes, strict=True) if not h]
     if all(types[n] == "numeric" for n in features):
@@ -155,7 +160,33 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
     y = _targets(source, target, labels, lines)
     spec = {"types": {n: types[n] for n in features}, "na_values": list(na_values), "missing": missing,
             "header": header, "n_columns": len(names), "notes": notes}
-    return Table(x, y, None, None, features, columns=spec)
+    groups = None
+    if group is not None:
+        groups = np.array([row[position[group]].strip() for row in rows], dtype=object)
+        empty = [i for i, g in enumerate(groups) if g in na]
+        if empty:
+            raise DataError(f"CSV {source}, row {lines[empty[0]]}: the group column '{group}' (cv.group) is empty or "
+                            f"missing ({groups[empty[0]]!r}) in {len(empty)} row(s); every row needs its group. "
+                            "Fill them in, or drop those rows")
+    return Table(x, y, None, None, features, columns=spec, groups=groups)
+
+
+def _check_group(source: str, group: str, target: str, names: list[str], position: dict[str, int],
+                 features: list[str] | None, categorical: list[str] | None, numeric: list[str] | None,
+                 header: bool) -> None:
+    """cv.group must be a column of the file, and neither the target nor a feature (a model that sees the
+    group could recognise the group rather than learn what generalises across groups)."""
+    if group not in position:
+        hint = " The file is read without a header (data.header=false): columns are 0.." \
+               f"{len(names) - 1}" if not header else ""
+        raise DataError(f"CSV {source} has no column '{group}' (cv.group).{did_you_mean(group, names)} "
+                        f"Columns: {columns_list(names)}.{hint}")
+    if group == target:
+        raise DataError(f"cv.group '{group}' is the target (data.target): the groups must be another column")
+    for key, listed in (("features", features), ("categorical", categorical), ("numeric", numeric)):
+        if group in (listed or []):
+            raise DataError(f"cv.group '{group}' is in data.{key} too: a group id must not be a feature "
+                            f"(the model would learn the groups). Remove it from data.{key}")
 
 
 def _infer(name: str, col: list[str], na: set[str], max_categories: int, notes: list[str]) -> str:

@@ -75,7 +75,7 @@ def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True) 
 def csv(seed: int, path: str, target: int | str, features: list[int | str] | None = None, delimiter: str = ",",
         header: bool = True, categorical: list[int | str] | None = None, numeric: list[int | str] | None = None,
         na_values: list[str] = NA_VALUES, missing: Literal["error", "drop", "impute"] = "impute",
-        max_categories: int = 50):
+        max_categories: int = 50, group: str | None = None):
     """A CSV table: one target column; numeric, categorical and text columns, with missing values."""
     from dlcli.data.columns import read_table
 
@@ -91,7 +91,7 @@ def csv(seed: int, path: str, target: int | str, features: list[int | str] | Non
                             f"{'header' if header else 'first row'} has {len(names)}. Check the delimiter "
                             f"(data.delimiter='{delimiter}') and quoting")
     return read_table(f"'{path}'", names, rows, lines, str(target), _named(features), _named(categorical),
-                      _named(numeric), list(na_values), missing, max_categories, header)
+                      _named(numeric), list(na_values), missing, max_categories, header, group)
 
 
 def _named(columns: list[int | str] | None) -> list[str] | None:

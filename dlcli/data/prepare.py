@@ -289,13 +289,14 @@ def _check_finite(table: Table, cfg: dict) -> None:
 
 def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: tuple[str, ...],
             seed: int, embedding_dim: int = 32, fitted: dict[str, Any] | None = None,
-            series: bool = False) -> Prepared:
+            series: bool = False, cv: dict | None = None) -> Prepared:
     """Task, split, image conversion, scaling (or a vocabulary, for text); ``cfg`` is the validated ``data`` node.
 
     ``fitted`` is an earlier run's preprocessing (fine-tuning from it): its scaling statistics and
     vocabulary are re-applied instead of being fitted again, so the inputs mean what they meant there.
     ``series``: the model reads series (fcn, resnet1d, inception_time): rows of T values become
     univariate sequences (T, 1), and ``scaling=standard`` scales each feature over all steps (see below).
+    ``cv`` (the config's cv node) with ``folds`` set: the splits are a cross-validation fold (dlcli/cv/split.py).
     """
     if cfg.get("scaling") == "auto":  # (an ImageNet backbone has set it already: dlcli/training/imagenet.py)
         # images: one mean and sd per colour channel (per-pixel z-scores inflate near-constant border pixels;
@@ -306,10 +307,16 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     _check_finite(table, cfg)
     spec, y, class_names = resolve_task(table, task, loss_name, loss_tasks, cfg["name"])
     stratify = cfg["stratify"] and spec.stratify
-    idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered, table.split)
-    from dlcli.data.splits import split_record  # where each split came from, and its rows, for the record
+    if cv is not None and cv.get("folds"):  # a cross-validation fold (dlcli/cv/): the fold is the val split
+        from dlcli.cv.split import fold_indices, fold_record
 
-    recorded = split_record(idx, table, cfg, seed)
+        idx, how = fold_indices(y, table, cv, cfg["test_fraction"], seed, stratify)
+        recorded = fold_record(idx, table, cfg, seed, cv, how)
+    else:
+        idx = split_indices(y, cfg["val_fraction"], cfg["test_fraction"], seed, stratify, table.ordered, table.split)
+        from dlcli.data.splits import split_record  # where each split came from, and its rows, for the record
+
+        recorded = split_record(idx, table, cfg, seed)
     if cfg.get("label_fraction", 1.0) < 1:
         idx["train"] = label_subset(y, idx["train"], cfg["label_fraction"], seed, stratify)
     y, idx, held_out = spec.hold_out(y, idx, cfg, cfg["name"])

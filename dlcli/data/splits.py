@@ -30,9 +30,10 @@ CODED_ROWS = 1_000_000  # up to this many, one compressed byte per row; above, o
 
 # ------------------------------------------------------------------------------------------- loading
 
-def load_table(data_cfg: dict, seed: int, extra_files: bool = True) -> Table:
+def load_table(data_cfg: dict, seed: int, extra_files: bool = True, group: str | None = None) -> Table:
     """The configured dataset; with ``extra_files``, the rows of data.val_path / data.test_path (or the
-    *_root folders) appended and marked as those splits."""
+    *_root folders) appended and marked as those splits. ``group`` (cv.group): the column read as each
+    row's group, for cross-validation by groups (the test file's rows, never in a fold, need none)."""
     from dlcli.config.schema import DataConfig
     from dlcli.config.validate import dataclass_params
     from dlcli.registry import DATASETS
@@ -41,7 +42,10 @@ def load_table(data_cfg: dict, seed: int, extra_files: bool = True) -> Table:
     common = set(dataclass_params(DataConfig))
     own = {k: v for k, v in data_cfg.items() if k not in common}
     split = data_cfg.get("split", "official")
-    table = builder.build(own, seed=seed, split=split)
+    table = builder.build(own, seed=seed, split=split, group=group)
+    if group is not None and table.groups is None:
+        raise DataError(f"cv.strategy=group reads groups from a column (cv.group), and data '{data_cfg['name']}' has "
+                        "no columns: use a CSV (data=csv) with a column of groups, or another cv.strategy")
     if split == "random":  # a dataset's own test rows join the pool (also for loaders that ignore data.split)
         table.split, table.split_sources = None, None
     if not extra_files:
@@ -131,6 +135,8 @@ def _append(a: Table, b: Table, name: str, a_name: str, b_name: str, a_source: s
     # per-sample extras (sequence lengths, forecast offsets: padding.py, forecast.py) follow their rows
     extras = {k: None if getattr(a, k) is None or getattr(b, k) is None
               else np.concatenate([getattr(a, k), getattr(b, k)]) for k in ("lengths", "offset")}
+    if a.groups is not None:  # a test file's rows are in no fold: they need no group
+        extras["groups"] = np.concatenate([a.groups, np.full(len(b.y), "", dtype=object)])
     return replace(a, x=x, y=np.concatenate([a.y, by]), class_names=names, columns=columns, files=files,
                    split=np.concatenate([marker, np.full(len(b.y), name, dtype="<U5")]), split_sources=sources,
                    **extras)

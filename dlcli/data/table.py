@@ -36,3 +36,5 @@ class Table:
     # None: every row is split at random. See dlcli/data/splits.py
     split: np.ndarray | None = None
     split_sources: dict[str, str] | None = None  # split -> where its fixed rows come from (a file name), for the record
+    # (N,) each row's group (cv.strategy=group: a CSV column named by cv.group, never a feature); None: no groups
+    groups: np.ndarray | None = None

@@ -201,6 +201,7 @@ SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
     "epoch_seconds": (list,), "pid": (int, type(None)), "hostname": (str, type(None)),
     "heartbeat": (str, type(None)), "started_at": (str,), "sweep": (str, type(None)), "plugins": (dict, list),
     "split_sizes": (dict,), "overrides": (list,), "seed": (int, type(None)), "num_params": (int, type(None)),
+    "cv": (dict, type(None)),  # a cross-validation fold: id, fold, folds, repeat, repeats, strategy
 }
 
 

@@ -28,11 +28,14 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     loss = LOSSES.get(cfg["loss"]["name"])
     # a model that reads series (fcn, resnet1d, inception_time) has rows of T values read as (T, 1) sequences
     series = MODELS.get(cfg["model"]["name"]).meta.get("inputs") == "series"
+    cv = cfg.get("cv")  # a cross-validation fold: its split (dlcli/cv/split.py), groups read from cv.group
+    group = cv["group"] if cv and cv.get("folds") and cv.get("strategy") == "group" else None
     if fitted is not None:
-        table = load_table(data_cfg, cfg["seed"])  # with data.val_path / data.test_path's rows, marked
+        table = load_table(data_cfg, cfg["seed"], group=group)  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row
         return prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
-                       seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted)
+                       seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32), fitted=fitted,
+                       cv=cv)
     pretrained, source, given = None, None, None
     if cfg["model"].get("pretrained"):
         from dlcli.training.transfer import resolve_source
@@ -43,7 +46,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
 
             given = imagenet_inputs(data_cfg)
             data_cfg.update(given)
-    table = load_table(data_cfg, cfg["seed"])
+    table = load_table(data_cfg, cfg["seed"], group=group)
     prints = fingerprint(data_cfg)
     if pretrained is not None and not pretrained.imagenet:  # fine-tuning: the earlier run's scaling and
         from dlcli.training.transfer import pretrained_preprocessing  # vocabulary are re-applied
@@ -51,7 +54,7 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
         source = pretrained_preprocessing(pretrained, prints, cfg["model"].get("allow_changed_data", False))
     prepared = prepare(table, data_cfg, task=cfg["task"], loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
-                       fitted=source[1] if source else None, series=series)
+                       fitted=source[1] if source else None, series=series, cv=cv)
     warn_unseen_classes(prepared, table)
     prepared.preprocessing["data_fingerprint"] = prints
     if source:

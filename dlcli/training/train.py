@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcli.config.validate import validate
+from dlcli.cv.split import cv_link
 from dlcli.errors import DlcliError
 from dlcli.registry import CALLBACKS, LOGGERS, plugins
 from dlcli.runs import folder
@@ -283,6 +284,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             "tags": list(cfg.get("tags") or []), "note": None,  # `dlcli runs tag / note` change them later
             "plugins": plugins(),  # resume, eval, predict and export of this run need them again
             **sweep_link(),  # "sweep" and "trial" when a sweep launched this run
+            **cv_link(cfg),  # "cv" (id, fold, folds, repeat, repeats, strategy) when the run is a cv fold
         }
     else:
         summary = resume.summary_now(list(overrides))

@@ -1,0 +1,1 @@
+"""Cross-validation (``dlcli cv``): k folds, each an ordinary run, linked by a cv id (the config's ``cv`` node)."""
