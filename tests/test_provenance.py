@@ -158,3 +158,38 @@ def test_a_run_folder_with_only_start_and_provenance_files_is_empty(tmp_path):
     (run / "config.yaml").write_text("{}\n")
     (run / ".dlcli-run").write_text("")
     assert find_empty_run_dirs(tmp_path) == [run]
+
+
+def test_resume_and_eval_warn_when_the_code_or_packages_differ_from_the_runs(git_run, tmp_path, monkeypatch):
+    run_src, sha = git_run
+    run_dir = tmp_path / "outputs" / run_src.name
+    shutil.copytree(run_src, run_dir)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "train.py").write_text("lr = 0.1\n")
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "other")
+    monkeypatch.chdir(repo)
+    reqs = run_dir / "provenance" / "requirements.txt"
+    reqs.write_text("".join(line.replace("torch==", "torch==0.0.") + "\n" if line.startswith("torch==")
+                            else line + "\n" for line in reqs.read_text().splitlines()))
+    result = runner.invoke(app, ["eval", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: evaluating run {run_dir.name} under other code than it was trained with" in result.output
+    here = git(repo, "rev-parse", "HEAD")
+    assert f"the code is at commit {here[:10]}, the run was trained at {sha[:10]}" in result.output
+    assert "the run was trained with uncommitted changes" in result.output  # and this checkout is clean
+    assert "1 installed package differs: torch 0.0." in result.output
+
+    resumed = runner.invoke(app, ["resume", str(run_dir), "trainer.max_epochs=2", *FAST])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"warning: resuming run {run_dir.name} under other code" in resumed.output
+
+
+def test_eval_says_nothing_when_the_code_and_packages_are_the_runs(git_run, tmp_path, monkeypatch):
+    run_src, _ = git_run
+    monkeypatch.chdir(run_src.parents[1])  # outside the run's repository: no git state to compare
+    result = runner.invoke(app, ["eval", str(run_src)])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output

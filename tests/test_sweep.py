@@ -289,3 +289,52 @@ def test_slurm_launcher_builds_submitit_executor_or_refuses_clearly(tmp_path, mo
     monkeypatch.setitem(sys.modules, "submitit", None)  # as if the extra were not installed
     with pytest.raises(DlcliError, match=r"pip install 'dlcli\[slurm\]'"):
         slurm_executor(tmp_path, {})
+
+
+GOOD_LRS, SLOW_LRS, DIVERGING_LRS = [0.1, 0.3, 0.05, 0.2], [1e-5, 3e-5, 1e-4, 3e-4, 1e-6, 5e-6], [50.0, 1e30]
+
+
+def test_median_pruning_stops_slow_and_diverging_trials_and_resume_leaves_them(tmp_path):
+    """12 trials: 4 good rates first (the pruner's start-up trials), then very slow and diverging ones."""
+    out = tmp_path / "outputs"
+    lrs = GOOD_LRS + SLOW_LRS + DIVERGING_LRS
+    common = ["optimizer=sgd", f"optimizer.lr={','.join(map(str, lrs))}", *FAST, "data=iris",
+              "trainer.max_epochs=5", "~callbacks.early_stopping", f"output_dir={out}"]
+    pruned = sweep(*common, "--name", "pruned", "--pruner", "median", "--min-epochs", "1", cwd=tmp_path)
+    full = sweep(*common, "--name", "full", "--jobs", "2", cwd=tmp_path)  # the same trials, none pruned
+    assert pruned.returncode == 0, pruned.stderr
+    assert full.returncode == 0, full.stderr
+
+    s = study(out, "pruned")
+    states = {t.params["optimizer.lr"]: t.state.name for t in s.trials}
+    assert len(states) == 12 and all(states[lr] == "COMPLETE" for lr in GOOD_LRS)
+    stopped = {lr for lr, state in states.items() if state == "PRUNED"}
+    assert len(stopped) >= 4 and stopped <= set(SLOW_LRS + DIVERGING_LRS), states
+    assert states[1e30] in ("PRUNED", "FAIL")  # NaN in its first epoch: failed before any report
+    assert all(len(t.intermediate_values) == 5 for t in s.trials if t.state.name == "COMPLETE")  # every epoch
+    assert f"4 completed, {len(stopped)} pruned" in pruned.stdout
+
+    by_trial = {r["trial"]: r for r in runs(out, "pruned")}
+    for t in s.trials:
+        if t.state.name == "PRUNED":
+            run = by_trial[t.number]
+            assert run["status"] == "pruned" and run["pruned_after_epoch"] < 4 and run["epochs"] < 5
+            assert (run["dir"] / "checkpoints" / "last.ckpt").is_file()  # ended cleanly: its checkpoint kept
+            assert not any(k.startswith("test/") for k in run["metrics"])  # not worth testing
+    trained = sum(r["epochs"] for r in by_trial.values())
+    assert trained < sum(r["epochs"] for r in runs(out, "full")), "pruning saved no epochs"
+
+    listing = CliRunner().invoke(app, ["runs", "ls", "--sweep", "pruned", "--output-dir", str(out)])
+    assert listing.exit_code == 0 and listing.output.count("pruned") >= len(stopped) + 1  # + the sweep's name
+    compared = CliRunner().invoke(app, ["runs", "compare", "--sweep", "pruned", "--output-dir", str(out),
+                                        "--format", "csv"])
+    assert compared.exit_code == 0 and compared.output.count(",pruned,") == len(stopped), compared.output
+
+    resumed = sweep("resume", "pruned", f"output_dir={out}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    started = [line for line in resumed.stderr.splitlines() if " started" in line]
+    failed = [t.number for t in s.trials if t.state.name == "FAIL"]  # tried once more; a pruned one never
+    assert [line.split(":")[0] for line in started] == [f"trial 12 started (retry of failed trial {n})"
+                                                        for n in failed], resumed.stderr
+    assert len(runs(out, "pruned")) == 12 + len(failed)
+    assert sum(t.state.name == "PRUNED" for t in study(out, "pruned").trials) == len(stopped)

@@ -45,6 +45,15 @@ def test_train_tag_is_recorded(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["tags"] == ["keep", "smoke"]
 
 
+def test_a_tag_with_a_comma_is_refused_the_same_way_from_the_flag_and_the_config(tmp_path):
+    out = tmp_path / "o"
+    flag = runner.invoke(app, ["train", "--tag", "a,b", "threads=1", f"output_dir={out}"])
+    assert flag.exit_code == 2 and "--tag: tag 'a,b': a tag is printable text without commas" in flag.stderr
+    config = runner.invoke(app, ["train", "tags=[ok,'x\ty']", "threads=1", f"output_dir={out}"])
+    assert config.exit_code == 2 and "tags[1]" in config.stderr and "printable text without commas" in config.stderr
+    assert not out.exists() or not any(out.iterdir())  # refused before any run folder
+
+
 def test_prune_lists_only_what_it_selects_deletes_only_with_yes_and_spares_live_and_keep_runs(tmp_path):
     done = make_run(tmp_path, "20260101-000000-done-0001", status="completed")
     failed = make_run(tmp_path, "20260101-000001-failed-0002", status="failed")

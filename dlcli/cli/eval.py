@@ -12,6 +12,7 @@ from dlcli.cli.common import (
     DEBUG,
     OVERRIDES,
     PLUGINS,
+    err,
     escape,
     out,
     use_plugins,
@@ -69,6 +70,13 @@ def eval_command(
 
         output_dir, rest = split_output_dir([f"output_dir={output_dir}", *(overrides or [])])
         loaded = load_run(run, output_dir)
+        from dlcli.runs import folder
+        from dlcli.runs.provenance import warn_if_changed
+
+        try:
+            warn_if_changed(loaded.run_dir, folder.read_summary(loaded.run_dir), err, "evaluating")
+        except (OSError, ValueError):  # no readable summary.json: nothing recorded to compare
+            pass
         if tune_threshold is not None:
             from dlcli.training.threshold import check_tunable, parse_criterion
             from dlcli.training.threshold import tune_threshold as tune

@@ -32,6 +32,9 @@ def resume_command(
         from dlcli.training.resume import prepare_resume
 
         cfg, resume = prepare_resume(run, overrides or [], output_dir, allow_changed_data=allow_changed_data)
+        from dlcli.runs.provenance import warn_if_changed
+
+        warn_if_changed(resume.run_dir, resume.summary, err, "resuming")
         from dlcli.training.train import train
 
         result = train(cfg, overrides or [], console=err, progress_console=out, resume=resume)

@@ -523,11 +523,12 @@ TAG = typer.Argument(..., metavar="TAG...", help="Tags: words such as best, base
 
 
 def _check_tags(tags: list[str]) -> list[str]:
+    from dlcli.config.validate import tag_problem
     from dlcli.errors import DlcliError
 
-    bad = [t for t in tags if not t.strip() or not t.isprintable() or "," in t]
-    if bad:
-        raise DlcliError(f"tag {bad[0]!r}: a tag is printable text without commas")
+    for t in tags:
+        if tag_problem(t):
+            raise DlcliError(tag_problem(t))
     return tags
 
 

@@ -57,6 +57,13 @@ def train_command(
                              min_epochs=None,
                              config_dir=config_dir, plugin=plugin, debug=debug)
     with user_errors(debug):
+        from dlcli.config.validate import tag_problem
+
+        for t in tag or []:  # before composing: a bad tag names the flag that gave it
+            if tag_problem(t):
+                from dlcli.errors import DlcliError
+
+                raise DlcliError(f"--tag: {tag_problem(t)}")
         use_plugins(plugin)
         composed = compose(overrides or [], config_dir or [])
         if tag:  # added to the config's own tags

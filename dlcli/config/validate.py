@@ -367,6 +367,22 @@ def _name_and_threads(out: dict, check: _Checker) -> None:
                                f"threads than cores only slow training down): using {n}")
 
 
+def tag_problem(tag: Any) -> str | None:
+    """Why ``tag`` cannot label a run (None: it can). One rule for ``tags:``, ``train --tag`` and ``runs tag``:
+    tags are listed comma-separated (``runs ls --tag a,b``) and shown in tables."""
+    if not isinstance(tag, str) or not tag.strip() or not tag.isprintable() or "," in tag:
+        return f"tag {tag!r}: a tag is printable text without commas (e.g. baseline, best, keep)"
+    return None
+
+
+@rule
+def _tags_are_printable_words(out: dict, check: _Checker) -> None:
+    for i, tag in enumerate(out.get("tags") or []):
+        message = tag_problem(tag)
+        if message:
+            check.problem(f"tags[{i}]", message)
+
+
 @rule
 def _fractions_leave_training_data(out: dict, check: _Checker) -> None:
     data = out["data"]

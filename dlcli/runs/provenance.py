@@ -110,3 +110,47 @@ def read_requirements(run_dir: Path) -> dict[str, str] | None:
         if sep:
             found[name.lower()] = version
     return found
+
+
+def differences(run_dir: Path, summary: dict[str, Any], limit: int = 5) -> list[str]:
+    """How the code and packages here differ from those a run recorded, one line each (empty: the same, or
+    the run recorded nothing to compare). For ``resume`` and ``eval``, which warn with them: a run resumed or
+    evaluated under other code may not behave as it did."""
+    recorded = summary.get("provenance")
+    if not isinstance(recorded, dict):
+        return []
+    out = []
+    then = recorded.get("git") if isinstance(recorded.get("git"), dict) else None
+    now, _ = git_state()
+    if then is not None and now is not None and then.get("commit"):
+        if then.get("commit") != now.get("commit"):
+            out.append(f"the code is at commit {str(now.get('commit'))[:10]}, the run was trained at "
+                       f"{str(then['commit'])[:10]}")
+        if now.get("dirty"):
+            saved = f" (its own changes: {run_dir / then['diff']})" if then.get("dirty") and then.get("diff") else ""
+            out.append(f"the code here has uncommitted changes{saved}")
+        elif then.get("dirty"):
+            out.append(f"the run was trained with uncommitted changes ({run_dir / str(then.get('diff'))}) that "
+                       "the code here does not have")
+    before = read_requirements(run_dir)
+    if before is not None:
+        here = {line.split("==", 1)[0].lower(): line.split("==", 1)[1] for line in requirements().splitlines()}
+        changed = sorted(name for name in set(before) | set(here) if before.get(name) != here.get(name))
+        shown = [f"{name} {before.get(name, '(none)')} -> {here.get(name, '(none)')}" for name in changed[:limit]]
+        if changed:
+            more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
+            several = len(changed) != 1
+            out.append(f"{len(changed)} installed package{'s' * several} differ{'' if several else 's'}: "
+                       f"{', '.join(shown)}"
+                       f"{more} (`dlcli runs diff` compares two runs')")
+    return out
+
+
+def warn_if_changed(run_dir: Path, summary: dict[str, Any], console: Any, doing: str) -> None:
+    """Print :func:`differences` as a warning on ``console`` (stderr), naming what is being done (resume, eval)."""
+    lines = differences(run_dir, summary)
+    if lines:
+        console.print(f"warning: {doing} run {run_dir.name} under other code than it was trained with:",
+                      markup=False, highlight=False, soft_wrap=True)
+        for line in lines:
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
