@@ -325,16 +325,77 @@ def test_median_pruning_stops_slow_and_diverging_trials_and_resume_leaves_them(t
     assert trained < sum(r["epochs"] for r in runs(out, "full")), "pruning saved no epochs"
 
     listing = CliRunner().invoke(app, ["runs", "ls", "--sweep", "pruned", "--output-dir", str(out)])
-    assert listing.exit_code == 0 and listing.output.count("pruned") >= len(stopped) + 1  # + the sweep's name
+    assert listing.exit_code == 0 and listing.output.count("  pruned  ") == len(stopped), listing.output
     compared = CliRunner().invoke(app, ["runs", "compare", "--sweep", "pruned", "--output-dir", str(out),
                                         "--format", "csv"])
     assert compared.exit_code == 0 and compared.output.count(",pruned,") == len(stopped), compared.output
 
+    failed = [t.number for t in s.trials if t.state.name == "FAIL"]  # tried once more; a pruned one never
     resumed = sweep("resume", "pruned", f"output_dir={out}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     started = [line for line in resumed.stderr.splitlines() if " started" in line]
-    failed = [t.number for t in s.trials if t.state.name == "FAIL"]  # tried once more; a pruned one never
     assert [line.split(":")[0] for line in started] == [f"trial 12 started (retry of failed trial {n})"
                                                         for n in failed], resumed.stderr
     assert len(runs(out, "pruned")) == 12 + len(failed)
     assert sum(t.state.name == "PRUNED" for t in study(out, "pruned").trials) == len(stopped)
+
+
+def test_a_cross_validated_sweep_optimises_the_folds_mean(tmp_path):
+    out = tmp_path / "outputs"
+    proc = sweep("optimizer.lr=0.0003,0.03", *FAST, "data=iris", "trainer.max_epochs=3", f"output_dir={out}",
+                 "--cv", "3", "--name", "cvs", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = study(out, "cvs")
+    assert [t.state.name for t in s.trials] == ["COMPLETE", "COMPLETE"]
+    for t in s.trials:
+        record = json.loads((out / "cv" / f"cvs-trial-{t.number}" / "cv.json").read_text())
+        assert record["status"] == "completed" and len(record["runs"]) == 3
+        folds = [json.loads((Path(r["run_dir"]) / "summary.json").read_text()) for r in record["runs"]]
+        assert {(f["sweep"], f["trial"]) for f in folds} == {("cvs", t.number)}  # the folds name their trial
+        mean = sum(f["metrics"]["val/acc"] for f in folds) / 3
+        assert abs(t.value - mean) < 1e-9 and t.user_attrs["run_dir"] == str(out / "cv" / f"cvs-trial-{t.number}")
+    assert s.best_trial.params["optimizer.lr"] == 0.03  # 3 epochs at 0.0003 barely move: below 0.03's mean
+    assert "--group-by cv.id" in proc.stdout
+
+
+def test_pruning_a_cross_validated_sweep_is_refused_before_any_trial(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", "optimizer.lr=0.1,0.2", "--cv", "3", "--pruner", "median",
+                                      f"output_dir={tmp_path / 'out'}"])
+    assert result.exit_code == 2 and "--pruner median with --cv 3" in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("2*"))
+
+
+def test_killing_one_warm_trial_fails_only_that_trial_and_resume_runs_it_again(tmp_path):
+    """Trials are forked from a warm process: one killed with SIGKILL ends alone; the sweep goes on."""
+    out = tmp_path / "outputs"
+    # trial 1 trains long enough to be caught running
+    args = [sys.executable, "-m", "dlcli", "sweep", "trainer.max_epochs=1,20,1", "~callbacks.early_stopping", *FAST,
+            "data=digits", f"output_dir={out}", "--name", "kill1"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = None
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and killed is None:  # trial 1's process, once its run folder says running
+            for r in runs(out, "kill1") if out.is_dir() else []:
+                if r["trial"] == 1 and r["status"] == "running":
+                    killed = r["pid"]
+                    os.kill(killed, signal.SIGKILL)
+            time.sleep(0.05)
+        assert killed is not None, "trial 1 never started"
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr  # --on-failure continue
+    assert killed != proc.pid  # the trial's own process, not the sweep's
+    s = study(out, "kill1")
+    assert [(t.number, t.state.name) for t in s.trials] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE")]
+    assert "killed (SIGKILL)" in s.trials[1].user_attrs["error"]
+    assert "trial 1 failed" in stderr and "2 completed, 1 failed" in stdout
+
+    resumed = sweep("resume", "kill1", f"output_dir={out}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trial 3 started (retry of failed trial 1)" in resumed.stderr
+    assert study(out, "kill1").trials[3].state.name == "COMPLETE"

@@ -46,6 +46,9 @@ PRUNER = typer.Option(None, "--pruner", metavar="none|median|percentile|hyperban
 MIN_EPOCHS = typer.Option(None, "--min-epochs", min=0, show_default=False,
                           help="Epochs every trial trains before the pruner may stop it (default 2; hyperband "
                                "and asha: the first rung).")
+CV = typer.Option(None, "--cv", min=2, metavar="K", show_default=False,
+                  help="Cross-validate each trial: it runs `dlcli cv --folds K` (K runs, the test split held out of "
+                       "all), and the study gets the folds' mean of --metric.")
 
 
 def sweep_command(
@@ -62,6 +65,7 @@ def sweep_command(
     slurm: list[str] = SLURM,
     pruner: str = PRUNER,
     min_epochs: int = MIN_EPOCHS,
+    cv: int = CV,
     config_dir: list[Path] = CONFIG_DIRS,
     plugin: list[str] = PLUGINS,
     debug: bool = DEBUG,
@@ -78,7 +82,8 @@ def sweep_command(
         if overrides[:1] == ["resume"]:
             refused = [flag for flag, v in (("--strategy", strategy), ("--metric", metric),
                                              ("--direction", direction), ("--name", name),
-                                             ("--pruner", pruner), ("--min-epochs", min_epochs)) if v is not None]
+                                             ("--pruner", pruner), ("--min-epochs", min_epochs), ("--cv", cv))
+                       if v is not None]
             if refused:
                 raise DlcliError(f"`dlcli sweep resume` keeps the sweep's own settings: drop {', '.join(refused)}")
             use_plugins(plugin)
@@ -86,7 +91,7 @@ def sweep_command(
         else:
             use_plugins(plugin)
             code = start(overrides, strategy, trials, metric, direction, name, options, pruner or "none",
-                         2 if min_epochs is None else min_epochs,
+                         2 if min_epochs is None else min_epochs, cv,
                          [str(Path(d).expanduser().resolve()) for d in config_dir or []], list(plugin or []))
     if code:
         raise typer.Exit(code)
@@ -125,7 +130,7 @@ def slurm_params(pairs: list[str]) -> dict[str, Any]:
 
 def start(overrides: list[str], strategy: str | None, trials: int | None, metric: str | None,
           direction: str | None, name: str | None, options: Options, pruner: str, min_epochs: int,
-          config_dirs: list[str], plugins: list[str]) -> int:
+          cv: int | None, config_dirs: list[str], plugins: list[str]) -> int:
     """A new sweep, or the same sweep again (same --name): checks every value's config before any trial runs."""
     from dlcli.sweep.space import parse_space
     from dlcli.sweep.study import STRATEGIES, SweepSpec, default_database, driving, find_sweep, read_spec, sweep_dir
@@ -149,7 +154,14 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
             raise DlcliError(f"--strategy {strategy} over a continuous range ({', '.join(continuous)}) needs "
                              "--trials N: how many trials to run")
         trials = space.grid_size()
-    cfg = checked_config(space, config_dirs)
+    if cv is not None and pruner != "none":
+        raise DlcliError(f"--pruner {pruner} with --cv {cv}: a cross-validated trial trains its folds one after "
+                         "another, and the pruner compares trials epoch by epoch within one training; drop one of "
+                         "them")
+    if cv is not None and any(p.key.startswith("cv.") for p in space.params):
+        raise DlcliError("--cv sets every trial's folds: do not sweep cv.* keys with it")
+    # with --cv, every value is checked as fold 0 of K, as the trials will run it
+    cfg = checked_config(space, config_dirs, [f"cv.folds={cv}", "cv.fold=0"] if cv is not None else [])
     metric = metric or monitored_metric(cfg)
     direction = direction or default_direction(metric)
     if direction not in ("maximize", "minimize"):
@@ -165,7 +177,7 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
     spec = SweepSpec(name=name, overrides=overrides, strategy=strategy, trials=trials, metric=metric,
                      direction=direction, seed=int(cfg["seed"]), output_dir=output_dir,
                      storage=options.storage or default_database(folder_), config_dirs=config_dirs, plugins=plugins,
-                     pruner=pruner, min_epochs=min_epochs)
+                     pruner=pruner, min_epochs=min_epochs, cv=cv)
     options.apply(spec)
     with driving(folder_, name):  # a second `dlcli sweep --name NAME` meanwhile is refused, saying so
         if (folder_ / "sweep.yaml").is_file():
@@ -223,6 +235,7 @@ def run(spec: Any, space: Any) -> int:
     study = create_or_load(spec, space)
     write_spec(spec)
     pruning = f", {spec.pruner} pruning after {spec.min_epochs} epochs" if spec.pruner != "none" else ""
+    pruning += f", each trial cross-validated over {spec.cv} folds" if spec.cv else ""
     err.print(f"sweep {spec.name}: {spec.strategy}, {spec.trials} trials, {spec.direction} {spec.metric}{pruning}; "
               f"{spec.jobs} at a time; folder {spec.folder}", highlight=False, soft_wrap=True)
     result = run_sweep(spec, space, study, err)
@@ -248,7 +261,8 @@ def report(spec: Any, space: Any, result: Any) -> int:
         params = " ".join(p.override(best.params[p.key]) for p in space.params)
         out.print(f"best: trial {best.number}, {spec.metric} = {best.value:.4f}: {params}", soft_wrap=True)
         out.print(f"best run: {best.user_attrs.get('run_dir')}", soft_wrap=True)
-    out.print(f"compare: dlcli runs compare --sweep {spec.name} --sort {spec.metric}", soft_wrap=True)
+    by_cv = " --group-by cv.id" if spec.cv else ""  # a cross-validated trial is K runs: their mean ± std
+    out.print(f"compare: dlcli runs compare --sweep {spec.name}{by_cv} --sort {spec.metric}", soft_wrap=True)
     if result.interrupted:
         err.print(f"interrupted: `dlcli sweep resume {spec.name}` runs what is left", highlight=False)
         return 130
@@ -259,13 +273,14 @@ def report(spec: Any, space: Any, result: Any) -> int:
     return 0 if completed else 1
 
 
-def checked_config(space: Any, config_dirs: list[str]) -> dict:
-    """Compose and validate the config with every swept value once, before any trial runs; the first one back."""
+def checked_config(space: Any, config_dirs: list[str], extra: list[str] = ()) -> dict:
+    """Compose and validate the config with every swept value once (and the ``extra`` overrides), before any
+    trial runs; the first one back."""
     from dlcli.config.compose import compose
 
     first = None
     for overrides in space.samples():
-        composed = compose(overrides, config_dirs)
+        composed = compose([*overrides, *extra], config_dirs)
         if first is None:
             print_notes(composed.notes)
             first = composed.config

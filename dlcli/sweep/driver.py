@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlcli.sweep.launch import LocalLauncher, Outcome, SlurmLauncher, find_run, outcome, train_command, trial_env
+from dlcli.sweep.launch import (
+    LocalLauncher,
+    Outcome,
+    SlurmLauncher,
+    cv_outcome,
+    find_run,
+    outcome,
+    train_command,
+    trial_env,
+)
 from dlcli.sweep.prune import prune_env
 from dlcli.sweep.space import SearchSpace
 from dlcli.sweep.study import SweepSpec, Work, driver_attrs, enqueue_next_grid_point, plan, reopen_trial
@@ -41,12 +50,24 @@ class SweepReport:
     interrupted: bool = False
 
 
+def local_launcher() -> Any:
+    """Trials forked from a warm process (dlcli/sweep/warm.py) where Python has a forkserver (Linux, macOS);
+    elsewhere a new interpreter per trial."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from dlcli.sweep.warm import WarmLauncher
+
+        return WarmLauncher()
+    return LocalLauncher()
+
+
 def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> SweepReport:
     """Run what is left of the sweep (see :func:`dlcli.sweep.study.plan`); ``console`` shows its progress."""
     from dlcli.sweep.launch import visible_gpus
 
     work = plan(study, spec)
-    launcher = SlurmLauncher(spec.folder, spec.slurm) if spec.launcher == "slurm" else LocalLauncher()
+    launcher = SlurmLauncher(spec.folder, spec.slurm) if spec.launcher == "slurm" else local_launcher()
     gpus = visible_gpus() if spec.launcher == "local" else []
     user_threads = any(o.startswith("threads=") for o in spec.overrides)
     lock, done = threading.Lock(), threading.Condition()
@@ -95,14 +116,19 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
             overrides = space.overrides(params)
             if spec.jobs > 1 and not user_threads:
                 overrides.append("threads=1")  # N trials share the CPU: one thread each is much faster
-            cmd = train_command(overrides, spec.output_dir, spec.config_dirs, spec.plugins)
+            cv_id = f"{spec.name}-trial-{number}{attempt}" if spec.cv else None  # one cv folder per attempt
+            cmd = train_command(overrides, spec.output_dir, spec.config_dirs, spec.plugins, spec.cv, cv_id)
             gpu = gpus[slot % len(gpus)] if gpus else None
             log = logs / f"trial-{number}{attempt}.log"
             started = time.time()
             code, pid = launcher.run(cmd, trial_env(spec.name, number, gpu, prune_env(spec)), log, number)
             ended = time.time()
-            run_dir = find_run(spec.output_dir, spec.name, number, started, pid)
-            result = outcome(run_dir, code, spec.metric, log)
+            if cv_id is not None:  # the folds' mean, from the trial's cv.json
+                result = cv_outcome(spec.output_dir, cv_id, code, spec.metric, log)
+                run_dir = result.run_dir
+            else:
+                run_dir = find_run(spec.output_dir, spec.name, number, started, pid)
+                result = outcome(run_dir, code, spec.metric, log)
             if result.status == "interrupted" and state.get("interrupted"):
                 row.state = "interrupted"  # left RUNNING in the study: resume runs it again, same number
             else:

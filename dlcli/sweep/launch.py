@@ -33,9 +33,12 @@ class Outcome:
     status: str
 
 
-def train_command(overrides: list[str], output_dir: str, config_dirs: list[str], plugins: list[str]) -> list[str]:
-    """The trial's ``dlcli train`` command line; its run folder goes under ``output_dir``."""
-    cmd = [sys.executable, "-m", "dlcli", "train"]
+def train_command(overrides: list[str], output_dir: str, config_dirs: list[str], plugins: list[str],
+                  cv: int | None = None, cv_id: str | None = None) -> list[str]:
+    """The trial's ``dlcli train`` command line (``dlcli cv --folds CV --name CV_ID`` for a cross-validated
+    sweep); its run folders go under ``output_dir``."""
+    cmd = [sys.executable, "-m", "dlcli", "train"] if cv is None else \
+        [sys.executable, "-m", "dlcli", "cv", "--folds", str(cv), "--name", str(cv_id)]
     for d in config_dirs:
         cmd += ["--config-dir", d]
     for m in plugins:
@@ -105,7 +108,8 @@ class LocalLauncher:
                                     preexec_fn=_die_with_parent)
             self.procs[number] = proc
             try:
-                return proc.wait(), proc.pid
+                code = proc.wait()
+                return (128 - code if code < 0 else code), proc.pid  # killed by signal N: 128 + N, as a shell says
             finally:
                 self.procs.pop(number, None)
 
@@ -189,8 +193,11 @@ def outcome(run_dir: Path | None, code: int, metric: str, log: Path) -> Outcome:
         best = s.get("best") or {}
         return Outcome(best.get("value") if best.get("monitor") == metric else None, None, run_dir, "pruned")
     if code != 0 or status != "completed":
+        if code > 128 and status == "running":  # killed (SIGKILL, the OOM killer): it could not say so itself
+            name = signal.Signals(code - 128).name if code - 128 in signal.valid_signals() else f"signal {code - 128}"
+            return Outcome(None, f"the trial's process was killed ({name})", run_dir, "failed")
         return Outcome(None, s.get("error") or _last_error(log) or f"status {status}, exit code {code}", run_dir,
-                       status if status != "completed" else "failed")
+                       status if status in ("interrupted", "failed") else "failed")
     best, metrics = s.get("best") or {}, s.get("metrics") or {}
     if best.get("monitor") == metric:
         value = best.get("value")  # the best epoch's, whose checkpoint was tested
@@ -202,6 +209,34 @@ def outcome(run_dir: Path | None, code: int, metric: str, log: Path) -> Outcome:
     if value is None or not math.isfinite(float(value)):
         return Outcome(None, f"{metric} is {value}", run_dir, "failed")
     return Outcome(float(value), None, run_dir, "completed")
+
+
+def cv_outcome(output_dir: str, cv_id: str, code: int, metric: str, log: Path) -> Outcome:
+    """A cross-validated trial's result, from its cv.json: the folds' mean of ``metric`` (each fold's value at
+    its best epoch, as `dlcli cv` reports it). Its "run" is the cv folder."""
+    from dlcli.cv.run import CV_DIR, CV_JSON
+
+    cv_dir = Path(output_dir) / CV_DIR / cv_id
+    try:
+        record = folder.read_json(cv_dir / CV_JSON)
+    except (OSError, ValueError):
+        return Outcome(None, _last_error(log) or f"exit code {code}, no cv.json", None, "failed")
+    status = record.get("status", "unknown")
+    if code != 0 or status != "completed":
+        failed = record.get("failed") or {}
+        why = failed.get("error") or _last_error(log) or f"status {status}, exit code {code}"
+        where = f"fold {failed['fold']}: " if "fold" in failed else ""
+        return Outcome(None, where + why, cv_dir, status if status in ("interrupted", "failed") else "failed")
+    stat = (record.get("metrics") or {}).get(metric) or {}
+    value = stat.get("mean")
+    if value is None:
+        known = ", ".join(sorted(record.get("metrics") or {}))
+        return Outcome(None, f"metric {metric} not in the folds' metrics ({known}); choose one with --metric", cv_dir,
+                       "failed")
+    if not math.isfinite(float(value)) or stat.get("n") != len(record.get("runs") or []):
+        return Outcome(None, f"{metric} is {value} (over {stat.get('n')} of {len(record.get('runs') or [])} folds)",
+                       cv_dir, "failed")
+    return Outcome(float(value), None, cv_dir, "completed")
 
 
 def _last_error(log: Path) -> str | None:

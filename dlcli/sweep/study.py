@@ -46,6 +46,7 @@ class SweepSpec:
     slurm: dict[str, Any] = field(default_factory=dict)
     pruner: str = "none"  # none | median | percentile | hyperband | asha (dlcli/sweep/prune.py)
     min_epochs: int = 2  # epochs every trial trains before the pruner may stop it
+    cv: int | None = None  # K: each trial is `dlcli cv --folds K`, its value the folds' mean (dlcli/cv/)
 
     @property
     def folder(self) -> Path:
@@ -53,7 +54,7 @@ class SweepSpec:
 
     def same_sweep(self, other: SweepSpec) -> list[str]:
         """The settings where ``other`` asks for a different sweep than this one (empty: the same)."""
-        keys = ("overrides", "strategy", "metric", "direction", "pruner", "min_epochs")
+        keys = ("overrides", "strategy", "metric", "direction", "pruner", "min_epochs", "cv")
         return [k for k in keys if getattr(self, k) != getattr(other, k)]
 
 
