@@ -160,6 +160,10 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
                          "them")
     if cv is not None and any(p.key.startswith("cv.") for p in space.params):
         raise DlcliError("--cv sets every trial's folds: do not sweep cv.* keys with it")
+    if options.launcher == "local":  # the trials' warm parent starts now, while the configs are checked
+        from dlcli.sweep.warm import start_early
+
+        start_early()
     # with --cv, every value is checked as fold 0 of K, as the trials will run it
     cfg = checked_config(space, config_dirs, [f"cv.folds={cv}", "cv.fold=0"] if cv is not None else [])
     metric = metric or monitored_metric(cfg)

@@ -118,6 +118,45 @@ def _child(argv: list[str], env: dict[str, str], log: str) -> None:
             os._exit(code)  # no atexit handlers of the forkserver's copy of the interpreter
 
 
+def _start_server(ctx: Any) -> None:
+    """Start the forkserver, once, with the preload switched on in its environment only: a first child that does
+    nothing (trials started from several threads later find it running)."""
+    previous = os.environ.get("DLCLI_WARM_PRELOAD")
+    os.environ["DLCLI_WARM_PRELOAD"] = "1"
+    try:
+        first = ctx.Process(target=_nothing)
+        first.start()
+    finally:
+        if previous is None:
+            os.environ.pop("DLCLI_WARM_PRELOAD", None)
+        else:
+            os.environ["DLCLI_WARM_PRELOAD"] = previous
+    first.join()
+
+
+_early: Any = None  # the thread starting the forkserver ahead of the first trial (start_early)
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start_early() -> None:
+    """Start the warm forkserver in the background now: its imports (seconds) overlap the sweep's own start-up
+    (checking every swept value's config, opening the study) instead of delaying the first trial."""
+    global _early
+    import multiprocessing
+    import threading
+
+    if _early is None and "forkserver" in multiprocessing.get_all_start_methods():
+        _early = threading.Thread(target=_start_server, args=(_context(),), daemon=True, name="dlcli-forkserver")
+        _early.start()
+
+
 class WarmLauncher:
     """Each trial a child of a warm forkserver on this machine; ``stop()`` terminates the ones still running.
 
@@ -125,24 +164,12 @@ class WarmLauncher:
     ``dlcli ARGS`` in the child, so either can run any trial."""
 
     def __init__(self) -> None:
-        import multiprocessing
-
-        self.ctx = multiprocessing.get_context("forkserver")
-        self.ctx.set_forkserver_preload(PRELOAD)
+        self.ctx = _context()
         self.procs: dict[int, Any] = {}
-        # start the forkserver now, once, with the preload switched on in its environment only: a first child
-        # that does nothing (trials started from several threads later find it running)
-        previous = os.environ.get("DLCLI_WARM_PRELOAD")
-        os.environ["DLCLI_WARM_PRELOAD"] = "1"
-        try:
-            first = self.ctx.Process(target=_nothing)
-            first.start()
-        finally:
-            if previous is None:
-                os.environ.pop("DLCLI_WARM_PRELOAD", None)
-            else:
-                os.environ["DLCLI_WARM_PRELOAD"] = previous
-        first.join()
+        if _early is not None:  # started ahead (start_early): wait until it is up
+            _early.join()
+        else:
+            _start_server(self.ctx)
 
     def run(self, cmd: list[str], env: dict[str, str], log: Path, number: int) -> tuple[int, int | None]:
         """Run to the end; (exit code, process id). A child killed by a signal gives 128 + the signal."""
