@@ -89,7 +89,8 @@ def report(result) -> None:
     from rich.table import Table
 
     n = len(result.runs)
-    table = Table(title=f"cv {result.cv_id}: {result.status}, {n} folds", title_justify="left")
+    out.print(f"cv {escape(result.cv_id)}: {result.status}, {n} folds", soft_wrap=True)  # (a title would wrap)
+    table = Table()
     table.add_column("metric")
     table.add_column("mean ± std", justify="right")
     table.add_column("n", justify="right")

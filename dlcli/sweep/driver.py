@@ -67,7 +67,10 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
     from dlcli.sweep.launch import visible_gpus
 
     work = plan(study, spec)
-    launcher = SlurmLauncher(spec.folder, spec.slurm) if spec.launcher == "slurm" else local_launcher()
+    if spec.launcher == "slurm":
+        launcher = SlurmLauncher(spec.folder, spec.slurm)
+    else:  # (nothing left to run: no warm parent to start)
+        launcher = local_launcher() if work else LocalLauncher()
     gpus = visible_gpus() if spec.launcher == "local" else []
     user_threads = any(o.startswith("threads=") for o in spec.overrides)
     lock, done = threading.Lock(), threading.Condition()
