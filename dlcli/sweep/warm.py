@@ -41,7 +41,10 @@ def preload() -> None:
     from dlcli.registry import load_components
 
     load_components()
-    _warm_up()
+    try:
+        _warm_up()
+    except Exception:  # only a head start: a trial does the same itself (and reports what fails there)
+        pass
 
 
 def _warm_up() -> None:
