@@ -271,9 +271,11 @@ def test_two_sweeps_of_one_name_started_together_one_is_refused_saying_so(tmp_pa
     from pathlib import Path
 
     out = tmp_path / "outputs"
+    # long trials (warm trials start in a fraction of a second): the first sweep must outlast the second's refusal;
+    # it is killed as soon as the second has answered
     args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003,0.004,0.005", "data=iris",
-            "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1",
-            f"output_dir={out}", "--name", "twin"]
+            "trainer.max_epochs=300", "~callbacks.early_stopping", "trainer.enable_progress_bar=false",
+            "trainer.accelerator=cpu", "threads=1", f"output_dir={out}", "--name", "twin"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                              start_new_session=True)  # its own group: the kill below takes its trials too

@@ -112,8 +112,9 @@ def yaml_lr(run_dir: Path) -> float:
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_with_only_the_remaining_trials(tmp_path):
     out = tmp_path / "outputs"
-    args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003", *TINY, f"output_dir={out}",
-            "--name", "killed"]
+    # trials of 40 epochs (a few seconds each): trial 1 is still running when the kill comes
+    args = [sys.executable, "-m", "dlcli", "sweep", "optimizer.lr=0.001,0.002,0.003", *FAST, "data=iris",
+            "trainer.max_epochs=40", "~callbacks.early_stopping", f"output_dir={out}", "--name", "killed"]
     # its own process group: the kill below takes the running trial with it, as a killed job's would go
     # (a trial left running could finish on its own after the sweep died, and the resume then runs it again)
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
