@@ -203,6 +203,8 @@ def test_a_diverging_trial_is_marked_failed_and_the_others_finish(tmp_path):
     (["optimizer.lr=0.1,0.2", "--storage", "nosuchdb://x/y"], "--storage 'nosuchdb://x/y': cannot open"),
     (["optimizer.lr=0.1,0.2", "model=mlp,mlpp"], "Did you mean 'model=mlp'?"),
     (["optimizer.lr=0.1,0.2", "--on-failure", "maybe"], "choose continue or stop"),
+    (["optimizer.lr=0.1,0.2", "--pruner", "nope"], "--pruner nope: choose one of none, median, percentile"),
+    (["optimizer.lr=0.1,0.2", "--pruner", "median", "--metric", "test/acc"], "test/acc is not measured every epoch"),
 ])
 def test_clear_errors_exit_2_before_any_trial(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -400,3 +402,27 @@ def test_killing_one_warm_trial_fails_only_that_trial_and_resume_runs_it_again(t
     assert resumed.returncode == 0, resumed.stderr
     assert "trial 3 started (retry of failed trial 1)" in resumed.stderr
     assert study(out, "kill1").trials[3].state.name == "COMPLETE"
+
+
+def test_each_pruner_name_builds_its_optuna_pruner_starting_after_min_epochs():
+    from dlcli.sweep.prune import make_pruner
+
+    median = make_pruner("median", 3, 12)
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("percentile", 3, 12), optuna.pruners.PercentilePruner)
+    assert isinstance(make_pruner("hyperband", 3, 12), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("asha", 3, 12), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(make_pruner("none", 3, 12), optuna.pruners.NopPruner)
+    # a median trial is never stopped before epoch 3 (0-based steps 0-2), whatever it reports
+    study = optuna.create_study(direction="maximize", pruner=median)
+    for value in (0.9, 0.9, 0.9, 0.9, 0.9):  # start-up trials: min(5, max(2, 12 // 3)) = 4 finish first
+        t = study.ask()
+        for step in range(5):
+            t.report(value, step)
+        study.tell(t, value)
+    bad = study.ask()
+    stops = []
+    for step in range(5):
+        bad.report(0.1, step)
+        stops.append(bad.should_prune())
+    assert stops == [False, False, False, True, True]
