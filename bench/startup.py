@@ -34,6 +34,8 @@ t0 = time.perf_counter()
 def lap(name, since):
     now = time.perf_counter(); T[name] = T.get(name, 0.0) + now - since; return now
 t = time.perf_counter()
+from dlcli import startup
+startup.pause()  # as dlcli's main() does first (dlcli/startup.py); train() settles it before fitting
 import dlcli.cli  # noqa
 t = lap("import dlcli (CLI)", t)
 import torch  # noqa

@@ -68,6 +68,9 @@ app.add_typer(runs_cmd.app, name="runs")
 
 
 def main() -> None:
+    from dlcli import startup
+
+    startup.pause()  # until the command's imports are done (dlcli/startup.py)
     try:
         app()
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from dlcli import startup
 from dlcli.cli.common import DEBUG, PLUGINS, err, escape, out, use_plugins, user_errors
 from dlcli.cli.eval import CHECKPOINT, RUN
 from dlcli.cli.predict import OUTPUT_DIR
@@ -67,6 +68,7 @@ def serve_command(
         if host not in ("127.0.0.1", "localhost", "::1"):
             err.print(f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach this address can "
                       "use the model; put a reverse proxy with TLS and limits in front", soft_wrap=True)
+        startup.settle()  # the model is loaded: the collector runs again while serving (dlcli/startup.py)
         if workers == 1:
             uvicorn.run(app, host=host, port=port, log_level="warning")
         else:  # each worker process builds its own app from these settings

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlcli import startup
 from dlcli.sweep.launch import (
     LocalLauncher,
     Outcome,
@@ -67,6 +68,7 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
     from dlcli.sweep.launch import visible_gpus
 
     work = plan(study, spec)
+    startup.settle()  # the driver's imports are done: the collector runs again for the sweep (dlcli/startup.py)
     if spec.launcher == "slurm":
         launcher = SlurmLauncher(spec.folder, spec.slurm)
     else:  # (nothing left to run: no warm parent to start)

@@ -24,6 +24,16 @@ PRELOAD = ["dlcli.sweep.warm"]
 def preload() -> None:
     """Import what a trial's ``dlcli train`` would import, and register every component: run in the forkserver
     when it starts (as ``dlcli.sweep.warm`` is imported there), once for all trials."""
+    from dlcli import startup
+
+    startup.pause()  # frozen when done: the trials forked from here never walk these objects (dlcli/startup.py)
+    try:
+        _preload()
+    finally:
+        startup.settle()
+
+
+def _preload() -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # plots are saved to files; no display in a trial

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcli import startup
 from dlcli.errors import DataError, DlcliError
 from dlcli.runs import folder
 from dlcli.tasks.base import label_key
@@ -84,6 +85,7 @@ def evaluate(run: LoadedRun, overrides: list[str] | tuple[str, ...] = (), checkp
                                  eval_batch_size(cfg["data"], prepared))
     module = run.module(checkpoint, cfg)
     trainer = _trainer(cfg, run.run_dir)
+    startup.settle()  # imports and loading are done: the collector runs again (dlcli/startup.py)
     metrics = {k: float(v) for k, v in trainer.test(module, datamodule=datamodule, verbose=False)[0].items()}
 
     record: dict[str, Any] = {

@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlcli import startup
 from dlcli.config.validate import validate
 from dlcli.runs import folder
 
@@ -87,6 +88,7 @@ def lr_find(cfg: dict, min_lr: float = 1e-6, max_lr: float = 1.0, num_steps: int
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         raw.append(float(loss) if loss is not None else float("nan"))
 
+    startup.settle()  # imports and building are done: the collector runs again (dlcli/startup.py)
     module.on_train_batch_end = record
     module.automatic_optimization = True  # the finder steps its own rising-rate schedule through Lightning's loop
     with tempfile.TemporaryDirectory() as scratch:  # the finder's own temporary checkpoint goes here

@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from dlcli import startup
 from dlcli.errors import DataError, DlcliError
 from dlcli.tasks import get_task
 from dlcli.training.reload import LoadedRun
@@ -66,6 +67,7 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
     if keep_columns and inputs.carry is None:
         raise DlcliError(f"--keep-columns carries a CSV's columns or a text file's texts; {inputs.source} has none "
                          "to carry (its rows are named by id). Leave out --keep-columns")
+    startup.settle()  # imports and loading are done: the collector runs again (dlcli/startup.py)
     out = run.predict(inputs.raw, batch_size=batch_size, checkpoint=checkpoint)
     columns, rows = tabulate(run, inputs.ids, out)
     if keep_columns is None:

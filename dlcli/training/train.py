@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlcli import startup
 from dlcli.config.validate import validate
 from dlcli.cv.split import cv_link
 from dlcli.errors import DlcliError
@@ -329,6 +330,7 @@ def _train(cfg: dict, overrides: list[str] | tuple[str, ...], *, console: Any, p
             # (loaded safely: tensors only) on the test split
             if cfg["model"].get("compile"):
                 module.compile_model()
+            startup.settle()  # imports and building are done: the collector runs again (dlcli/startup.py)
             t_fit = time.perf_counter()
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume else None)
             summary["fit_duration_s"] = round(time.perf_counter() - t_fit, 3)

@@ -1,0 +1,69 @@
+"""The CLI pauses Python's cyclic garbage collector while a command imports torch and Lightning, and a command
+that goes on to real work runs it again (dlcli/startup.py)."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from dlcli import startup
+from dlcli.training.train import train
+
+
+@pytest.fixture
+def collector_restored():
+    yield
+    startup._paused = False
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_settle_without_a_pause_leaves_a_library_users_collector_alone(collector_restored):
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    startup.settle()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+    gc.disable()  # the program's own choice: not dlcli's to undo
+    startup.pause()
+    startup.settle()
+    assert not gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_a_paused_collector_runs_again_with_the_start_up_frozen(collector_restored):
+    startup.pause()
+    assert not gc.isenabled()
+    made_meanwhile = [[] for _ in range(1000)]  # what a start-up makes and keeps
+    startup.settle()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= len(made_meanwhile)
+    startup.settle()  # once only
+    assert gc.isenabled()
+
+
+def test_training_runs_with_the_collector_on_and_the_start_up_frozen(make_config, collector_restored, monkeypatch):
+    composed = make_config("data=iris", "trainer.max_epochs=2")
+    startup.pause()  # as `dlcli train` starts
+    seen = {}
+
+    import pytorch_lightning as pl
+
+    class Probe(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            seen.setdefault("enabled", gc.isenabled())
+            seen.setdefault("frozen", gc.get_freeze_count())
+
+    import dlcli.training.train as train_module
+
+    make_trainer = train_module.make_trainer
+
+    def with_probe(*args, **kwargs):
+        built = make_trainer(*args, **kwargs)
+        built[0].callbacks.append(Probe())
+        return built
+
+    monkeypatch.setattr(train_module, "make_trainer", with_probe)
+    result = train(composed.config, composed.overrides)
+    assert result.summary["status"] == "completed"
+    assert seen["enabled"] is True and seen["frozen"] > 10_000  # torch's and Lightning's objects, at least
