@@ -10,6 +10,13 @@ functions that do them (data and model: build_run; the Trainer and callbacks: ma
 confusion matrix and curves pictures; the provenance record). "other" is the rest of train(): the run folder,
 summary.json, loading the best checkpoint. The whole process's wall time is measured from outside. Best and
 median over --repeat rounds; written to --output as JSON.
+
+    python bench/startup.py --against DIR [--repeat 5]
+
+also times the whole command, `python -m dlcli train RUN OVERRIDES`, from this checkout and from another
+one at DIR (e.g. `git worktree add /tmp/old <commit>`), rounds alternating between the two, each from an
+empty folder with PYTHONPATH at its checkout (the same Python and packages); it prints both medians and the
+change.
 """
 
 from __future__ import annotations
@@ -89,8 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "startup.json")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another checkout: time the whole command from both, rounds alternating")
     parser.add_argument("overrides", nargs="*", default=DEFAULT_RUN)
     args = parser.parse_args()
+    if args.against is not None and not (args.against / "dlcli" / "__main__.py").is_file():
+        sys.exit(f"--against {args.against}: no dlcli checkout there (dlcli/__main__.py is missing)")
     rounds: list[dict[str, float]] = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,9 +130,33 @@ def main() -> None:
     result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "python": platform.python_version()},
               "overrides": args.overrides, "repeat": args.repeat, "rounds": rounds, "best": best, "median": median}
+    if args.against is not None:
+        result["against"] = _side_by_side(args.against.resolve(), args.overrides, args.repeat, env)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written: {args.output}")
+
+
+def _side_by_side(other: Path, overrides: list[str], repeat: int, env: dict[str, str]) -> dict:
+    """The whole `python -m dlcli train` command from this checkout and from ``other``, rounds alternating."""
+    here = Path(__file__).resolve().parents[1]
+    walls: dict[str, list[float]] = {"this checkout": [], "other checkout": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeat):
+            for label, checkout in (("other checkout", other), ("this checkout", here))[::1 if r % 2 else -1]:
+                out = Path(tmp) / f"{label.split()[0]}-{r}"
+                cmd = [sys.executable, "-m", "dlcli", "train", *overrides, f"output_dir={out}"]
+                started = time.perf_counter()
+                done = subprocess.run(cmd, cwd=tmp, env={**env, "PYTHONPATH": str(checkout)}, capture_output=True,
+                                      text=True)
+                walls[label].append(time.perf_counter() - started)
+                if done.returncode != 0:
+                    sys.exit(f"{label} ({checkout}) failed:\n{done.stderr[-3000:]}")
+    new, old = statistics.median(walls["this checkout"]), statistics.median(walls["other checkout"])
+    print(f"whole command, median of {repeat} (rounds alternating): this checkout {new:.2f} s, "
+          f"{other} {old:.2f} s: {(new - old) / old * 100:+.0f}%")
+    return {"other": str(other), "command": ["python", "-m", "dlcli", "train", *overrides], "walls": walls,
+            "median_this": new, "median_other": old, "change": (new - old) / old}
 
 
 if __name__ == "__main__":

@@ -426,3 +426,53 @@ def test_each_pruner_name_builds_its_optuna_pruner_starting_after_min_epochs():
         bad.report(0.1, step)
         stops.append(bad.should_prune())
     assert stops == [False, False, False, True, True]
+
+
+def test_trials_per_job_runs_a_jobs_trials_one_after_another_each_its_own_process(tmp_path):
+    """SLURM jobs of 2 trials, submitted through submitit's local executor (the same job machinery without a
+    cluster): 3 trials make 2 jobs (2 together, the last alone once no other came); a failing trial ends
+    only itself; each trial is its own process with its own run folder and log."""
+    import threading
+
+    submitit = pytest.importorskip("submitit")
+    from dlcli.sweep.launch import SlurmLauncher, find_run, outcome, train_command, trial_env
+
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "jobs"))
+    executor.update_parameters(timeout_min=10)
+    launcher = SlurmLauncher(tmp_path, {}, trials_per_job=2, executor=executor, gather_s=1.0)
+    out = tmp_path / "outputs"
+    codes, started = {}, time.time()
+    extra = {0: [], 1: ["optimizer.lr=-1"], 2: ["seed=3"]}  # trial 1 is refused (exit 2) in the first job
+
+    def trial(n):
+        cmd = train_command(["data=iris", "trainer.max_epochs=2", "threads=1", "trainer.enable_progress_bar=false",
+                             *extra[n]], str(out), [], [])
+        codes[n] = launcher.run(cmd, trial_env("tpj", n, None), tmp_path / f"trial-{n}.log", n)[0]
+
+    threads = []
+    for n in range(3):
+        threads.append(threading.Thread(target=trial, args=(n,)))
+        threads[-1].start()
+        time.sleep(0.2 if n == 0 else 3.0)  # 0 and 1 gathered together; 2 arrives after the gathering ended
+    for t in threads:
+        t.join(600)
+    assert codes == {0: 0, 1: 2, 2: 0}
+    jobs = {p.name.split("_")[0] for p in (tmp_path / "jobs").glob("*_submitted.pkl")}
+    assert len(jobs) == 2
+    assert "optimizer.lr" in (tmp_path / "trial-1.log").read_text()
+    runs = {n: find_run(str(out), "tpj", n, started, None) for n in (0, 2)}
+    assert runs[0] and runs[2] and runs[0] != runs[2]
+    pids = {json.loads((runs[n] / "summary.json").read_text())["pid"] for n in (0, 2)}
+    assert len(pids) == 2  # each trial its own process
+    for n in (0, 2):
+        result = outcome(runs[n], codes[n], "val/acc", tmp_path / f"trial-{n}.log")
+        assert result.status == "completed" and result.value >= 0.5
+        assert "run folder:" in (tmp_path / f"trial-{n}.log").read_text()
+
+
+def test_trials_per_job_needs_the_slurm_launcher(tmp_path):
+    result = CliRunner().invoke(app, ["sweep", "optimizer.lr=0.1,0.2", "--trials-per-job", "2",
+                                      f"output_dir={tmp_path}"])
+    assert result.exit_code == 2
+    assert "--trials-per-job 2 groups trials into SLURM jobs: add --launcher slurm" in " ".join(result.output.split())
+    assert not (tmp_path / "sweeps").exists()

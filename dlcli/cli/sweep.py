@@ -33,10 +33,15 @@ JOBS = typer.Option(1, "--jobs", "-j", min=1, help="Trials run at once, each in 
 ON_FAILURE = typer.Option("continue", "--on-failure", metavar="continue|stop",
                           help="After a failed trial: go on with the others, or start no new trial.")
 LAUNCHER = typer.Option("local", "--launcher", metavar="local|slurm",
-                        help="local: subprocesses here; slurm: a SLURM job per trial through submitit.")
+                        help="local: processes here; slurm: SLURM jobs through submitit (a trial each, or "
+                             "--trials-per-job K).")
 SLURM = typer.Option(None, "--slurm", metavar="KEY=VALUE", show_default=False,
                      help="A submitit executor parameter for --launcher slurm (repeatable): slurm_partition=gpu, "
                           "timeout_min=60, gpus_per_node=1, cpus_per_task=4, mem_gb=16, ...")
+TRIALS_PER_JOB = typer.Option(1, "--trials-per-job", min=1, metavar="K",
+                              help="--launcher slurm: each SLURM job runs K trials, one after another (each its own "
+                                   "process, forked from one that imports torch and Lightning once per job); "
+                                   "--jobs such jobs run at once.")
 PRUNER = typer.Option(None, "--pruner", metavar="none|median|percentile|hyperband|asha", show_default=False,
                       help="Stop unpromising trials early (Optuna's pruners): each trial reports --metric after "
                            "every epoch; median stops one worse than the median of earlier trials at that epoch, "
@@ -63,6 +68,7 @@ def sweep_command(
     on_failure: str = ON_FAILURE,
     launcher: str = LAUNCHER,
     slurm: list[str] = SLURM,
+    trials_per_job: int = TRIALS_PER_JOB,
     pruner: str = PRUNER,
     min_epochs: int = MIN_EPOCHS,
     cv: int = CV,
@@ -78,7 +84,8 @@ def sweep_command(
     """
     overrides = list(overrides or [])
     with user_errors(debug):
-        options = Options(jobs=jobs, on_failure=on_failure, launcher=launcher, slurm=slurm or [], storage=storage)
+        options = Options(jobs=jobs, on_failure=on_failure, launcher=launcher, slurm=slurm or [], storage=storage,
+                          trials_per_job=trials_per_job)
         if overrides[:1] == ["resume"]:
             refused = [flag for flag, v in (("--strategy", strategy), ("--metric", metric),
                                              ("--direction", direction), ("--name", name),
@@ -100,7 +107,8 @@ def sweep_command(
 class Options:
     """How to run (not what): may differ between a sweep's invocations."""
 
-    def __init__(self, jobs: int, on_failure: str, launcher: str, slurm: list[str], storage: str | None) -> None:
+    def __init__(self, jobs: int, on_failure: str, launcher: str, slurm: list[str], storage: str | None,
+                 trials_per_job: int = 1) -> None:
         if on_failure not in ("continue", "stop"):
             raise DlcliError(f"--on-failure {on_failure}: choose continue or stop")
         if launcher not in ("local", "slurm"):
@@ -109,10 +117,16 @@ class Options:
         self.slurm = slurm_params(slurm)
         if self.slurm and launcher != "slurm":
             raise DlcliError("--slurm sets the SLURM jobs' parameters: add --launcher slurm")
+        if trials_per_job > 1 and launcher != "slurm":
+            raise DlcliError(f"--trials-per-job {trials_per_job} groups trials into SLURM jobs: add --launcher "
+                             "slurm (here, every trial already starts from a process that has imported torch "
+                             "and Lightning)")
+        self.trials_per_job = trials_per_job
 
     def apply(self, spec: Any) -> None:
         spec.jobs, spec.on_failure, spec.launcher = self.jobs, self.on_failure, self.launcher
         spec.slurm = self.slurm or spec.slurm
+        spec.trials_per_job = self.trials_per_job
 
 
 def slurm_params(pairs: list[str]) -> dict[str, Any]:

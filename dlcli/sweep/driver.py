@@ -18,6 +18,7 @@ from dlcli.sweep.launch import (
     SlurmLauncher,
     cv_outcome,
     find_run,
+    local_launcher,
     outcome,
     train_command,
     trial_env,
@@ -51,18 +52,6 @@ class SweepReport:
     interrupted: bool = False
 
 
-def local_launcher() -> Any:
-    """Trials forked from a warm process (dlcli/sweep/warm.py) where Python has a forkserver (Linux, macOS);
-    elsewhere a new interpreter per trial."""
-    import multiprocessing
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        from dlcli.sweep.warm import WarmLauncher
-
-        return WarmLauncher()
-    return LocalLauncher()
-
-
 def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> SweepReport:
     """Run what is left of the sweep (see :func:`dlcli.sweep.study.plan`); ``console`` shows its progress."""
     from dlcli.sweep.launch import visible_gpus
@@ -70,14 +59,15 @@ def run_sweep(spec: SweepSpec, space: SearchSpace, study: Any, console: Any) -> 
     work = plan(study, spec)
     startup.settle()  # the driver's imports are done: the collector runs again for the sweep (dlcli/startup.py)
     if spec.launcher == "slurm":
-        launcher = SlurmLauncher(spec.folder, spec.slurm)
+        launcher = SlurmLauncher(spec.folder, spec.slurm, spec.trials_per_job)
     else:  # (nothing left to run: no warm parent to start)
         launcher = local_launcher() if work else LocalLauncher()
     gpus = visible_gpus() if spec.launcher == "local" else []
     user_threads = any(o.startswith("threads=") for o in spec.overrides)
     lock, done = threading.Lock(), threading.Condition()
     rows: dict[int, Row] = {}
-    free_slots = list(range(max(1, spec.jobs)))
+    # trials at once: --jobs, times --trials-per-job (SLURM: each job runs that many, one after another)
+    free_slots = list(range(max(1, spec.jobs) * (spec.trials_per_job if spec.launcher == "slurm" else 1)))
     state = {"failed": False}
     logs = spec.folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,18 @@ def _die_with_parent() -> None:
         _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def local_launcher() -> Any:
+    """Trials forked from a warm process (dlcli/sweep/warm.py) where Python has a forkserver (Linux, macOS);
+    elsewhere a new interpreter per trial."""
+    import multiprocessing
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        from dlcli.sweep.warm import WarmLauncher
+
+        return WarmLauncher()
+    return LocalLauncher()
+
+
 class LocalLauncher:
     """Each trial a subprocess on this machine; ``stop()`` terminates the ones still running."""
 
@@ -120,31 +133,97 @@ class LocalLauncher:
 
 
 class SlurmLauncher:
-    """Each trial a SLURM job through submitit; ``params`` go to the executor (``slurm_partition``,
-    ``timeout_min``, ``gpus_per_node``, ...)."""
+    """Trials as SLURM jobs through submitit; ``params`` go to the executor (``slurm_partition``,
+    ``timeout_min``, ``gpus_per_node``, ...).
 
-    def __init__(self, folder_: Path, params: dict[str, Any]) -> None:
-        self.executor = slurm_executor(folder_, params)
-        self.jobs: dict[int, Any] = {}
+    A job runs ``trials_per_job`` trials, one after another, each still its own process (:func:`run_trials`):
+    a job pays for starting Python and importing torch and Lightning once, not once per trial. The driver
+    hands over trials one by one (:meth:`run`, one thread each); they are gathered into a job until it holds
+    ``trials_per_job`` of them, or ``gather_s`` seconds after its first (the sweep's last trials).
+    """
+
+    def __init__(self, folder_: Path, params: dict[str, Any], trials_per_job: int = 1, executor: Any = None,
+                 gather_s: float = 2.0) -> None:
+        self.executor = executor if executor is not None else slurm_executor(folder_, params)
+        self.per_job, self.gather_s = max(1, trials_per_job), gather_s
+        self.lock = threading.Lock()
+        self.gathering: _Batch | None = None
+        self.batches: list[_Batch] = []  # submitted, not finished: what stop() cancels
 
     def run(self, cmd: list[str], env: dict[str, str], log: Path, number: int) -> tuple[int, int | None]:
-        import submitit
-
-        job = self.executor.submit(submitit.helpers.CommandFunction(cmd, env=env, cwd=os.getcwd()))
-        self.jobs[number] = job
+        """Run the trial in a job (alone, or with others); (exit code, None) when that job is done."""
+        with self.lock:
+            batch = self.gathering
+            if batch is None:
+                batch = self.gathering = _Batch()
+                if self.per_job > 1:
+                    timer = threading.Timer(self.gather_s, self._submit, args=(batch,))
+                    timer.daemon = True
+                    timer.start()
+            index = len(batch.items)
+            batch.items.append((cmd, env, str(log), number))
+            if len(batch.items) >= self.per_job:
+                self._submit_locked(batch)
+        batch.submitted.wait()
         try:
-            output = job.result()
-            log.write_text(str(output), encoding="utf-8")
-            return 0, None
+            if batch.error is not None:
+                raise batch.error
+            codes = batch.job.result()
+            return int(codes[index]), None
         except Exception as e:  # submitit raises FailedJobError (and others) for a job that did not succeed
-            log.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
+            if not log.is_file() or not log.stat().st_size:  # the trial's own output, when it ran, stays
+                log.write_text(f"{type(e).__name__}: {e}\n", encoding="utf-8")
             return 1, None
         finally:
-            self.jobs.pop(number, None)
+            with self.lock:
+                if batch in self.batches and batch.job.done():
+                    self.batches.remove(batch)
+
+    def _submit(self, batch: _Batch) -> None:
+        with self.lock:
+            self._submit_locked(batch)
+
+    def _submit_locked(self, batch: _Batch) -> None:
+        if batch.submitted.is_set():
+            return
+        if self.gathering is batch:
+            self.gathering = None
+        try:
+            batch.job = self.executor.submit(run_trials, list(batch.items), os.getcwd())
+            self.batches.append(batch)
+        except Exception as e:  # noqa: BLE001  (handed to every trial of the batch)
+            batch.error = e
+        batch.submitted.set()
 
     def stop(self) -> None:
-        for job in list(self.jobs.values()):
-            job.cancel(check=False)
+        with self.lock:
+            for batch in self.batches:
+                batch.job.cancel(check=False)
+
+
+class _Batch:
+    """Trials gathered into one SLURM job: (cmd, env, log, number) each; its job once submitted."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[list[str], dict[str, str], str, int]] = []
+        self.submitted = threading.Event()
+        self.job: Any = None
+        self.error: Exception | None = None
+
+
+def run_trials(items: list[tuple[list[str], dict[str, str], str, int]], cwd: str) -> list[int]:
+    """In a SLURM job: run each trial, one after another, in its own process, its output in its log file;
+    their exit codes. Several trials are forked from one warm parent (dlcli/sweep/warm.py), which imports
+    torch and Lightning once for them all."""
+    os.chdir(cwd)
+    launcher = local_launcher() if len(items) > 1 else LocalLauncher()
+    codes = []
+    try:
+        for cmd, env, log, number in items:
+            codes.append(launcher.run(cmd, {**os.environ, **env}, Path(log), number)[0])
+    finally:
+        launcher.stop()
+    return codes
 
 
 def slurm_executor(folder_: Path, params: dict[str, Any]) -> Any:

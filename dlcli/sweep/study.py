@@ -44,6 +44,7 @@ class SweepSpec:
     config_dirs: list[str] = field(default_factory=list)
     plugins: list[str] = field(default_factory=list)
     slurm: dict[str, Any] = field(default_factory=dict)
+    trials_per_job: int = 1  # --launcher slurm: trials each SLURM job runs, one after another
     pruner: str = "none"  # none | median | percentile | hyperband | asha (dlcli/sweep/prune.py)
     min_epochs: int = 2  # epochs every trial trains before the pruner may stop it
     cv: int | None = None  # K: each trial is `dlcli cv --folds K`, its value the folds' mean (dlcli/cv/)
