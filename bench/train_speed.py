@@ -16,6 +16,11 @@ Three workloads, each trained with the same model, data split, batch size, optim
                    validation, default logger (TensorBoard when installed, else CSV), default checkpointing,
                    model summary, progress bar ON (its default; to a pipe)
   lightning-nobar  the same with `enable_progress_bar=False` (digits MLP only)
+  lightning-floor  Lightning's loop at its leanest: `barebones=True` (no logging, checkpoints, progress bar or
+                   summary), the hand-written loop's tensor slices as its data, manual optimisation
+                   (`manual_backward`, the optimizer's `step` and `zero_grad`: the path that keeps
+                   `global_step`), validation sums kept in tensors: what any trainer built on Lightning
+                   pays at least per step (digits MLP only)
   keras            Keras 3 on its torch backend (`model.fit`), when keras is installed; else skipped
 Workloads:
   digits_mlp   scikit-learn digits, 64-128-10 MLP (ReLU), Adam 1e-3, cross-entropy, batch 32, 20 epochs;
@@ -67,7 +72,8 @@ WORKLOADS: dict[str, dict] = {
     "digits_mlp": {
         "epochs": 20, "quick_epochs": 5, "batch_size": 32, "lr": 1e-3, "task": "multiclass",
         "dlcli": ["model=mlp", "model.hidden=[128]", "model.dropout=0.0", "optimizer=adam", "optimizer.lr=0.001"],
-        "frameworks": ["reference", "dlcli", "dlcli+ckpt", "lightning", "lightning-nobar", "keras"],
+        "frameworks": ["reference", "dlcli", "dlcli+ckpt", "lightning", "lightning-nobar", "lightning-floor",
+                       "keras"],
     },
     "cnn28": {
         "epochs": 2, "quick_epochs": 1, "batch_size": 128, "lr": 1e-3, "task": "multiclass",
@@ -131,7 +137,8 @@ def child(spec: dict) -> dict:
     """Train one workload with one framework; return its timings, parameter counts and final metrics."""
     t_start = time.perf_counter()
     fit = {"dlcli": fit_dlcli, "dlcli+ckpt": fit_dlcli, "reference": fit_reference, "lightning": fit_lightning,
-           "lightning-nobar": fit_lightning, "keras": fit_keras}[spec["framework"]]
+           "lightning-nobar": fit_lightning, "lightning-floor": fit_lightning_floor,
+           "keras": fit_keras}[spec["framework"]]
     out = fit(spec)
     import resource
 
@@ -292,6 +299,83 @@ def fit_lightning(spec: dict) -> dict:
     return {"fit_s": fit_s, **_counts(module.net), "final": final,
             "settings": f"Lightning defaults: DataLoader, per-step self.log, torchmetrics, logger {logger}, "
                         f"checkpointing on, progress bar {'on' if bar else 'off'}"}
+
+
+def fit_lightning_floor(spec: dict) -> dict:
+    """Lightning's loop at its leanest, around the hand-written loop's step (see the module's docstring)."""
+    torch = _torch_setup(spec)
+    import pytorch_lightning as pl
+    import torch.nn.functional as F
+
+    data = load_splits(spec)
+    loss_fn = F.cross_entropy if spec["task"] == "multiclass" else F.mse_loss
+    bs = spec["batch_size"]
+
+    class Slices:
+        def __init__(self, x, y, shuffle: bool) -> None:
+            self.x, self.y, self.shuffle = x, y, shuffle
+
+        def __len__(self) -> int:
+            return -(-len(self.x) // bs)
+
+        def __iter__(self):
+            x, y = self.x, self.y
+            if self.shuffle:
+                perm = torch.randperm(len(x))
+                x, y = x[perm], y[perm]
+            for i in range(0, len(x), bs):
+                yield x[i:i + bs], y[i:i + bs]
+
+    class Floor(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+            self.net = torch_model(spec["workload"])
+            self.final: dict[str, float] = {}
+
+        def on_train_epoch_start(self) -> None:
+            self.total, self.seen = torch.zeros(()), 0
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            loss = loss_fn(self.net(x), y)
+            opt = self.optimizers()
+            self.manual_backward(loss)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            self.total += loss.detach() * len(y)
+            self.seen += len(y)
+
+        def on_train_epoch_end(self) -> None:
+            self.final["train/loss"] = self.total.item() / self.seen
+
+        def on_validation_epoch_start(self) -> None:
+            self.loss_sum, self.correct, self.count = torch.zeros(()), torch.zeros((), dtype=torch.long), 0
+
+        def validation_step(self, batch, batch_idx):
+            x, y = batch
+            out = self.net(x)
+            self.loss_sum += loss_fn(out, y, reduction="sum")
+            self.correct += (out.argmax(1) == y).sum()
+            self.count += len(y)
+
+        def on_validation_epoch_end(self) -> None:
+            if not self.trainer.sanity_checking:
+                self.final["val/loss"] = self.loss_sum.item() / self.count
+                self.final["val/acc"] = self.correct.item() / self.count
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=spec["lr"])
+
+    module = Floor()
+    val = Slices(*data["val"], shuffle=False) if "val" in data else None
+    trainer = pl.Trainer(max_epochs=spec["epochs"], accelerator="cpu", devices=1, default_root_dir=spec["tmp"],
+                         barebones=True, num_sanity_val_steps=0)
+    t = time.perf_counter()
+    trainer.fit(module, train_dataloaders=Slices(*data["train"], shuffle=True), val_dataloaders=val)
+    fit_s = time.perf_counter() - t
+    return {"fit_s": fit_s, **_counts(module.net), "final": module.final,
+            "settings": "Lightning barebones=True, tensor slices, manual optimisation, validation sums in tensors"}
 
 
 def fit_dlcli(spec: dict) -> dict:

@@ -31,6 +31,21 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
+def _margins(fig, left: float, right: float, bottom: float, top: float, wspace: float = 0.0,
+             hspace: float = 0.0) -> None:
+    """Place the axes with margins given in inches (each at most 45% of the figure). Measured rather than
+    found: matplotlib's tight_layout measures every label by drawing the figure once more, which was 40% of a
+    picture's time (0.17 s a figure here, and a run draws two at its end)."""
+    width, height = fig.get_size_inches()
+    left, right = min(left, 0.45 * width) / width, min(right, 0.45 * width) / width
+    bottom, top = min(bottom, 0.45 * height) / height, min(top, 0.45 * height) / height
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry() if fig.axes else (1, 1)
+    axes_w = (width * (1 - left - right) - wspace * (cols - 1)) / cols
+    axes_h = (height * (1 - bottom - top) - hspace * (rows - 1)) / rows
+    fig.subplots_adjust(left=left, right=1 - right, bottom=bottom, top=1 - top,
+                        wspace=wspace / max(axes_w, 1e-3), hspace=hspace / max(axes_h, 1e-3))
+
+
 def quantities(rows: list[dict]) -> list[str]:
     """The per-epoch quantities of metrics.csv rows, loss first: ``train/loss`` + ``val/loss`` -> ``loss``."""
     names = {k.split("/", 1)[1] for row in rows for k in row if k.split("/", 1)[0] in SPLITS and "/" in k}
@@ -63,7 +78,9 @@ def save_curves(run_dir: Path, rows: list[dict]) -> Path | None:
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     fig.suptitle(run_dir.name, fontsize=9)
-    fig.tight_layout()
+    # y tick labels up to 7 characters (matplotlib writes larger and smaller numbers with an exponent),
+    # "epoch" under each panel, the run's name and each panel's title above
+    _margins(fig, left=0.8, right=0.2, bottom=0.6, top=0.75, wspace=0.9, hspace=1.0)
     return _save(fig, run_dir / CURVES_PNG)
 
 
@@ -116,7 +133,8 @@ def save_confusion(run_dir: Path, matrix: list[list[int]], class_names: list[str
         for i, row in enumerate(matrix):
             for j, v in enumerate(row):
                 ax.text(j, i, int(v), ha="center", va="center", color="white" if v > peak / 2 else "black")
-    fig.tight_layout()
+    longest = max(len(name) for name in class_names) * 0.08  # inches of the longest class name at 10 pt
+    _margins(fig, left=0.55 + longest, right=0.25, bottom=0.55 + (longest * 0.72 if n > 6 else 0.1), top=0.45)
     _save(fig, run_dir / CONFUSION_PNG)
 
 
