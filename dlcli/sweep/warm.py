@@ -71,6 +71,13 @@ def _warm_up() -> None:
 
     compose([], [])
     requirements()
+    # one command through the CLI, its output captured: Typer's parameter conversion imports its adapters
+    # (and pydantic) on first use, 0.2 s of every trial otherwise
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
+    CliRunner().invoke(app, ["list", "model"])
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.imshow([[0, 1], [1, 0]], cmap="Blues")
     ax.text(0, 0, "0", ha="center", va="center")
