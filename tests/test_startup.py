@@ -67,3 +67,31 @@ def test_training_runs_with_the_collector_on_and_the_start_up_frozen(make_config
     result = train(composed.config, composed.overrides)
     assert result.summary["status"] == "completed"
     assert seen["enabled"] is True and seen["frozen"] > 10_000  # torch's and Lightning's objects, at least
+
+
+def _dlcli(args, tmp_path, **env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "dlcli", *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+@pytest.mark.slow
+def test_the_command_ends_after_every_atexit_handler_with_its_exit_code_and_whole_output(tmp_path):
+    """`dlcli` skips Python's teardown of its modules at exit: the atexit handlers registered while the command
+    ran (here a plugin's) still run, the exit code is the command's, and piped output arrives whole."""
+    (tmp_path / "atexit_plugin.py").write_text(
+        "import atexit, pathlib\n"
+        "atexit.register(lambda: pathlib.Path('handler-ran').write_text('yes'))\n")
+    listed = _dlcli(["list", "model", "--plugin", "atexit_plugin"], tmp_path, PYTHONPATH=str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    assert (tmp_path / "handler-ran").read_text() == "yes"
+    assert all(name in listed.stdout for name in ("perceptron", "inception_time", "transformer", "vit"))
+    (tmp_path / "handler-ran").unlink()
+
+    refused = _dlcli(["train", "lr=0.01", "--plugin", "atexit_plugin"], tmp_path, PYTHONPATH=str(tmp_path))
+    assert refused.returncode == 2
+    assert "optimizer.lr" in refused.stderr and refused.stderr.endswith("\n")
+    assert (tmp_path / "handler-ran").read_text() == "yes"
