@@ -1,4 +1,4 @@
-"""Python's cyclic garbage collector while a command starts.
+"""How a command starts and ends: Python's cyclic garbage collector while it imports, and its exit.
 
 Importing torch, Lightning and what they import (sympy, scipy, torchmetrics, matplotlib) makes about a million
 long-lived objects, and each full collection the collector runs meanwhile walks all of them: 7 full
