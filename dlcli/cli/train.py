@@ -53,8 +53,8 @@ def train_command(
         from dlcli.cli.sweep import sweep_command
 
         return sweep_command(overrides, strategy="grid", trials=None, metric=None, direction=None, name=None,
-                             storage=None, jobs=1, on_failure="continue", launcher="local", slurm=None, pruner=None,
-                             min_epochs=None, cv=None,
+                             storage=None, jobs=1, on_failure="continue", launcher="local", slurm=None,
+                             trials_per_job=1, pruner=None, min_epochs=None, cv=None,
                              config_dir=config_dir, plugin=plugin, debug=debug)
     with user_errors(debug):
         from dlcli.config.validate import tag_problem
