@@ -81,7 +81,8 @@ def _dlcli(args, tmp_path, **env):
 @pytest.mark.slow
 def test_the_command_ends_after_every_atexit_handler_with_its_exit_code_and_whole_output(tmp_path):
     """`dlcli` skips Python's teardown of its modules at exit: the atexit handlers registered while the command
-    ran (here a plugin's) still run, the exit code is the command's, and piped output arrives whole."""
+    ran (here a plugin's) still run, the exit code is the command's, and piped output arrives whole. A Python
+    program that calls main() itself keeps its own, whole exit."""
     (tmp_path / "atexit_plugin.py").write_text(
         "import atexit, pathlib\n"
         "atexit.register(lambda: pathlib.Path('handler-ran').write_text('yes'))\n")
@@ -95,3 +96,20 @@ def test_the_command_ends_after_every_atexit_handler_with_its_exit_code_and_whol
     assert refused.returncode == 2
     assert "optimizer.lr" in refused.stderr and refused.stderr.endswith("\n")
     assert (tmp_path / "handler-ran").read_text() == "yes"
+
+    # a program calling main() itself: dlcli does not end it early, so the handler it registered before
+    # (which runs after dlcli's) still runs
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "my_program.py").write_text(
+        "import atexit, pathlib, sys\n"
+        "atexit.register(lambda: pathlib.Path('program-handler-ran').write_text('yes'))\n"
+        "from dlcli.cli import main\n"
+        "sys.argv[1:] = ['list', 'model']\n"
+        "main()\n")
+    own = subprocess.run([sys.executable, "my_program.py"], cwd=tmp_path, capture_output=True, text=True,
+                         env=os.environ, timeout=120)
+    assert own.returncode == 0, own.stderr
+    assert (tmp_path / "program-handler-ran").read_text() == "yes"
