@@ -65,7 +65,7 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
 
 def label_subset(y: np.ndarray, train: np.ndarray, fraction: float, seed: int, stratify: bool) -> np.ndarray:
     """A seeded share of the training rows (stratified by class when asked): training with fewer labels."""
-    from sklearn.model_selection import train_test_split
+    from dlcli.data.holdout import train_test_split
 
     if not 0 < fraction <= 1:
         raise DataError(f"data.label_fraction is a share of the training split in (0, 1], got {fraction}")
@@ -104,7 +104,7 @@ def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed
     the next validate, the last test, so that no split sees the future of the one before it.
     ``fixed`` (a Table's ``split``) marks rows whose split a file gives: see dlcli/data/splits.py.
     """
-    from sklearn.model_selection import train_test_split
+    from dlcli.data.holdout import train_test_split
 
     if fixed is not None and (fixed != "train").any():
         from dlcli.data.splits import fixed_split

@@ -39,8 +39,8 @@ def _preload() -> None:
     matplotlib.use("Agg")  # plots are saved to files; no display in a trial
     import matplotlib.pyplot  # noqa: F401  (the curves and confusion matrix at a run's end)
     import pytorch_lightning  # noqa: F401
-    import sklearn.datasets  # noqa: F401  (the bundled datasets)
-    import sklearn.model_selection  # noqa: F401  (the splits)
+    import sklearn.datasets  # noqa: F401  (the synthetic datasets: moons, regression, multilabel)
+    import sklearn.model_selection  # noqa: F401  (cv's folds)
     import torch  # noqa: F401
     import torchmetrics  # noqa: F401
 
