@@ -16,7 +16,8 @@ median over --repeat rounds; written to --output as JSON.
 also times the whole command, `python -m dlcli train RUN OVERRIDES`, from this checkout and from another
 one at DIR (e.g. `git worktree add /tmp/old <commit>`), rounds alternating between the two, each from an
 empty folder with PYTHONPATH at its checkout (the same Python and packages); it prints both medians and the
-change.
+change, and the median of the rounds' ratios (each round's two commands run one after the other, so
+their ratio cancels the machine's drift between rounds).
 """
 
 from __future__ import annotations
@@ -153,10 +154,13 @@ def _side_by_side(other: Path, overrides: list[str], repeat: int, env: dict[str,
                 if done.returncode != 0:
                     sys.exit(f"{label} ({checkout}) failed:\n{done.stderr[-3000:]}")
     new, old = statistics.median(walls["this checkout"]), statistics.median(walls["other checkout"])
+    # each round's two commands ran one after the other: their ratio cancels the machine's drift between rounds
+    paired = statistics.median(a / b for a, b in zip(walls["this checkout"], walls["other checkout"], strict=True))
     print(f"whole command, median of {repeat} (rounds alternating): this checkout {new:.2f} s, "
-          f"{other} {old:.2f} s: {(new - old) / old * 100:+.0f}%")
+          f"{other} {old:.2f} s: {(new - old) / old * 100:+.0f}%; median of the rounds' ratios: "
+          f"{(paired - 1) * 100:+.0f}%")
     return {"other": str(other), "command": ["python", "-m", "dlcli", "train", *overrides], "walls": walls,
-            "median_this": new, "median_other": old, "change": (new - old) / old}
+            "median_this": new, "median_other": old, "change": (new - old) / old, "paired_change": paired - 1}
 
 
 if __name__ == "__main__":
