@@ -75,6 +75,7 @@ def test_bundled_datasets_are_read_exactly_as_scikit_learns_loaders_return_them(
     assert feature_names == [str(f) for f in bunch.feature_names]
 
 
+@pytest.mark.slow  # a fresh interpreter, to see what it imports
 def test_a_run_on_a_bundled_dataset_reads_and_splits_it_without_importing_scikit_learn():
     code = ("import sys; from dlcli.config.compose import compose; from dlcli.training.build import load_data; "
             "p = load_data(compose(['data=digits'], []).config); "
