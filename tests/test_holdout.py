@@ -1,4 +1,8 @@
-"""dlcli's seeded splits draw the same rows as scikit-learn's train_test_split, without importing scikit-learn."""
+"""dlcli's seeded splits draw the same rows as scikit-learn's train_test_split, without importing scikit-learn.
+
+A failure here after a scikit-learn upgrade means that scikit-learn changed its algorithm or its data files:
+dlcli keeps drawing the rows it always drew (runs stay reproducible); decide whether to follow, and say so.
+"""
 
 import subprocess
 import sys
