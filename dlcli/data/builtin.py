@@ -24,7 +24,7 @@ def _sklearn(loader_name: str, kind: str, image_shape: tuple[int, ...] | None = 
 
 
 # The bundled datasets' files, read as scikit-learn's loaders read them (sklearn/datasets/_base.py) but without
-# importing scikit-learn, whose import is ~0.6 s of a short run's start; tests/test_builtin_data.py checks that
+# importing scikit-learn, whose import is ~0.6 s of a short run's start; tests/test_holdout.py checks that
 # every array and name equals what its loader returns. Feature names are not in the files: they are these.
 _BREAST = ["radius", "texture", "perimeter", "area", "smoothness", "compactness", "concavity", "concave points",
            "symmetry", "fractal dimension"]
