@@ -35,8 +35,34 @@ def test_split_is_seeded_disjoint_and_stratified():
 
 
 def test_split_too_small_for_stratification_says_how_to_fix():
-    with pytest.raises(DataError, match="data.stratify=false"):
+    with pytest.raises(DataError, match="data.stratify=false") as refused:
         split_indices(np.array([0, 0, 0, 1, 1, 1, 2]), 0.2, 0.2, seed=0, stratify=True)
+    assert "class 2 has a single row among the 7 rows" in str(refused.value)
+
+
+@pytest.mark.parametrize(("val", "test", "expected"), [
+    (0.01, 0.15, "the validation split (data.val_fraction=0.01 of 150 rows) would hold 2 rows, fewer than the 3 "
+                 "classes, and a stratified split puts every class in each split. Use a larger data.val_fraction"),
+    (0.15, 0.01, "the test split (data.test_fraction=0.01 of 150 rows) would hold 2 rows, fewer than the 3 "
+                 "classes, and a stratified split puts every class in each split. Use a larger data.test_fraction"),
+])
+def test_a_split_too_small_for_its_classes_is_named_by_its_own_setting(val, test, expected):
+    """The refusal names the split and the setting that sized it, in dlcli's terms: not scikit-learn's
+    `test_size`, which is what it calls whichever part is carved off."""
+    with pytest.raises(DataError) as refused:
+        split_indices(np.repeat([0, 1, 2], 50), val, test, seed=0, stratify=True)
+    message = str(refused.value)
+    assert message == f"cannot split the data: {expected}, or set data.stratify=false"
+    assert "test_size" not in message and "train_size" not in message
+    # the same fractions split without stratification, holding exactly the rows asked for
+    sizes = {k: len(v) for k, v in split_indices(np.repeat([0, 1, 2], 50), val, test, seed=0, stratify=False).items()}
+    assert sizes["val"] + sizes["test"] == 2 + 23 and sizes["train"] == 125
+
+
+def test_classes_left_with_one_row_after_the_test_split_are_named():
+    with pytest.raises(DataError) as refused:
+        split_indices(np.repeat(np.arange(10), 3), 0.3, 0.6, seed=0, stratify=True)
+    assert "have a single row among the 12 rows left after taking the test split" in str(refused.value)
 
 
 @pytest.mark.parametrize(("method", "lo", "hi"), [("minmax", 0.0, 1.0), ("symmetric", -1.0, 1.0)])

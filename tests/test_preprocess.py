@@ -52,6 +52,10 @@ def test_label_fraction_keeps_a_stratified_share_of_the_training_split():
     assert len(keep) == 100 and np.array_equal(np.bincount(y[keep]), np.full(10, 10))
     with pytest.raises(DataError, match="label_fraction"):
         label_subset(y, np.arange(1000), 1.5, seed=0, stratify=True)
+    with pytest.raises(DataError, match=r"data.label_fraction=0.005 keeps 5 of the 1000 training rows, fewer than "
+                                        r"the 10 classes, .* Use a larger fraction, or set data.stratify=false"):
+        label_subset(y, np.arange(1000), 0.005, seed=0, stratify=True)
+    assert len(label_subset(y, np.arange(1000), 0.005, seed=0, stratify=False)) == 5
 
 
 def test_image_options_reach_the_model_and_are_saved(make_config):

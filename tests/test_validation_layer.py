@@ -137,3 +137,14 @@ def test_top_k_beyond_the_classes_is_refused_naming_the_metric_and_leaves_no_run
     assert "top5_acc counts the true class among the top 5, and this data has 3 classes" in \
         " ".join(result.stderr.split())
     assert not out.exists() and "Traceback" not in result.output
+
+
+def test_a_validation_split_too_small_for_the_classes_is_refused_in_dlclis_terms_and_leaves_no_run(tmp_path):
+    out = tmp_path / "outputs"
+    result = runner.invoke(app, ["train", "data=iris", "data.val_fraction=0.01", "threads=1", f"output_dir={out}"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert ("cannot split the data: the validation split (data.val_fraction=0.01 of 150 rows) would hold 2 rows, "
+            "fewer than the 3 classes") in message
+    assert "data.stratify=false" in message and "test_size" not in message
+    assert not out.exists() and "Traceback" not in result.output

@@ -14,12 +14,23 @@ from math import ceil, floor
 import numpy as np
 
 
+class SplitRefused(ValueError):
+    """A split that cannot be made. Its text is scikit-learn's; ``reason`` and the numbers (``facts``) let a
+    caller say it in its own terms: ``"one_member"`` (facts: ``classes``), ``"train_below_classes"`` and
+    ``"test_below_classes"`` (facts: ``rows``, ``classes``), or ``"sizes"`` (the fractions themselves)."""
+
+    def __init__(self, text: str, reason: str, **facts) -> None:
+        super().__init__(text)
+        self.reason, self.facts = reason, facts
+
+
 def train_test_split(rows: np.ndarray, *, test_size: float | None = None, train_size: float | None = None,
                      random_state: int, stratify: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, test rows) drawn from ``rows`` (1-D), shuffled; fractions in (0, 1), as in scikit-learn.
 
     ``stratify`` (labels per row; 2-D for multi-label: each distinct row of labels is a class) keeps each
-    class's share in both parts. Raises ValueError with scikit-learn's text when the split cannot be made.
+    class's share in both parts. Raises :class:`SplitRefused` (a ValueError) with scikit-learn's text when the
+    split cannot be made.
     """
     rows = np.asarray(rows)
     n_train, n_test = _sizes(len(rows), test_size, train_size)
@@ -37,11 +48,11 @@ def _sizes(n: int, test_size: float | None, train_size: float | None) -> tuple[i
         test_size = 0.25
     for name, size in (("test_size", test_size), ("train_size", train_size)):
         if size is not None and not 0 < size < 1:
-            raise ValueError(f"{name}={size} should be either positive and smaller than the number of samples "
-                             f"{n} or a float in the (0, 1) range")
+            raise SplitRefused(f"{name}={size} should be either positive and smaller than the number of samples "
+                               f"{n} or a float in the (0, 1) range", "sizes")
     if test_size is not None and train_size is not None and train_size + test_size > 1:
-        raise ValueError(f"The sum of test_size and train_size = {train_size + test_size}, should be in the (0, 1) "
-                         "range. Reduce test_size and/or train_size.")
+        raise SplitRefused(f"The sum of test_size and train_size = {train_size + test_size}, should be in the (0, 1) "
+                           "range. Reduce test_size and/or train_size.", "sizes")
     n_test = ceil(test_size * n) if test_size is not None else None
     n_train = floor(train_size * n) if train_size is not None else None
     if n_train is None:
@@ -49,11 +60,11 @@ def _sizes(n: int, test_size: float | None, train_size: float | None) -> tuple[i
     elif n_test is None:
         n_test = n - n_train
     if n_train + n_test > n:
-        raise ValueError(f"The sum of train_size and test_size = {n_train + n_test}, should be smaller than the "
-                         f"number of samples {n}. Reduce test_size and/or train_size.")
+        raise SplitRefused(f"The sum of train_size and test_size = {n_train + n_test}, should be smaller than the "
+                           f"number of samples {n}. Reduce test_size and/or train_size.", "sizes")
     if n_train == 0:
-        raise ValueError(f"With n_samples={n}, test_size={test_size} and train_size={train_size}, the resulting "
-                         "train set will be empty. Adjust any of the aforementioned parameters.")
+        raise SplitRefused(f"With n_samples={n}, test_size={test_size} and train_size={train_size}, the resulting "
+                           "train set will be empty. Adjust any of the aforementioned parameters.", "sizes")
     return int(n_train), int(n_test)
 
 
@@ -63,15 +74,16 @@ def _stratified(y: np.ndarray, n_train: int, n_test: int, rng: np.random.RandomS
         y = np.array([" ".join(row.astype("str")) for row in y])
     classes, y_indices, class_counts = np.unique(y, return_inverse=True, return_counts=True)
     if np.min(class_counts) < 2:
-        raise ValueError("The least populated classes in y have only 1 member, which is too few. The minimum "
-                         "number of groups for any class cannot be less than 2. Classes with too few members "
-                         f"are: {classes[class_counts < 2].tolist()}")
+        few = classes[class_counts < 2].tolist()
+        raise SplitRefused("The least populated classes in y have only 1 member, which is too few. The minimum "
+                           "number of groups for any class cannot be less than 2. Classes with too few members "
+                           f"are: {few}", "one_member", classes=few)
     if n_train < len(classes):
-        raise ValueError(f"The train_size = {n_train} should be greater or equal to the number of classes = "
-                         f"{len(classes)}")
+        raise SplitRefused(f"The train_size = {n_train} should be greater or equal to the number of classes = "
+                           f"{len(classes)}", "train_below_classes", rows=n_train, classes=len(classes))
     if n_test < len(classes):
-        raise ValueError(f"The test_size = {n_test} should be greater or equal to the number of classes = "
-                         f"{len(classes)}")
+        raise SplitRefused(f"The test_size = {n_test} should be greater or equal to the number of classes = "
+                           f"{len(classes)}", "test_below_classes", rows=n_test, classes=len(classes))
     class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
     n_i = _approximate_mode(class_counts, n_train, rng)
     t_i = _approximate_mode(class_counts - n_i, n_test, rng)

@@ -65,16 +65,26 @@ def resolve_task(table: Table, requested: str, loss_name: str, loss_tasks: tuple
 
 def label_subset(y: np.ndarray, train: np.ndarray, fraction: float, seed: int, stratify: bool) -> np.ndarray:
     """A seeded share of the training rows (stratified by class when asked): training with fewer labels."""
-    from dlcli.data.holdout import train_test_split
+    from dlcli.data.holdout import SplitRefused, train_test_split
 
     if not 0 < fraction <= 1:
         raise DataError(f"data.label_fraction is a share of the training split in (0, 1], got {fraction}")
     try:
         keep, _ = train_test_split(train, train_size=fraction, random_state=seed,
                                    stratify=y[train] if stratify else None)
-    except ValueError as e:
-        raise DataError(f"data.label_fraction={fraction} keeps too few of the {len(train)} training rows: {e}. "
-                        "Use a larger fraction, or data.stratify=false") from None
+    except SplitRefused as e:
+        setting, n = f"data.label_fraction={fraction}", len(train)
+        if e.reason == "train_below_classes":
+            what = (f"{setting} keeps {e.facts['rows']} of the {n} training rows, fewer than the "
+                    f"{e.facts['classes']} classes, and a stratified share keeps every class. Use a larger "
+                    "fraction, or set data.stratify=false")
+        elif e.reason == "test_below_classes":
+            what = (f"{setting} leaves out {e.facts['rows']} of the {n} training rows, fewer than the "
+                    f"{e.facts['classes']} classes, and a stratified share leaves out some of every class. Use a "
+                    "smaller fraction (1 keeps every row), or set data.stratify=false")
+        else:
+            what = _refused_in_general(e, setting, f"{n} training rows")
+        raise DataError(what) from None
     return np.sort(keep)
 
 
@@ -104,8 +114,6 @@ def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed
     the next validate, the last test, so that no split sees the future of the one before it.
     ``fixed`` (a Table's ``split``) marks rows whose split a file gives: see dlcli/data/splits.py.
     """
-    from dlcli.data.holdout import train_test_split
-
     if fixed is not None and (fixed != "train").any():
         from dlcli.data.splits import fixed_split
 
@@ -121,21 +129,52 @@ def split_indices(y: np.ndarray, val_fraction: float, test_fraction: float, seed
         cuts = {"train": idx[:n_train], "val": idx[n_train:n_train + n_val], "test": idx[n_train + n_val:]}
         return {k: v for k, v in cuts.items() if len(v)}
     out: dict[str, np.ndarray] = {}
-    try:
-        rest = idx
-        if test_fraction > 0:
-            rest, out["test"] = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                                 stratify=y if stratify else None)
-        if val_fraction > 0:
-            frac = val_fraction / (1 - test_fraction)
-            rest, out["val"] = train_test_split(rest, test_size=frac, random_state=seed,
-                                                stratify=y[rest] if stratify else None)
-    except ValueError as e:
-        hint = " Set data.stratify=false, or use larger fractions." if stratify else ""
-        raise DataError(f"cannot split the data (val_fraction={val_fraction}, "
-                        f"test_fraction={test_fraction}): {e}.{hint}") from None
+    rest = idx
+    if test_fraction > 0:  # the test rows first, then the validation rows from what is left
+        left = "training and validation" if val_fraction > 0 else "training"
+        rest, out["test"] = _carve(rest, y, test_fraction, seed, stratify, "test", test_fraction, left)
+    if val_fraction > 0:
+        rest, out["val"] = _carve(rest, y, val_fraction / (1 - test_fraction), seed, stratify, "val", val_fraction,
+                                  "training", after_test=test_fraction > 0)
     out["train"] = rest
     return {k: np.sort(out[k]) for k in ("train", "val", "test") if k in out}
+
+
+def _carve(rows: np.ndarray, y: np.ndarray, share: float, seed: int, stratify: bool, part: str, fraction: float,
+           left: str, after_test: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(rows left, the ``part`` split's rows): a seeded ``share`` of ``rows``, stratified by class when asked.
+    A split that cannot be made is a DataError in the user's terms: the setting, the rows and the classes."""
+    from dlcli.data.holdout import SplitRefused, train_test_split
+
+    try:
+        return train_test_split(rows, test_size=share, random_state=seed, stratify=y[rows] if stratify else None)
+    except SplitRefused as e:
+        name = {"val": "validation"}.get(part, part)
+        setting, of = f"data.{part}_fraction={fraction}", f"{len(y)} rows"
+        if e.reason == "test_below_classes":
+            what = (f"the {name} split ({setting} of {of}) would hold {e.facts['rows']} rows, fewer than the "
+                    f"{e.facts['classes']} classes, and a stratified split puts every class in each split. "
+                    f"Use a larger data.{part}_fraction, or set data.stratify=false")
+        elif e.reason == "train_below_classes":
+            what = (f"taking the {name} split ({setting} of {of}) would leave {e.facts['rows']} rows for {left}, "
+                    f"fewer than the {e.facts['classes']} classes, and a stratified split puts every class in "
+                    f"each split. Use a smaller data.{part}_fraction, or set data.stratify=false")
+        else:
+            where = " left after taking the test split" if after_test else ""
+            what = _refused_in_general(e, setting, f"{len(rows)} rows{where}")
+        raise DataError(f"cannot split the data: {what}") from None
+
+
+def _refused_in_general(e, setting: str, rows: str) -> str:
+    """The refusals that are not about how many rows a split holds, in the user's terms; ``rows``: the rows it
+    was to be taken from."""
+    if e.reason == "one_member":
+        few = [str(c) for c in e.facts["classes"]]
+        named = ", ".join(few[:10]) + (f" and {len(few) - 10} more" if len(few) > 10 else "")
+        return (f"{'class' if len(few) == 1 else 'classes'} {named} {'has' if len(few) == 1 else 'have'} a single "
+                f"row among the {rows}, and a stratified split needs at least 2 rows of each class to put it on "
+                "both sides. Use more rows of those classes, or set data.stratify=false")
+    return f"{setting} cannot be taken from {rows}: {e}. Use another fraction"
 
 
 def fit_scaler(x: np.ndarray, method: str, mean: list[float] | None = None,
