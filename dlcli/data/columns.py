@@ -409,7 +409,7 @@ def prepare_columns(table: Table, train: np.ndarray, fitted: dict[str, Any] | No
         enc = fit_columns(x, names, table.columns, train)
     notes = list(table.columns.get("notes") or [])
     notes += [n for n in (missing_note(x, enc), unseen_note(x, enc)) if n]
-    pre["columns"], pre["notes"] = enc, notes
+    pre["columns"], pre["notes"] = enc, [*pre.get("notes", []), *notes]
     return encode_columns(x, enc)
 
 

@@ -43,27 +43,31 @@ def read_text(p: Path, path: str, key: str) -> str:
         raise DataError(f"cannot read '{path}' (data.{key}): {e.strerror or e}") from None
 
 
-def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True) -> list[tuple[int, list[str]]]:
+DELIMITERS = (",", ";", "\t", "|")  # what data.delimiter=auto chooses from, in this order
+SNIFF_ROWS = 100  # auto: the header and this many rows must split alike
+_NAMED = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# a number written with a decimal comma: 2,5  -0,75  1.234,5 (points grouping thousands)  12  1,5e3
+_COMMA_NUMBER = r"[+-]?(\d{1,3}(\.\d{3})+|\d*)(,\d+)?([eE][+-]?\d+)?"
+
+
+class CsvRows(list):
+    """:func:`csv_rows`' (line number, fields) pairs, and the ``delimiter`` they were split at."""
+
+    delimiter: str = ","
+
+
+def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True, decimal: str = ".",
+             na_values: tuple[str, ...] | list[str] = (), notes: list[str] | None = None) -> CsvRows:
     """(line number, fields) of every non-blank row of a CSV file, the header first (unless ``header`` is False).
 
-    DataError when the file is missing, unreadable, not UTF-8 text, not parseable, or has no data row.
+    ``delimiter``: one character, or ``auto`` (:func:`sniff_delimiter`'s choice; a comma when it finds none).
+    ``decimal`` (``.``, ``,``, or ``auto``: ``,`` unless the delimiter is a comma) rewrites the columns written
+    with decimal commas (:func:`decimal_commas`). Each choice that reads the file otherwise than as plain
+    commas and points is appended to ``notes``. DataError when the file is missing, unreadable, not UTF-8 text,
+    not parseable, or has no data row.
     """
-    import csv as csvlib
-    import io
-
-    delimiter = {"\\t": "\t"}.get(delimiter, delimiter)  # data.delimiter='\t' on a command line is a tab
-    if len(delimiter) != 1:
-        raise DataError(f"data.delimiter must be one character, got {delimiter!r}: e.g. data.delimiter=';' "
-                        "(a tab: data.delimiter='\\t')")
     p = _existing(path, "CSV", key)
-    text = read_text(p, path, key)
-    reader = csvlib.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        # the reader's line_num after a row is where that row ends: a quoted field may span lines
-        rows = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
-    except csvlib.Error as e:
-        raise DataError(f"malformed CSV '{path}' near line {reader.line_num}: {e}. Check the delimiter "
-                        f"(data.delimiter='{delimiter}') and quoting") from None
+    rows = _split(read_text(p, path, key), delimiter, f"'{path}'", header, decimal, na_values, notes)
     if not rows:
         raise DataError(f"CSV file '{path}' (data.{key}) is empty: it needs a header row and at least one data row")
     if len(rows) < 2 and header:
@@ -71,15 +75,128 @@ def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True) 
     return rows
 
 
+def split_csv(text: str, delimiter: str, source: str, *, header: bool = True, decimal: str = ".",
+              na_values: tuple[str, ...] | list[str] = ()) -> list[list[str]]:
+    """The fields of every non-blank row of CSV ``text`` (e.g. a file given to ``dlcli predict``), read as a
+    run read its data: ``delimiter`` and ``decimal`` as in :func:`csv_rows`."""
+    return [fields for _, fields in _split(text, delimiter, source, header, decimal, na_values, None)]
+
+
+def _split(text: str, delimiter: str, source: str, header: bool, decimal: str,
+           na_values: tuple[str, ...] | list[str], notes: list[str] | None) -> CsvRows:
+    import csv as csvlib
+
+    delimiter = resolve_delimiter(delimiter, text, source, notes)
+    reader = _reader(text, delimiter)
+    out = CsvRows()
+    out.delimiter = delimiter
+    try:
+        # the reader's line_num after a row is where that row ends: a quoted field may span lines
+        out.extend((reader.line_num, r) for r in reader if any(cell.strip() for cell in r))
+    except csvlib.Error as e:
+        raise DataError(f"malformed CSV {source} near line {reader.line_num}: {e}. {delimiter_hint(delimiter)}") \
+            from None
+    body = [r for _, r in (out[1:] if header else out)]
+    converted = decimal_commas(body, decimal, delimiter, set(na_values))
+    if converted and notes is not None:
+        names = [h.strip() for h in out[0][1]] if header else [str(i) for i in range(len(out[0][1]))]
+        shown = ", ".join(names[j] if j < len(names) else str(j) for j in converted[:10])
+        notes.append(f"read {len(converted)} column(s) of {source} written with decimal commas (2,5 = 2.5): "
+                     f"{shown}{' ...' if len(converted) > 10 else ''} (data.decimal={decimal}; "
+                     "\"data.decimal='.'\" reads them as written)")
+    return out
+
+
+def _reader(text: str, delimiter: str):
+    import csv as csvlib
+    import io
+
+    # skipinitialspace: `a, "b c"` is two fields, a and b c (not ` "b c"` with its quotes)
+    return csvlib.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+
+
+def sniff_delimiter(text: str) -> str | None:
+    """The first of , ; tab | that splits the header and the first rows (up to SNIFF_ROWS) into the same
+    number of fields, more than one; None when none does (a single column, or ragged rows)."""
+    import csv as csvlib
+    from itertools import islice
+
+    for delimiter in DELIMITERS:
+        if delimiter not in text:
+            continue
+        rows = (r for r in _reader(text, delimiter) if any(c.strip() for c in r))
+        try:
+            widths = {len(r) for r in islice(rows, SNIFF_ROWS + 1)}
+        except csvlib.Error:
+            continue
+        if len(widths) == 1 and widths.pop() > 1:
+            return delimiter
+    return None
+
+
+def resolve_delimiter(delimiter: str, text: str, source: str, notes: list[str] | None = None) -> str:
+    """data.delimiter as one character: ``\\t`` is a tab; ``auto`` is sniffed from ``text`` (a note says what
+    it chose, when not a comma). DataError for anything else longer than one character."""
+    delimiter = {"\\t": "\t"}.get(delimiter, delimiter)  # data.delimiter='\t' on a command line is a tab
+    if delimiter == "auto":
+        found = sniff_delimiter(text)
+        if found and found != "," and notes is not None:
+            notes.append(f"read {source} as {_NAMED[found]}-separated (data.delimiter=auto; to choose: "
+                         f"{_shown(found)})")
+        return found or ","
+    if len(delimiter) != 1:
+        raise DataError(f"data.delimiter must be one character or auto, got {delimiter!r}: e.g. "
+                        f"{_shown(';')} (a tab: {_shown(chr(9))}), quoted so that the shell keeps the quotes")
+    return delimiter
+
+
+def _shown(delimiter: str) -> str:
+    """An override choosing ``delimiter``, as typed in a shell: data.delimiter=; alone is not an override."""
+    return "\"data.delimiter='\\t'\"" if delimiter == "\t" else f"\"data.delimiter='{delimiter}'\""
+
+
+def delimiter_hint(delimiter: str) -> str:
+    """The end of a malformed-CSV message: the delimiter it was read with, and how to give another."""
+    return (f"It was read as {_NAMED.get(delimiter, repr(delimiter))}-separated: check the delimiter "
+            f"(e.g. {_shown(';' if delimiter == ',' else ',')}, or data.delimiter=auto) and the quoting")
+
+
+def decimal_commas(rows: list[list[str]], decimal: str, delimiter: str, na: set[str]) -> list[int]:
+    """Rewrite, in place, the columns of ``rows`` written with decimal commas (``2,5``, ``-0,75``,
+    ``1.234,5`` with points grouping thousands) as numbers with points; return their positions.
+
+    A column is rewritten when ``decimal`` is ``,`` (or ``auto`` and ``delimiter`` is not a comma), every
+    cell of it that is not missing (``na``) is such a number or an integer, and at least one has a comma.
+    Any other column (text, or numbers written with points) is left as written."""
+    import re
+
+    if decimal == "." or (decimal == "auto" and delimiter == ","):
+        return []
+    number = re.compile(_COMMA_NUMBER)
+    converted = []
+    for j in range(max((len(r) for r in rows), default=0)):
+        present = [c for c in (r[j].strip() for r in rows if j < len(r)) if c not in na]
+        if not any("," in c for c in present) or not all(
+                number.fullmatch(c) and any(ch.isdigit() for ch in c) for c in present):
+            continue
+        for r in rows:
+            if j < len(r) and r[j].strip() not in na:
+                r[j] = r[j].strip().replace(".", "").replace(",", ".")
+        converted.append(j)
+    return converted
+
+
 @DATASETS.register()
-def csv(seed: int, path: str, target: int | str, features: list[int | str] | None = None, delimiter: str = ",",
+def csv(seed: int, path: str, target: int | str, features: list[int | str] | None = None, delimiter: str = "auto",
         header: bool = True, categorical: list[int | str] | None = None, numeric: list[int | str] | None = None,
         na_values: list[str] = NA_VALUES, missing: Literal["error", "drop", "impute"] = "impute",
-        max_categories: int = 50, group: str | None = None):
+        max_categories: int = 50, group: str | None = None, decimal: Literal[".", ",", "auto"] = "auto"):
     """A CSV table: one target column; numeric, categorical and text columns, with missing values."""
     from dlcli.data.columns import read_table
 
-    numbered = csv_rows(path, delimiter, header=header)  # blank lines carry nothing and are left out
+    dialect: list[str] = []  # notes: a delimiter other than a comma found, decimal commas read
+    numbered = csv_rows(path, delimiter, header=header, decimal=decimal, na_values=na_values,
+                        notes=dialect)  # blank lines carry nothing and are left out
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     if header:
         names, lines, rows = [h.strip() for h in rows[0]], lines[1:], rows[1:]
@@ -88,10 +205,12 @@ def csv(seed: int, path: str, target: int | str, features: list[int | str] | Non
     for lineno, row in zip(lines, rows, strict=True):
         if len(row) != len(names):
             raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the "
-                            f"{'header' if header else 'first row'} has {len(names)}. Check the delimiter "
-                            f"(data.delimiter='{delimiter}') and quoting")
-    return read_table(f"'{path}'", names, rows, lines, str(target), _named(features), _named(categorical),
-                      _named(numeric), list(na_values), missing, max_categories, header, group)
+                            f"{'header' if header else 'first row'} has {len(names)}. "
+                            f"{delimiter_hint(numbered.delimiter)}")
+    table = read_table(f"'{path}'", names, rows, lines, str(target), _named(features), _named(categorical),
+                       _named(numeric), list(na_values), missing, max_categories, header, group)
+    table.columns["notes"][:0] = dialect
+    return table
 
 
 def _named(columns: list[int | str] | None) -> list[str] | None:

@@ -361,6 +361,8 @@ def prepare(table: Table, cfg: dict, *, task: str, loss_name: str, loss_tasks: t
     y, idx, held_out = spec.hold_out(y, idx, cfg, cfg["name"])
     pre: dict[str, Any] = {"task": spec.name, "feature_names": table.feature_names, "classes": class_names,
                            "split_sizes": {k: len(v) for k, v in idx.items()}, **recorded}
+    if table.notes:  # what reading the data decided (e.g. the delimiter it found); a CSV table's column notes follow
+        pre["notes"] = list(table.notes)
     if cfg.get("label_fraction", 1.0) < 1:
         pre["label_fraction"] = cfg["label_fraction"]
     pre.update(held_out)

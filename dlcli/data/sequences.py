@@ -5,10 +5,10 @@ Every loader returns inputs x of shape (N, T, F): N sequences of T steps with F 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from dlcli.data.columns import column_positions, columns_list
-from dlcli.data.files import csv_rows
+from dlcli.data.files import csv_rows, delimiter_hint
 from dlcli.data.table import Table
 from dlcli.errors import DataError
 from dlcli.registry import DATASETS, did_you_mean
@@ -70,16 +70,18 @@ def _forecast_table(inputs: np.ndarray, target: np.ndarray, window: int, horizon
 
 @DATASETS.register()
 def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
-                   horizon: int = 1, delimiter: str = ",", difference: int = 0, seasonal_lag: int | None = None):
+                   horizon: int = 1, delimiter: str = "auto", difference: int = 0, seasonal_lag: int | None = None,
+                   decimal: Literal[".", ",", "auto"] = "auto"):
     """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
     import numpy as np
 
-    rows = csv_rows(path, delimiter)  # (line number, fields) for the error messages; blank lines left out
+    notes: list[str] = []  # a delimiter other than a comma found, decimal commas read
+    rows = csv_rows(path, delimiter, decimal=decimal, notes=notes)  # (line number, fields); blank lines left out
     header = [h.strip() for h in rows[0][1]]
     for lineno, row in rows[1:]:
         if len(row) != len(header):
             raise DataError(f"malformed CSV '{path}': row {lineno} has {len(row)} fields, the header has "
-                            f"{len(header)}. Check the delimiter (data.delimiter='{delimiter}') and quoting")
+                            f"{len(header)}. {delimiter_hint(rows.delimiter)}")
     position = column_positions(header, f"'{path}'")  # refuses a name given twice
     names = list(features) if features is not None else [column]
     for name, key in [(column, "column"), *((n, "features") for n in names)]:
@@ -106,7 +108,9 @@ def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None
                 raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a finite number")
     column_of = {n: j for j, n in enumerate(wanted)}
     inputs = values[:, [column_of[n] for n in names]]  # (P, F)
-    return _forecast_table(inputs, values[:, 0], window, horizon, difference, seasonal_lag, f"CSV '{path}'", names)
+    table = _forecast_table(inputs, values[:, 0], window, horizon, difference, seasonal_lag, f"CSV '{path}'", names)
+    table.notes = notes or None
+    return table
 
 
 def _wave(kind: str, cycles: np.ndarray) -> np.ndarray:

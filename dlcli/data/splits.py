@@ -137,7 +137,8 @@ def _append(a: Table, b: Table, name: str, a_name: str, b_name: str, a_source: s
               else np.concatenate([getattr(a, k), getattr(b, k)]) for k in ("lengths", "offset")}
     if a.groups is not None:  # a test file's rows are in no fold: they need no group
         extras["groups"] = np.concatenate([a.groups, np.full(len(b.y), "", dtype=object)])
-    return replace(a, x=x, y=np.concatenate([a.y, by]), class_names=names, columns=columns, files=files,
+    notes = [*(a.notes or []), *(b.notes or [])] or None
+    return replace(a, x=x, y=np.concatenate([a.y, by]), class_names=names, columns=columns, files=files, notes=notes,
                    split=np.concatenate([marker, np.full(len(b.y), name, dtype="<U5")]), split_sources=sources,
                    **extras)
 

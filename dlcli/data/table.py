@@ -38,3 +38,6 @@ class Table:
     split_sources: dict[str, str] | None = None  # split -> where its fixed rows come from (a file name), for the record
     # (N,) each row's group (cv.strategy=group: a CSV column named by cv.group, never a feature); None: no groups
     groups: np.ndarray | None = None
+    # what reading the data decided that a user should know (e.g. a CSV read as semicolon-separated): printed as
+    # notes when training starts and kept in preprocessing.json; a CSV table's column notes are in `columns`
+    notes: list[str] | None = None

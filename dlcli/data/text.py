@@ -23,14 +23,15 @@ def _text_options(level: str, max_length: int, min_freq: int, max_vocab: int | N
 @DATASETS.register()
 def text_csv(seed: int, path: str, text: str = "text", label: str = "label", level: Literal["word", "char"] = "word",
              max_length: int = 64, min_freq: int = 1, max_vocab: int | None = 20000, lowercase: bool = True,
-             delimiter: str = ","):
+             delimiter: str = "auto"):
     """A CSV with a text column and a label column (text classification)."""
     import numpy as np
 
     from dlcli.data.columns import column_positions, columns_list
     from dlcli.data.files import csv_rows
 
-    numbered = csv_rows(path, delimiter)
+    notes: list[str] = []  # a delimiter other than a comma found
+    numbered = csv_rows(path, delimiter, notes=notes)
     columns = [h.strip() for h in numbered[0][1]]
     position = column_positions(columns, f"'{path}'")  # refuses a name given twice
     for key, col in (("text", text), ("label", label)):
@@ -44,8 +45,8 @@ def text_csv(seed: int, path: str, text: str = "text", label: str = "label", lev
             raise DataError(f"CSV '{path}', row {line}: the label column '{label}' is empty")
         texts.append(row[t] if len(row) > t else "")
         labels.append(row[lab].strip())
-    return Table(np.array(texts, dtype=object), np.array(labels),
-                 "classification", text=_text_options(level, max_length, min_freq, max_vocab, lowercase))
+    return Table(np.array(texts, dtype=object), np.array(labels), "classification",
+                 text=_text_options(level, max_length, min_freq, max_vocab, lowercase), notes=notes or None)
 
 
 _SUBJECTS = ["the film", "this movie", "the plot", "the acting", "the story", "the soundtrack", "the ending",

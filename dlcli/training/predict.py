@@ -148,8 +148,11 @@ def _read_text(path: Path) -> str:
 
 def _read_csv(run: LoadedRun, path: Path) -> Inputs:
     """CSV rows; the feature columns by the run's feature names (other columns, e.g. the target, ignored)."""
-    rows = [r for r in csv.reader(io.StringIO(_read_text(path), newline=""),
-                                  delimiter=run.config["data"].get("delimiter") or ",") if any(c.strip() for c in r)]
+    from dlcli.data.files import split_csv
+
+    data = run.config["data"]
+    rows = split_csv(_read_text(path), data.get("delimiter") or ",", f"CSV '{path}'",
+                     decimal=data.get("decimal") or ".", na_values=data.get("na_values") or ())
     if not rows:
         raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
     columns = run.preprocessing.get("columns")
