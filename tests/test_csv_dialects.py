@@ -32,6 +32,15 @@ def test_the_delimiter_found_is_the_first_that_splits_every_row_alike(text, expe
     assert sniff_delimiter(text) == expected
 
 
+def test_a_big_file_is_sniffed_from_its_head_whole_rows_only(monkeypatch):
+    from dlcli.data import files
+
+    text = "a;b;y\n" + "".join(f"{i};{i},5;x\n" for i in range(300))
+    for head in (20, 45, 1000, 1 << 22):  # cut inside a row, at a row's end, after the 101 rows, the whole file
+        monkeypatch.setattr(files, "SNIFF_CHARS", head)
+        assert sniff_delimiter(text) == ";"
+
+
 def test_columns_written_with_decimal_commas_are_read_as_numbers_and_others_are_left_as_written():
     rows = [["2,5", "1.234,5", "red", "1.5", "3", "7,25"],
             ["-0,75", "12", "blue", "2.5", "4", "text"],

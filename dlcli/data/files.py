@@ -45,6 +45,7 @@ def read_text(p: Path, path: str, key: str) -> str:
 
 DELIMITERS = (",", ";", "\t", "|")  # what data.delimiter=auto chooses from, in this order
 SNIFF_ROWS = 100  # auto: the header and this many rows must split alike
+SNIFF_CHARS = 1 << 22  # ... read from at most the file's first 4 Mi characters
 _NAMED = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # a number written with a decimal comma: 2,5  -0,75  1.234,5 (points grouping thousands)  12  1,5e3
 _COMMA_NUMBER = r"[+-]?(\d{1,3}(\.\d{3})+|\d*)(,\d+)?([eE][+-]?\d+)?"
@@ -121,14 +122,17 @@ def sniff_delimiter(text: str) -> str | None:
     import csv as csvlib
     from itertools import islice
 
+    sample = text[:SNIFF_CHARS]  # a big file: its head, whole rows only (the last may be cut short)
+    cut = len(sample) < len(text)
     for delimiter in DELIMITERS:
-        if delimiter not in text:
+        if delimiter not in sample:
             continue
-        rows = (r for r in _reader(text, delimiter) if any(c.strip() for c in r))
         try:
-            widths = {len(r) for r in islice(rows, SNIFF_ROWS + 1)}
+            rows = list(islice((r for r in _reader(sample, delimiter) if any(c.strip() for c in r)),
+                               SNIFF_ROWS + 1 + cut))
         except csvlib.Error:
             continue
+        widths = {len(r) for r in (rows[:SNIFF_ROWS + 1] if len(rows) > SNIFF_ROWS + 1 or not cut else rows[:-1])}
         if len(widths) == 1 and widths.pop() > 1:
             return delimiter
     return None
