@@ -69,6 +69,21 @@ def test_columns_are_typed_missing_targets_dropped_and_text_left_out(tmp_path):
     assert "left out 1 text column(s)" in notes and "id" in notes and "data.categorical=[id]" in notes
 
 
+def test_class_names_that_look_like_mistakes_in_the_file_are_named_in_notes(tmp_path):
+    rows = [[str(i), label] for i, label in enumerate(["Yes", "yes", "yes", "No", "no", "?", "No", "-"] * 5)]
+    table = csv(seed=0, path=write_csv(tmp_path / "t.csv", ["x", "y"], rows), target="y")
+    assert sorted(set(table.y)) == ["-", "?", "No", "Yes", "no", "yes"]  # noted, never changed
+    notes = table.columns["notes"]
+    assert ("the target 'y' has classes that differ only in case: 'No' (10 rows) / 'no' (5 rows), "
+            "'Yes' (5 rows) / 'yes' (10 rows).") in notes[0]
+    assert notes[1].startswith("the target 'y' has classes with no letter or digit: '-' (5 rows), '?' (5 rows). "
+                               "If they mark a missing value, add them to data.na_values")
+    clean = [[str(i), label] for i, label in enumerate(["yes", "no", "n/a-2"] * 5)]
+    assert csv(seed=0, path=write_csv(tmp_path / "c.csv", ["x", "y"], clean), target="y").columns["notes"] == []
+    numbers = [[str(i), str(i % 3)] for i in range(15)]
+    assert csv(seed=0, path=write_csv(tmp_path / "n.csv", ["x", "y"], numbers), target="y").columns["notes"] == []
+
+
 def test_missing_drop_error_and_declared_types(tmp_path):
     rows = [["1", "a", "3", "x"], ["NA", "b", "1", "y"], ["3", "", "2", "x"], ["4", "a", "3", "y"]] * 3
     path = write_csv(tmp_path / "d.csv", ["n", "c", "grade", "y"], rows)

@@ -158,6 +158,8 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         for j, name in enumerate(features):
             x[:, j] = values[name]
     y = _targets(source, target, labels, lines)
+    if y.dtype.kind in "US":  # class names: spellings of one class, and marks that may mean "missing"
+        notes += _label_notes(target, labels)
     spec = {"types": {n: types[n] for n in features}, "na_values": list(na_values), "missing": missing,
             "header": header, "n_columns": len(names), "notes": notes}
     groups = None
@@ -248,6 +250,30 @@ def _targets(source: str, target: str, labels: list[str], lines: list[int]) -> n
         raise DataError(f"CSV {source}, row {lines[i]}: the target column '{target}' holds "
                         f"{labels[i]!r}, not a finite number. Fill it in or drop the row")
     return y
+
+
+def _label_notes(target: str, labels: list[str]) -> list[str]:
+    """Notes on a target's class names that look like mistakes in the file: names that differ only in case
+    (``Yes`` / ``yes``: two classes to the model), and names without a letter or digit (``?``, ``-``), which
+    often mark a missing value."""
+    from collections import Counter
+
+    counts = Counter(labels)
+    spellings: dict[str, list[str]] = {}
+    for name in counts:
+        spellings.setdefault(name.casefold(), []).append(name)
+    notes = []
+    alike = [sorted(names) for names in spellings.values() if len(names) > 1]
+    if alike:
+        shown = ", ".join(" / ".join(f"{n!r} ({counts[n]} rows)" for n in names) for names in sorted(alike)[:5])
+        notes.append(f"the target '{target}' has classes that differ only in case: {shown}. Each is a class of its "
+                     "own to the model; if they mean the same, write them alike in the file")
+    marks = sorted(n for n in counts if not any(ch.isalnum() for ch in n))
+    if marks:
+        shown = ", ".join(f"{n!r} ({counts[n]} rows)" for n in marks[:5])
+        notes.append(f"the target '{target}' has classes with no letter or digit: {shown}. If they mark a missing "
+                     "value, add them to data.na_values and those rows are dropped")
+    return notes
 
 
 def _is_missing(cell: Any, na: set[str]) -> bool:
