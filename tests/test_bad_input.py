@@ -89,7 +89,8 @@ def image_case(content: bytes):
                 Image.new("L", (6, 6), 40 * i).save(tmp / "images" / cls / f"{i}.png")
         broken = write(tmp / "images" / "dog" / "broken.png", content)
         return ["data=image_folder", f"data.root={tmp / 'images'}", "model=perceptron"], \
-            [f"cannot read image '{broken}'", "Replace or remove the file"]
+            [f"1 of the 7 images in '{tmp / 'images'}' cannot be read: '{broken}' (", "Replace or remove them",
+             "data.unreadable=skip"]
     return make
 
 

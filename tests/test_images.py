@@ -178,15 +178,66 @@ def test_image_folder_errors_name_the_problem(tmp_path):
         image_folder(seed=0, root=str(tmp_path / "im"))
     good = (tmp_path / "im" / "a" / "0.png").read_bytes()
     (tmp_path / "im" / "b" / "broken.png").write_bytes(good[: len(good) // 2])  # truncated PNG
-    with pytest.raises(DataError, match=r"cannot read image '.*broken.png'"):
+    with pytest.raises(DataError, match=r"1 of the 2 images in '.*im' cannot be read: '.*broken.png' \("):
         image_folder(seed=0, root=str(tmp_path / "im"))
     (tmp_path / "im" / "b" / "broken.png").write_bytes(b"this is not a png")
-    with pytest.raises(DataError, match=r"cannot read image '.*broken.png'"):
+    with pytest.raises(DataError, match=r"'.*broken.png' \(not an image file Pillow can read\)"):
         image_folder(seed=0, root=str(tmp_path / "im"))
     (tmp_path / "im" / "b" / "broken.png").unlink()
     make_folder(tmp_path / "im", {"c": [("L", (4, 4), 0, "png")]})
     with pytest.raises(DataError, match=r"data.size must be \[height, width\]"):
         image_folder(seed=0, root=str(tmp_path / "im"), size=[4])
+
+
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_images_that_cannot_be_read_are_all_named_or_left_out_with_a_note(tmp_path, cache):
+    """A folder as scraped: an empty file and a file that is no image among good ones. The error names them all
+    at once; data.unreadable=skip leaves them out (in memory, and streamed from disk) and a note counts them."""
+    root = make_folder(tmp_path / "im", {"cat": [("L", (6, 6), 10 * i, "png") for i in range(4)],
+                                         "dog": [("L", (6, 6), 200 + i, "png") for i in range(3)]})
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    (root / "dog" / "junk.png").write_bytes(b"<html>not found</html>")
+    if cache == "memory":  # every image is decoded now
+        with pytest.raises(DataError) as refused:
+            image_folder(seed=0, root=str(root), size=[6, 6], cache=cache)
+        assert str(refused.value) == (
+            f"2 of the 9 images in '{root}' cannot be read: '{root / 'cat' / 'empty.jpg'}' (an empty file); "
+            f"'{root / 'dog' / 'junk.png'}' (not an image file Pillow can read). Replace or remove them, or leave "
+            "them out with data.unreadable=skip")
+    else:  # streamed: each image is decoded when a batch needs it, and an unreadable one stops the run then
+        files = image_folder(seed=0, root=str(root), size=[6, 6], cache=cache).files
+        with pytest.raises(DataError, match=r"cannot read image '.*empty.jpg': an empty file\. Replace or remove "
+                                            r"the file, or leave out every image .* with data.unreadable=skip"):
+            files.raw([p.endswith("empty.jpg") for p in files.paths.tolist()].index(True))
+    table = image_folder(seed=0, root=str(root), size=[6, 6], cache=cache, unreadable="skip")
+    assert table.y.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert table.notes == [f"left out 2 of the 9 images in '{root}' that cannot be read (data.unreadable=skip): "
+                           f"'{root / 'cat' / 'empty.jpg'}', '{root / 'dog' / 'junk.png'}'"]
+    if cache == "memory":
+        assert table.x[:, 0, 0, 0].tolist() == [0, 10, 20, 30, 200, 201, 202]
+    else:
+        assert [p.rsplit("/", 2)[-2:] for p in table.files.paths.tolist()] == \
+            [["cat", f"{i}.png"] for i in range(4)] + [["dog", f"{i}.png"] for i in range(3)]
+
+
+def test_an_unreadable_image_met_in_a_dataloader_worker_is_refused_with_its_message_alone(tmp_path):
+    """torch re-raises a worker's error with the worker's traceback as its message; the user sees dlcli's."""
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
+    root = make_folder(tmp_path / "im", {"cat": [("L", (6, 6), 10 * i, "png") for i in range(8)],
+                                         "dog": [("L", (6, 6), 200 + i, "png") for i in range(8)]})
+    (root / "dog" / "empty.png").write_bytes(b"")
+    out = tmp_path / "outputs"
+    result = CliRunner().invoke(app, ["train", "data=image_folder", f"data.root={root}", "data.cache=none",
+                                      "data.num_workers=1", "data.size=[6,6]", "model=perceptron", "threads=1",
+                                      "trainer.max_epochs=1", f"output_dir={out}"])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert message == (f"error: cannot read image '{root / 'dog' / 'empty.png'}': an empty file. Replace or remove "
+                       "the file, or leave out every image that cannot be read with data.unreadable=skip")
+    assert not out.exists()
 
 
 # ------------------------------------------------------------------------------------------ CIFAR-10

@@ -8,6 +8,7 @@ then rescales them, fitted on the train split only.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
@@ -196,24 +197,40 @@ def _image_files(class_dir: Path) -> list[Path]:
     return files
 
 
-def _load_rgb(path: Path | IO[bytes], size: tuple[int, int], name: str | None = None) -> np.ndarray:
+def _load_rgb(path: Path | IO[bytes], size: tuple[int, int], name: str | None = None,
+              fix: str = "Replace or remove the file") -> np.ndarray:
     """One image file (a path, or an open binary file named ``name`` in errors), resized to ``size`` (H, W),
-    as (H, W, 3) uint8."""
-    import numpy as np
+    as (H, W, 3) uint8. ``fix``: what the error suggests for a file that cannot be read."""
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = img.convert("RGB")  # palette, grayscale, alpha: all to 3 channels; alpha is dropped
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return _decode(path, size)
+    except _unreadable() as e:
         if name is None:
-            raise DataError(f"cannot read image '{path}': {e}. Replace or remove the file") from None
+            raise DataError(f"cannot read image '{path}': {_why(e, Path(path))}. {fix}") from None
         why = "not an image file Pillow can read" if isinstance(e, Image.UnidentifiedImageError) else str(e)
         raise DataError(f"cannot read image '{name}': {why}. Send a PNG, JPEG, BMP or GIF") from None
+
+
+def _decode(path: Path | IO[bytes], size: tuple[int, int]) -> np.ndarray:
+    """``_load_rgb`` without its messages: Pillow's own error (one of ``_unreadable()``) for a bad file."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        rgb = img.convert("RGB")  # palette, grayscale, alpha: all to 3 channels; alpha is dropped
     if rgb.size != (size[1], size[0]):
         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)  # Pillow takes (W, H)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _unreadable() -> tuple[type[Exception], ...]:
+    """What Pillow raises for a file it cannot decode: not an image (UnidentifiedImageError is an OSError),
+    truncated or damaged, or a decompression bomb."""
+    from PIL import Image
+
+    return OSError, SyntaxError, ValueError, Image.DecompressionBombError
 
 
 def to_channels(rgb: np.ndarray, color: Literal["grayscale", "rgb"]) -> np.ndarray:
@@ -236,7 +253,7 @@ def has_colour(rgb: np.ndarray) -> bool:
 def image_folder(seed: int, root: str, size: list[int] = (32, 32),
                  color: Literal["grayscale", "rgb", "auto"] = "auto",
                  cache: Literal["auto", "memory", "none"] = "auto", cache_budget_mib: float | None = None,
-                 stats_sample: int | None = 2000):
+                 stats_sample: int | None = 2000, unreadable: Literal["error", "skip"] = "error"):
     """Your own images: one subfolder per class (png, jpg, bmp, gif), resized to one size, 0..255."""
     import numpy as np
 
@@ -251,11 +268,60 @@ def image_folder(seed: int, root: str, size: list[int] = (32, 32),
     streamed = stream_decision([f for f, _ in files], (size[0], size[1]), color, cache, cache_budget_mib,
                                stats_sample, seed)
     if streamed is not None:  # larger than the budget (or data.cache=none): decoded per batch, never all at once
-        return Table(None, y, "classification", names, files=streamed)
-    rgb = np.stack([_load_rgb(f, (size[0], size[1])) for f, _ in files])  # (N, H, W, 3) uint8
+        notes = None
+        if unreadable == "skip":  # each file's header, now: a file that fails later stops the run
+            bad = [(f, why) for f, why in ((f, _unopenable(f)) for f, _ in files) if why]
+            if bad:
+                keep = np.isin(streamed.paths, [str(f) for f, _ in bad], invert=True)
+                streamed, y = replace(streamed, paths=streamed.paths[keep]), y[keep]
+                notes = [_skipped_note(bad, len(files), root)]
+        return Table(None, y, "classification", names, files=streamed, notes=notes)
+    decoded, bad = [], []
+    for f, _ in files:
+        try:
+            decoded.append(_decode(f, (size[0], size[1])))  # (H, W, 3) uint8
+        except _unreadable() as e:
+            bad.append((f, _why(e, f)))
+    notes = None
+    if bad and unreadable == "error":
+        shown = "; ".join(f"'{f}' ({why})" for f, why in bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5
+                                                                      else "")
+        raise DataError(f"{len(bad)} of the {len(files)} images in '{root}' cannot be read: {shown}. Replace or "
+                        "remove them, or leave them out with data.unreadable=skip")
+    if bad:
+        keep = np.isin([str(f) for f, _ in files], [str(f) for f, _ in bad], invert=True)
+        y, notes = y[keep], [_skipped_note(bad, len(files), root)]
+    if not decoded:
+        raise DataError(f"none of the {len(files)} images in '{root}' can be read")
+    rgb = np.stack(decoded)  # (N, H, W, 3) uint8
     if color == "auto":
         color = "rgb" if has_colour(rgb) else "grayscale"
-    return Table(to_channels(rgb, color), y, "classification", names)
+    return Table(to_channels(rgb, color), y, "classification", names, notes=notes)
+
+
+def _unopenable(path: Path) -> str | None:
+    """Why Pillow cannot identify ``path`` as an image (its header only: fast), or None when it can."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return None
+    except _unreadable() as e:
+        return _why(e, path)
+
+
+def _why(error: Exception, path: Path) -> str:
+    """Why an image file cannot be read, in a few words (Pillow's own text repeats the path)."""
+    from PIL import Image
+
+    if isinstance(error, Image.UnidentifiedImageError):
+        return "an empty file" if path.stat().st_size == 0 else "not an image file Pillow can read"
+    return str(error) or type(error).__name__
+
+
+def _skipped_note(bad: list[tuple[Path, str]], total: int, root: str) -> str:
+    shown = ", ".join(f"'{f}'" for f, _ in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return f"left out {len(bad)} of the {total} images in '{root}' that cannot be read (data.unreadable=skip): {shown}"
 
 
 # ------------------------------------------------------------------------------------------ CIFAR-10

@@ -152,17 +152,21 @@ def _carve(rows: np.ndarray, y: np.ndarray, share: float, seed: int, stratify: b
         name = {"val": "validation"}.get(part, part)
         setting, of = f"data.{part}_fraction={fraction}", f"{len(y)} rows"
         if e.reason == "test_below_classes":
-            what = (f"the {name} split ({setting} of {of}) would hold {e.facts['rows']} rows, fewer than the "
+            what = (f"the {name} split ({setting} of {of}) would hold {_rows(e.facts['rows'])}, fewer than the "
                     f"{e.facts['classes']} classes, and a stratified split puts every class in each split. "
                     f"Use a larger data.{part}_fraction, or set data.stratify=false")
         elif e.reason == "train_below_classes":
-            what = (f"taking the {name} split ({setting} of {of}) would leave {e.facts['rows']} rows for {left}, "
+            what = (f"taking the {name} split ({setting} of {of}) would leave {_rows(e.facts['rows'])} for {left}, "
                     f"fewer than the {e.facts['classes']} classes, and a stratified split puts every class in "
                     f"each split. Use a smaller data.{part}_fraction, or set data.stratify=false")
         else:
             where = " left after taking the test split" if after_test else ""
             what = _refused_in_general(e, setting, f"{len(rows)} rows{where}")
         raise DataError(f"cannot split the data: {what}") from None
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def _refused_in_general(e, setting: str, rows: str) -> str:

@@ -96,12 +96,15 @@ def _sampled_colour(files: ImageFiles) -> str:
 
     Stops at the first colour image, so a colour folder costs one decode. In memory every image is looked at.
     """
-    from dlcli.data.images import _load_rgb, has_colour
+    from dlcli.data.images import _decode, _unreadable, has_colour
 
     order = np.random.default_rng(files.seed).permutation(len(files))[:files.stats_sample]
     for i in order:
-        if has_colour(_load_rgb(Path(files.paths[i]), files.size)):
-            return "rgb"
+        try:
+            if has_colour(_decode(Path(files.paths[i]), files.size)):
+                return "rgb"
+        except _unreadable():  # the loader decides what an unreadable file does (data.unreadable)
+            continue
     return "grayscale"
 
 
@@ -148,7 +151,8 @@ class ImageFiles:
         from dlcli.data.images import _load_rgb, to_channels
         from dlcli.data.prepare import convert_images
 
-        rgb = _load_rgb(Path(self.paths[i]), self.size)[None]  # (1, H, W, 3) uint8
+        rgb = _load_rgb(Path(self.paths[i]), self.size, fix="Replace or remove the file, or leave out every "
+                        "image that cannot be read with data.unreadable=skip")[None]  # (1, H, W, 3) uint8
         return convert_images(to_channels(rgb, self.color), self.image)
 
     def load(self, i: int) -> np.ndarray:
