@@ -131,7 +131,7 @@ CASES = {
                                        "data.delimiter=';;'"],
                                       ["data.delimiter must be one character or auto, got ';;'"]),
     "csv-not-utf8": with_expected(csv_case(b"a,b,y\n1,2,caf\xe9\n"), "is not UTF-8 text: byte 0xe9 on line 2",
-                                  "Save it as UTF-8"),
+                                  "data.encoding=latin-1", "save it as UTF-8"),
     "csv-binary": with_expected(csv_case(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00"), "is not UTF-8 text"),
     # columns, values, targets
     "csv-missing-column": with_expected(csv_case("a,b,label\n1,2,0\n", ), "has no column 'y' (data.target)",

@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dlcli.cli import app
-from dlcli.data.files import decimal_commas, sniff_delimiter, split_csv
+from dlcli.data.files import csv, decimal_commas, sniff_delimiter, split_csv
 from dlcli.data.sequences import timeseries_csv
 from dlcli.data.text import text_csv
+from dlcli.errors import DataError
 
 runner = CliRunner()
 FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "threads=1"]
@@ -100,13 +101,17 @@ def test_a_semicolon_file_with_decimal_commas_trains_on_its_numbers_and_predicts
     plain = tmp_path / "new_plain.csv"
     plain.write_text("alpha,beta,colour\n" + "".join(f"{x:.3f},{z:.3f},{c}\n" for x, z, c in zip(a, b, colour,
                                                                                                 strict=True)))
+    import gzip
+
+    (tmp_path / "new_euro.csv.gz").write_bytes(gzip.compress((tmp_path / "new_euro.csv").read_bytes()))
     predicted = {}
-    for name in ("new_euro.csv", "new_plain.csv"):
+    for name in ("new_euro.csv", "new_plain.csv", "new_euro.csv.gz"):
         result = runner.invoke(app, ["predict", str(run), str(tmp_path / name), "--output",
                                      str(tmp_path / f"p_{name}")])
         assert result.exit_code == 0, result.output
         predicted[name] = [line.split(",")[-3:] for line in (tmp_path / f"p_{name}").read_text().splitlines()[1:]]
-    assert len(predicted["new_euro.csv"]) == 20 and predicted["new_euro.csv"] == predicted["new_plain.csv"]
+    assert len(predicted["new_euro.csv"]) == 20
+    assert predicted["new_euro.csv"] == predicted["new_plain.csv"] == predicted["new_euro.csv.gz"]
 
 
 def test_decimal_point_leaves_decimal_comma_columns_as_text_and_says_so(tmp_path):
@@ -143,3 +148,51 @@ def test_time_series_and_text_files_find_their_delimiter_too(tmp_path):
     assert table.x.tolist() == ["the film, was great", "a dull plot"] and table.y.tolist() == ["pos", "neg"]
     assert table.notes == [f"read '{texts}' as tab-separated (data.delimiter=auto; to choose: "
                            "\"data.delimiter='\\t'\")"]
+
+
+TABLE = "x,colour,y\n" + "".join(f"{i},{'rouge é' if i % 2 else 'bleu'},{i % 2}\n" for i in range(12))
+
+
+@pytest.mark.parametrize("packed", ["gzip", "bz2", "xz", "zip"])
+def test_a_compressed_csv_is_read_as_its_content_whatever_its_name(tmp_path, packed):
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    raw = TABLE.encode()
+    path = tmp_path / "table.data"  # told by its first bytes, not its name
+    if packed == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("table.csv", raw)
+    else:
+        path.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[packed](raw))
+    table = csv(0, str(path), "y")
+    assert table.x[:, 0].tolist() == list(range(12)) and table.x[1, 1] == "rouge é"
+
+
+def test_a_zip_of_several_files_or_a_damaged_archive_is_refused_naming_it(tmp_path):
+    import gzip
+    import zipfile
+
+    path = tmp_path / "two.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", TABLE)
+        archive.writestr("b.csv", TABLE)
+    with pytest.raises(DataError, match=r"'.*two.zip' \(data.path\) is a zip archive of 2 files \(a.csv, b.csv\): "
+                                        "dlcli reads a zip that holds one file"):
+        csv(0, str(path), "y")
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(TABLE.encode())[:30])
+    with pytest.raises(DataError, match=r"'.*cut.csv.gz' \(data.path\) is a damaged compressed file"):
+        csv(0, str(tmp_path / "cut.csv.gz"), "y")
+
+
+def test_a_file_in_another_encoding_is_read_when_named_and_refused_naming_the_option_when_not(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes(TABLE.encode("latin-1"))
+    with pytest.raises(DataError, match=r"is not UTF-8 text: byte 0xe9 on line 3. Name the encoding it was saved "
+                                        r"in \(data.encoding=latin-1"):
+        csv(0, str(path), "y")
+    assert csv(0, str(path), "y", encoding="latin-1").x[1, 1] == "rouge é"
+    with pytest.raises(DataError, match="data.encoding='klingon' is not a text encoding Python knows"):
+        csv(0, str(path), "y", encoding="klingon")

@@ -30,17 +30,60 @@ def _existing(path: str, what: str, key: str) -> Path:
     return p
 
 
-def read_text(p: Path, path: str, key: str) -> str:
-    """A text file's content (UTF-8, with or without a byte-order mark); DataError if it is not text."""
+def read_text(p: Path, path: str, key: str, encoding: str = "utf-8", named: str | None = None) -> str:
+    """A text file's content, decompressed when it is a gzip, bz2, xz or single-file zip archive (told by its
+    first bytes, whatever its name), decoded with ``encoding`` (data.encoding; UTF-8 with or without a
+    byte-order mark by default). DataError, naming the file (as ``named``, else as ``data.<key>``'s) and the
+    fix, when it cannot be read as such."""
+    import codecs
+
+    named = named or f"'{path}' (data.{key})"
+
     try:
-        return p.read_text(encoding="utf-8-sig")
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"data.encoding={encoding!r} is not a text encoding Python knows: e.g. utf-8, latin-1, "
+                        "cp1252, utf-16") from None
+    try:
+        raw = _decompressed(p.read_bytes(), named)
+    except OSError as e:
+        raise DataError(f"cannot read {named}: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
     except UnicodeDecodeError as e:
         line = e.object[:e.start].count(b"\n") + 1
-        raise DataError(f"'{path}' (data.{key}) is not UTF-8 text: byte {e.object[e.start]:#04x} on line {line}. "
-                        "Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`); if it is not a "
-                        "CSV file at all, give the right file") from None
-    except OSError as e:
-        raise DataError(f"cannot read '{path}' (data.{key}): {e.strerror or e}") from None
+        shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+        raise DataError(f"{named} is not {shown} text: byte {e.object[e.start]:#04x} on line {line}. Name the "
+                        "encoding it was saved in (data.encoding=latin-1, cp1252, utf-16, ...) or save it as UTF-8; "
+                        "if it is not a text file at all, give the right file") from None
+
+
+def _decompressed(raw: bytes, named: str) -> bytes:
+    """``raw`` itself, or its content when it is a compressed file: gzip, bz2, xz, or a zip holding one file."""
+    import bz2
+    import gzip
+    import io
+    import lzma
+
+    try:
+        if raw[:2] == b"\x1f\x8b":
+            return gzip.decompress(raw)
+        if raw[:3] == b"BZh":
+            return bz2.decompress(raw)
+        if raw[:6] == b"\xfd7zXZ\x00":
+            return lzma.decompress(raw)
+        if raw[:4] == b"PK\x03\x04":
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+                if len(members) != 1:
+                    names = ", ".join(m.filename for m in members[:10]) + (" ..." if len(members) > 10 else "")
+                    raise DataError(f"{named} is a zip archive of {len(members)} files ({names}): "
+                                    "dlcli reads a zip that holds one file. Extract the one to read and give it")
+                return archive.read(members[0])
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as e:
+        raise DataError(f"{named} is a damaged compressed file: {e}. Download or compress it "
+                        "again") from None
+    return raw
 
 
 DELIMITERS = (",", ";", "\t", "|")  # what data.delimiter=auto chooses from, in this order
@@ -58,17 +101,19 @@ class CsvRows(list):
 
 
 def csv_rows(path: str, delimiter: str, key: str = "path", header: bool = True, decimal: str = ".",
-             na_values: tuple[str, ...] | list[str] = (), notes: list[str] | None = None) -> CsvRows:
+             na_values: tuple[str, ...] | list[str] = (), notes: list[str] | None = None,
+             encoding: str = "utf-8") -> CsvRows:
     """(line number, fields) of every non-blank row of a CSV file, the header first (unless ``header`` is False).
 
     ``delimiter``: one character, or ``auto`` (:func:`sniff_delimiter`'s choice; a comma when it finds none).
     ``decimal`` (``.``, ``,``, or ``auto``: ``,`` unless the delimiter is a comma) rewrites the columns written
     with decimal commas (:func:`decimal_commas`). Each choice that reads the file otherwise than as plain
-    commas and points is appended to ``notes``. DataError when the file is missing, unreadable, not UTF-8 text,
-    not parseable, or has no data row.
+    commas and points is appended to ``notes``. The file may be compressed, and in any ``encoding`` (see
+    :func:`read_text`). DataError when the file is missing, unreadable, not text in that encoding, not
+    parseable, or has no data row.
     """
     p = _existing(path, "CSV", key)
-    rows = _split(read_text(p, path, key), delimiter, f"'{path}'", header, decimal, na_values, notes)
+    rows = _split(read_text(p, path, key, encoding), delimiter, f"'{path}'", header, decimal, na_values, notes)
     if not rows:
         raise DataError(f"CSV file '{path}' (data.{key}) is empty: it needs a header row and at least one data row")
     if len(rows) < 2 and header:
@@ -194,13 +239,14 @@ def decimal_commas(rows: list[list[str]], decimal: str, delimiter: str, na: set[
 def csv(seed: int, path: str, target: int | str, features: list[int | str] | None = None, delimiter: str = "auto",
         header: bool = True, categorical: list[int | str] | None = None, numeric: list[int | str] | None = None,
         na_values: list[str] = NA_VALUES, missing: Literal["error", "drop", "impute"] = "impute",
-        max_categories: int = 50, group: str | None = None, decimal: Literal[".", ",", "auto"] = "auto"):
+        max_categories: int = 50, group: str | None = None, decimal: Literal[".", ",", "auto"] = "auto",
+        encoding: str = "utf-8"):
     """A CSV table: one target column; numeric, categorical and text columns, with missing values."""
     from dlcli.data.columns import read_table
 
     dialect: list[str] = []  # notes: a delimiter other than a comma found, decimal commas read
-    numbered = csv_rows(path, delimiter, header=header, decimal=decimal, na_values=na_values,
-                        notes=dialect)  # blank lines carry nothing and are left out
+    numbered = csv_rows(path, delimiter, header=header, decimal=decimal, na_values=na_values, notes=dialect,
+                        encoding=encoding)  # blank lines carry nothing and are left out
     lines, rows = [n for n, _ in numbered], [r for _, r in numbered]
     if header:
         names, lines, rows = [h.strip() for h in rows[0]], lines[1:], rows[1:]

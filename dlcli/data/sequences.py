@@ -71,12 +71,12 @@ def _forecast_table(inputs: np.ndarray, target: np.ndarray, window: int, horizon
 @DATASETS.register()
 def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
                    horizon: int = 1, delimiter: str = "auto", difference: int = 0, seasonal_lag: int | None = None,
-                   decimal: Literal[".", ",", "auto"] = "auto"):
+                   decimal: Literal[".", ",", "auto"] = "auto", encoding: str = "utf-8"):
     """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
     import numpy as np
 
     notes: list[str] = []  # a delimiter other than a comma found, decimal commas read
-    rows = csv_rows(path, delimiter, decimal=decimal, notes=notes)  # (line number, fields); blank lines left out
+    rows = csv_rows(path, delimiter, decimal=decimal, notes=notes, encoding=encoding)  # (line, fields), no blank lines
     header = [h.strip() for h in rows[0][1]]
     for lineno, row in rows[1:]:
         if len(row) != len(header):

@@ -23,7 +23,7 @@ def _text_options(level: str, max_length: int, min_freq: int, max_vocab: int | N
 @DATASETS.register()
 def text_csv(seed: int, path: str, text: str = "text", label: str = "label", level: Literal["word", "char"] = "word",
              max_length: int = 64, min_freq: int = 1, max_vocab: int | None = 20000, lowercase: bool = True,
-             delimiter: str = "auto"):
+             delimiter: str = "auto", encoding: str = "utf-8"):
     """A CSV with a text column and a label column (text classification)."""
     import numpy as np
 
@@ -31,7 +31,7 @@ def text_csv(seed: int, path: str, text: str = "text", label: str = "label", lev
     from dlcli.data.files import csv_rows
 
     notes: list[str] = []  # a delimiter other than a comma found
-    numbered = csv_rows(path, delimiter, notes=notes)
+    numbered = csv_rows(path, delimiter, notes=notes, encoding=encoding)
     columns = [h.strip() for h in numbered[0][1]]
     position = column_positions(columns, f"'{path}'")  # refuses a name given twice
     for key, col in (("text", text), ("label", label)):

@@ -124,14 +124,16 @@ def read_inputs(run: LoadedRun, path: Path) -> Inputs:
             raise DataError(f"INPUT '{path}' is an image or a folder, but run {run.run_dir.name} was trained on "
                             "texts: give a text file with one text per line, or a CSV")
         return _read_images(run, path)
-    if suffix == ".csv":
+    if suffix in COMPRESSED and len(path.suffixes) > 1:  # data.csv.gz: a compressed CSV (or text file)
+        suffix = path.suffixes[-2].lower()
+    if suffix in (".csv", ".tsv"):
         return _read_csv(run, path)
     if suffix == ".npz":
         return _read_npz(run, path)
     if not text_run:
         raise DataError(f"INPUT '{path}' is neither a CSV, an NPZ nor an image ({', '.join(IMAGE_SUFFIXES)}); "
                         f"run {run.run_dir.name} takes arrays. Text files (one text per line) are for text runs")
-    lines = _read_text(path).splitlines()
+    lines = _read_text(run, path).splitlines()
     kept = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
     inputs = text_inputs(run, [line for _, line in kept], [n for n, _ in kept],
                          f"text file '{path}' ({len(kept)} lines)")
@@ -139,11 +141,15 @@ def read_inputs(run: LoadedRun, path: Path) -> Inputs:
     return inputs
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read INPUT '{path}' as UTF-8 text: {e}") from None
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip")
+
+
+def _read_text(run: LoadedRun, path: Path) -> str:
+    """INPUT's text, decompressed and decoded as the run read its data files (data.encoding)."""
+    from dlcli.data.files import read_text
+
+    return read_text(path, str(path), "path", run.config["data"].get("encoding") or "utf-8",
+                     named=f"INPUT '{path}'")
 
 
 def _read_csv(run: LoadedRun, path: Path) -> Inputs:
@@ -151,7 +157,7 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
     from dlcli.data.files import split_csv
 
     data = run.config["data"]
-    rows = split_csv(_read_text(path), data.get("delimiter") or ",", f"CSV '{path}'",
+    rows = split_csv(_read_text(run, path), data.get("delimiter") or ",", f"CSV '{path}'",
                      decimal=data.get("decimal") or ".", na_values=data.get("na_values") or ())
     if not rows:
         raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
