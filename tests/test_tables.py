@@ -70,7 +70,7 @@ def test_columns_are_typed_missing_targets_dropped_and_text_left_out(tmp_path):
 
 
 def test_class_names_that_look_like_mistakes_in_the_file_are_named_in_notes(tmp_path):
-    rows = [[str(i), label] for i, label in enumerate(["Yes", "yes", "yes", "No", "no", "?", "No", "-"] * 5)]
+    rows = [[str(i % 7), label] for i, label in enumerate(["Yes", "yes", "yes", "No", "no", "?", "No", "-"] * 5)]
     table = csv(seed=0, path=write_csv(tmp_path / "t.csv", ["x", "y"], rows), target="y")
     assert sorted(set(table.y)) == ["-", "?", "No", "Yes", "no", "yes"]  # noted, never changed
     notes = table.columns["notes"]
@@ -82,6 +82,31 @@ def test_class_names_that_look_like_mistakes_in_the_file_are_named_in_notes(tmp_
     assert csv(seed=0, path=write_csv(tmp_path / "c.csv", ["x", "y"], clean), target="y").columns["notes"] == []
     numbers = [[str(i), str(i % 3)] for i in range(15)]
     assert csv(seed=0, path=write_csv(tmp_path / "n.csv", ["x", "y"], numbers), target="y").columns["notes"] == []
+
+
+def test_a_column_that_counts_the_rows_is_named_in_a_note_and_data_exclude_leaves_it_out(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [[str(i + 1), f"{rng.normal():.3f}", "NA" if i in (3, 17) else str(i % 2)] for i in range(40)]
+    path = write_csv(tmp_path / "t.csv", ["PassengerId", "x", "y"], rows)
+    table = csv(seed=0, path=path, target="y")  # rows 4 and 18 dropped (no target): the ids keep counting
+    assert table.feature_names == ["PassengerId", "x"]
+    assert ("column 'PassengerId' counts the rows (1, 2, ..., 40 in file order): a row number tells the model "
+            "nothing about a row") in " ".join(table.columns["notes"])
+    assert "data.exclude=[PassengerId]" in table.columns["notes"][-1]
+    kept = csv(seed=0, path=path, target="y", exclude=["PassengerId"])
+    assert kept.feature_names == ["x"] and not any("counts the rows" in n for n in kept.columns["notes"])
+    declared = csv(seed=0, path=path, target="y", numeric=["PassengerId"])  # declared: the user knows it
+    assert not any("counts the rows" in n for n in declared.columns["notes"])
+    shuffled = [[str(v), x, y] for v, (_, x, y) in zip(rng.permutation(40) + 1, rows, strict=True)]
+    assert not any("counts the rows" in n for n in
+                   csv(seed=0, path=write_csv(tmp_path / "s.csv", ["v", "x", "y"], shuffled), target="y")
+                   .columns["notes"])
+    with pytest.raises(DataError, match="has no column 'pasengerid' \\(data.exclude\\)"):
+        csv(seed=0, path=path, target="y", exclude=["pasengerid"])
+    with pytest.raises(DataError, match="with data.features listing them, leave it null"):
+        csv(seed=0, path=path, target="y", exclude=["x"], features=["PassengerId"])
+    with pytest.raises(DataError, match="the target 'y' is in data.exclude"):
+        csv(seed=0, path=path, target="y", exclude=["y"])
 
 
 def test_missing_drop_error_and_declared_types(tmp_path):

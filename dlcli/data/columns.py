@@ -57,13 +57,14 @@ def _number(cell: str) -> float | None:
 def read_table(source: str, names: list[str], rows: list[list[str]], lines: list[int], target: str,
                features: list[str] | None, categorical: list[str] | None, numeric: list[str] | None,
                na_values: list[str], missing: str, max_categories: int, header: bool,
-               group: str | None = None) -> Table:
+               group: str | None = None, exclude: list[str] | None = None) -> Table:
     """A CSV's cells (``rows`` under the column ``names``) as a Table of typed raw columns.
 
     Rows whose target is missing are dropped (with a note); numeric columns become floats (NaN where
     missing), categorical ones stay strings (None where missing); text columns are left out with a note.
     ``missing`` (error | drop | impute) says what a missing feature cell does; impute happens in prepare.
     ``group`` (cv.group) names a column read as each row's group (``Table.groups``), never as a feature.
+    ``exclude``: columns that are not features when ``features`` is not given (every other column is).
     """
     na, notes = set(na_values), []
     position = column_positions(names, source)  # refuses a name given twice
@@ -72,7 +73,7 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
             notes.append(f"the header row of {source} is all numbers ({', '.join(names[:5])}...): if it is data, "
                          "add data.header=false (columns are then named 0..N-1)")
     for key, wanted in (("target", [target]), ("features", features), ("categorical", categorical),
-                        ("numeric", numeric)):
+                        ("numeric", numeric), ("exclude", exclude)):
         for name in wanted or []:
             if name not in position:
                 hint = " The file is read without a header (data.header=false): columns are 0.." \
@@ -87,6 +88,11 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         raise DataError(f"column '{both[0]}' is in both data.categorical and data.numeric: keep it in one")
     if target in (categorical or []) or target in (numeric or []):
         raise DataError(f"the target '{target}' is not a feature: remove it from data.categorical / data.numeric")
+    if exclude and features is not None:
+        raise DataError("data.exclude leaves columns out of the default features (every column); with "
+                        "data.features listing them, leave it null")
+    if target in (exclude or []):
+        raise DataError(f"the target '{target}' is in data.exclude: it is never a feature; remove it from there")
 
     t = position[target]
     labels = [row[t].strip() for row in rows]
@@ -101,7 +107,8 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
         rows, lines, labels = [rows[i] for i in keep], [lines[i] for i in keep], [labels[i] for i in keep]
 
     explicit = set(features or [])  # named in data.features: a text column there is refused, not left out
-    features = list(features) if features is not None else [n for n in names if n not in (target, group)]
+    left_out = {target, group, *(exclude or [])}
+    features = list(features) if features is not None else [n for n in names if n not in left_out]
     if not features:
         raise DataError(f"CSV {source} has no feature columns besides the target '{target}'")
     types: dict[str, str] = {}
@@ -130,6 +137,14 @@ def read_table(source: str, names: list[str], rows: list[list[str]], lines: list
                         f"data.categorical=[{text[0]}]")
 
     values = {n: _typed(source, n, cells[n], types[n], na, lines) for n in features}
+    counters = [n for n in features if types[n] == "numeric" and n not in numeric_set and n not in explicit
+                and _counts_rows(values[n])]
+    if counters:
+        first, many, named = values[counters[0]], len(counters) > 1, ", ".join(repr(n) for n in counters)
+        notes.append(f"column{'s' * many} {named} count{'' if many else 's'} the rows ({first[0]:g}, "
+                     f"{first[1]:g}, ..., {first[-1]:g} in file order): a row number tells the model nothing "
+                     "about a row (and, in a file sorted by time or by class, something it should not learn). "
+                     f"If it is an id, leave it out: data.exclude=[{counters[0]}]")
     holes = np.zeros(len(rows), dtype=bool)
     for name in features:
         gaps = [i for i, c in enumerate(cells[name]) if c in na]  # a list: no array per column of a wide file
@@ -250,6 +265,15 @@ def _targets(source: str, target: str, labels: list[str], lines: list[int]) -> n
         raise DataError(f"CSV {source}, row {lines[i]}: the target column '{target}' holds "
                         f"{labels[i]!r}, not a finite number. Fill it in or drop the row")
     return y
+
+
+def _counts_rows(values: np.ndarray) -> bool:
+    """Whether a numeric column is a row number: 20 or more rows of whole numbers, each greater than the row
+    before, and hardly any skipped (rows dropped for a missing target leave gaps)."""
+    if len(values) < 20 or not np.isfinite(values).all() or not (values == np.round(values)).all():
+        return False
+    steps = np.diff(values)
+    return bool((steps >= 1).all()) and float(values[-1] - values[0]) <= 1.1 * (len(values) - 1)
 
 
 def _label_notes(target: str, labels: list[str]) -> list[str]:

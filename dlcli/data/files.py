@@ -240,7 +240,7 @@ def csv(seed: int, path: str, target: int | str, features: list[int | str] | Non
         header: bool = True, categorical: list[int | str] | None = None, numeric: list[int | str] | None = None,
         na_values: list[str] = NA_VALUES, missing: Literal["error", "drop", "impute"] = "impute",
         max_categories: int = 50, group: str | None = None, decimal: Literal[".", ",", "auto"] = "auto",
-        encoding: str = "utf-8"):
+        encoding: str = "utf-8", exclude: list[int | str] | None = None):
     """A CSV table: one target column; numeric, categorical and text columns, with missing values."""
     from dlcli.data.columns import read_table
 
@@ -258,7 +258,7 @@ def csv(seed: int, path: str, target: int | str, features: list[int | str] | Non
                             f"{'header' if header else 'first row'} has {len(names)}. "
                             f"{delimiter_hint(numbered.delimiter)}")
     table = read_table(f"'{path}'", names, rows, lines, str(target), _named(features), _named(categorical),
-                       _named(numeric), list(na_values), missing, max_categories, header, group)
+                       _named(numeric), list(na_values), missing, max_categories, header, group, _named(exclude))
     table.columns["notes"][:0] = dialect
     return table
 
