@@ -158,6 +158,7 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
 
     data = run.config["data"]
     rows = split_csv(_read_text(run, path), data.get("delimiter") or ",", f"CSV '{path}'",
+                     header=(run.preprocessing.get("columns") or {}).get("header", True),
                      decimal=data.get("decimal") or ".", na_values=data.get("na_values") or ())
     if not rows:
         raise DataError(f"CSV '{path}' is empty: it needs a header row and a row per input")
