@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from dlcli.cli import app
 from dlcli.data.files import csv, decimal_commas, sniff_delimiter, split_csv
-from dlcli.data.sequences import timeseries_csv
+from dlcli.data.sequences import fill_gaps, timeseries_csv
 from dlcli.data.text import text_csv
 from dlcli.errors import DataError
 
@@ -196,3 +196,33 @@ def test_a_file_in_another_encoding_is_read_when_named_and_refused_naming_the_op
     assert csv(0, str(path), "y", encoding="latin-1").x[1, 1] == "rouge é"
     with pytest.raises(DataError, match="data.encoding='klingon' is not a text encoding Python knows"):
         csv(0, str(path), "y", encoding="klingon")
+
+
+def test_gaps_in_a_series_are_filled_with_the_value_before_or_a_straight_line():
+    values = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, np.nan], [8.0, 7.0], [np.nan, 9.0]])
+    assert fill_gaps(values, "previous").tolist() == [[2, 1], [2, 1], [2, 1], [8, 7], [8, 9]]
+    assert fill_gaps(values, "interpolate").tolist() == [[2, 1], [2, 3], [5, 5], [8, 7], [8, 9]]
+
+
+def test_a_series_with_missing_cells_is_refused_naming_the_cell_or_filled_with_a_note(tmp_path):
+    """Sensor logs as they come (the UCI household power file: semicolons, '?' for a missing reading)."""
+    path = tmp_path / "power.txt"
+    readings = [f"{1 + (i % 5) * 0.5:.3f}" for i in range(40)]
+    readings[7] = "?"
+    readings[8] = ""
+    path.write_text("Time;Global_active_power\n" + "".join(f"{i};{r}\n" for i, r in enumerate(readings)))
+    with pytest.raises(DataError, match=r"row 9, column 'Global_active_power': '\?' is not a number. .* add it "
+                                        "to data.na_values and set data.missing=previous or interpolate"):
+        timeseries_csv(0, str(path), "Global_active_power", window=4)
+    na = ["", "NA", "?"]
+    with pytest.raises(DataError, match=r"row 9, column 'Global_active_power': '\?' is a missing value "
+                                        r"\(data.na_values\). Fill it in, or fill every gap: data.missing=previous"):
+        timeseries_csv(0, str(path), "Global_active_power", window=4, na_values=na)
+    table = timeseries_csv(0, str(path), "Global_active_power", window=4, na_values=na, missing="interpolate")
+    series = np.concatenate([table.x[0, :, 0], table.y[:36]])  # the rows, as filled (window 4, horizon 1)
+    assert series[6:10].tolist() == [1.5, 2.0, 2.5, 3.0]  # rows 7 and 8 on the line from 1.5 to 3.0
+    assert table.notes[-1] == ("filled 2 missing cells in 2 of 40 rows (columns Global_active_power) with a "
+                               "straight line between the values around it (data.missing=interpolate; a gap at the "
+                               "start takes the first value after it)")
+    previous = timeseries_csv(0, str(path), "Global_active_power", window=4, na_values=na, missing="previous")
+    assert np.concatenate([previous.x[0, :, 0], previous.y[:36]])[6:10].tolist() == [1.5, 1.5, 1.5, 3.0]

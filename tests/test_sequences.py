@@ -124,7 +124,8 @@ def test_timeseries_csv_errors(tmp_path, series_csv):
     with pytest.raises(DataError, match=r"row 3, column 'v': 'n/a' is not a number"):
         timeseries_csv(seed=0, path=str(bad), column="v", window=1)
     bad.write_text("t,v\n1,2.5\n2,\n")
-    with pytest.raises(DataError, match=r"row 3, column 'v': '' is empty \(a missing value"):
+    with pytest.raises(DataError, match=r"row 3, column 'v': '' is a missing value \(data.na_values\). Fill it "
+                                        "in, or fill every gap: data.missing=previous"):
         timeseries_csv(seed=0, path=str(bad), column="v", window=1)
 
 

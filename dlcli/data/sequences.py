@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from dlcli.data.columns import column_positions, columns_list
+from dlcli.data.columns import NA_VALUES, column_positions, columns_list
 from dlcli.data.files import csv_rows, delimiter_hint
 from dlcli.data.table import Table
 from dlcli.errors import DataError
@@ -71,12 +71,14 @@ def _forecast_table(inputs: np.ndarray, target: np.ndarray, window: int, horizon
 @DATASETS.register()
 def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None = None, window: int = 30,
                    horizon: int = 1, delimiter: str = "auto", difference: int = 0, seasonal_lag: int | None = None,
-                   decimal: Literal[".", ",", "auto"] = "auto", encoding: str = "utf-8"):
+                   decimal: Literal[".", ",", "auto"] = "auto", encoding: str = "utf-8",
+                   na_values: list[str] = NA_VALUES, missing: Literal["error", "previous", "interpolate"] = "error"):
     """A time series in a CSV file (header row, one row per time step): windows of rows predict a column ahead."""
     import numpy as np
 
-    notes: list[str] = []  # a delimiter other than a comma found, decimal commas read
-    rows = csv_rows(path, delimiter, decimal=decimal, notes=notes, encoding=encoding)  # (line, fields), no blank lines
+    notes: list[str] = []  # a delimiter other than a comma found, decimal commas read, missing values filled
+    rows = csv_rows(path, delimiter, decimal=decimal, na_values=na_values, notes=notes,
+                    encoding=encoding)  # (line number, fields), no blank lines
     header = [h.strip() for h in rows[0][1]]
     for lineno, row in rows[1:]:
         if len(row) != len(header):
@@ -93,24 +95,62 @@ def timeseries_csv(seed: int, path: str, column: str, features: list[str] | None
                         f"the target column '{column}'")
     wanted = list(dict.fromkeys([column, *names]))  # target first, each column parsed once
     values = np.empty((len(rows) - 1, len(wanted)), dtype=np.float64)  # (P, columns)
-    at = [position[name] for name in wanted]
+    at, na = [position[name] for name in wanted], set(na_values)
+    fill = {"previous": "the value before it", "interpolate": "a straight line between the values around it"}
     for i, (lineno, row) in enumerate(rows[1:]):
         for j, name in enumerate(wanted):
             cell = row[at[j]]
+            if cell.strip() in na:
+                if missing == "error":
+                    raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is a missing value "
+                                    "(data.na_values). Fill it in, or fill every gap: data.missing=previous (the "
+                                    "value before it) or data.missing=interpolate (a straight line between the "
+                                    "values around it)")
+                values[i, j] = np.nan
+                continue
             try:
                 values[i, j] = float(cell)
             except ValueError:
-                what = "is empty (a missing value: fill it in, e.g. with the previous value)" if not cell.strip() \
-                    else "is not a number"
-                raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} {what}. "
-                                "Time series columns must be numeric") from None
+                raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a number. Time "
+                                "series columns must be numeric; if it marks a missing value, add it to "
+                                "data.na_values and set data.missing=previous or interpolate") from None
             if not np.isfinite(values[i, j]):
                 raise DataError(f"CSV '{path}', row {lineno}, column '{name}': {cell!r} is not a finite number")
+    holes = np.isnan(values)
+    if holes.any():
+        empty = [wanted[j] for j in np.flatnonzero(holes.all(axis=0))]
+        if empty:
+            raise DataError(f"CSV '{path}': column '{empty[0]}' holds no value at all, only missing ones")
+        values = fill_gaps(values, missing)
+        gappy = [wanted[j] for j in np.flatnonzero(holes.any(axis=0))]
+        notes.append(f"filled {int(holes.sum())} missing cells in {int(holes.any(axis=1).sum())} of {len(values)} "
+                     f"rows (columns {', '.join(gappy)}) with {fill[missing]} (data.missing={missing}; a gap at "
+                     "the start takes the first value after it)")
     column_of = {n: j for j, n in enumerate(wanted)}
     inputs = values[:, [column_of[n] for n in names]]  # (P, F)
     table = _forecast_table(inputs, values[:, 0], window, horizon, difference, seasonal_lag, f"CSV '{path}'", names)
     table.notes = notes or None
     return table
+
+
+def fill_gaps(values: np.ndarray, how: str) -> np.ndarray:
+    """(P, F) values with NaN gaps, each column filled along its rows: ``previous`` carries the last value
+    forward, ``interpolate`` draws a straight line between the values around a gap; before a column's first
+    value, both take that first value (and ``interpolate`` after its last, the last)."""
+    import numpy as np
+
+    out = values.copy()
+    rows = np.arange(len(values))
+    for j in range(values.shape[1]):
+        known = ~np.isnan(values[:, j])
+        if known.all():
+            continue
+        if how == "interpolate":
+            out[:, j] = np.interp(rows, rows[known], values[known, j])
+        else:  # the index of the last known row at or before each row (the first known row before any)
+            last = np.maximum.accumulate(np.where(known, rows, -1))
+            out[:, j] = values[np.where(last >= 0, last, np.flatnonzero(known)[0]), j]
+    return out
 
 
 def _wave(kind: str, cycles: np.ndarray) -> np.ndarray:
