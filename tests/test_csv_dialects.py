@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -226,3 +227,22 @@ def test_a_series_with_missing_cells_is_refused_naming_the_cell_or_filled_with_a
                                "start takes the first value after it)")
     previous = timeseries_csv(0, str(path), "Global_active_power", window=4, na_values=na, missing="previous")
     assert np.concatenate([previous.x[0, :, 0], previous.y[:36]])[6:10].tolist() == [1.5, 1.5, 1.5, 3.0]
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(100), "is an Excel 97-2003 workbook (.xls), not a CSV file"),
+    (b"PAR1" + bytes(100), "is a Parquet file, not a CSV file"),
+    ("xlsx", "is an Excel workbook (.xlsx), not a CSV file. Save the sheet as CSV"),
+])
+def test_a_spreadsheet_or_parquet_file_is_named_for_what_it_is(tmp_path, content, expected):
+    import zipfile
+
+    path = tmp_path / "sales.csv"  # named .csv by mistake: told by its bytes
+    if content == "xlsx":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("[Content_Types].xml", "<Types/>")
+            archive.writestr("xl/workbook.xml", "<workbook/>")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(f"'{path}' (data.path) {expected}")):
+        csv(0, str(path), "y")

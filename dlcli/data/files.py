@@ -72,8 +72,17 @@ def _decompressed(raw: bytes, named: str) -> bytes:
             return bz2.decompress(raw)
         if raw[:6] == b"\xfd7zXZ\x00":
             return lzma.decompress(raw)
+        if raw[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+            raise DataError(f"{named} is an Excel 97-2003 workbook (.xls), not a CSV file. Save the sheet as CSV "
+                            "(in Excel or LibreOffice: Save As, CSV UTF-8) and give that file")
+        if raw[:4] == b"PAR1":
+            raise DataError(f"{named} is a Parquet file, not a CSV file. Write it as CSV, e.g. "
+                            "pandas.read_parquet(path).to_csv('data.csv', index=False), and give that file")
         if raw[:4] == b"PK\x03\x04":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                if "xl/workbook.xml" in archive.namelist():
+                    raise DataError(f"{named} is an Excel workbook (.xlsx), not a CSV file. Save the sheet as CSV "
+                                    "(in Excel or LibreOffice: Save As, CSV UTF-8) and give that file")
                 members = [m for m in archive.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
                 if len(members) != 1:
                     names = ", ".join(m.filename for m in members[:10]) + (" ..." if len(members) > 10 else "")
