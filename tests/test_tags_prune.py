@@ -89,3 +89,21 @@ def test_prune_keeps_the_best_and_says_what_it_needs(tmp_path):
     assert invoke("prune", "--keep-best", "2", "--output-dir", tmp_path).exit_code == 2
     bad = invoke("prune", "--older-than", "soon", "--output-dir", tmp_path)
     assert bad.exit_code == 2 and "30d" in bad.stderr
+
+
+def test_prune_by_a_metric_no_run_has_is_refused_and_runs_without_it_are_never_outranked(tmp_path):
+    runs = [make_run(tmp_path, f"20260101-00000{i}-r-000{i}", metrics={"val/acc": acc})
+            for i, acc in enumerate([0.9, 0.7, 0.95])]
+    regression = make_run(tmp_path, "20260101-000009-reg-0009", metrics={"val/mse": 0.3})
+    typo = invoke("prune", "--keep-best", "1", "--by", "val/accc", "--yes", "--output-dir", tmp_path)
+    assert typo.exit_code == 2
+    message = " ".join(typo.stderr.split())
+    assert "--by 'val/accc': none of the 4 runs selected has this final metric" in message
+    assert "Did you mean 'val/acc'?" in message and "Their metrics: val/acc, val/mse" in message
+    assert all(p.is_dir() for p in [*runs, regression])  # nothing deleted
+    result = invoke("prune", "--keep-best", "1", "--by", "val/acc", "--yes", "--output-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert [p.exists() for p in runs] == [False, False, True] and regression.is_dir()
+    assert f"kept {regression.name} (no val/acc to rank it by)" in result.stderr
+    status = invoke("prune", "--status", "failled", "--output-dir", tmp_path)
+    assert status.exit_code == 2 and "--status 'failled' is no run status. Did you mean 'failed'?" in status.stderr

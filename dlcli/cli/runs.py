@@ -346,6 +346,7 @@ def prune(
     import time
 
     from dlcli.errors import DlcliError
+    from dlcli.registry import did_you_mean
     from dlcli.runs import folder
     from dlcli.runs.direction import metric_mode
     from dlcli.runs.table import load_records
@@ -358,6 +359,10 @@ def prune(
             raise DlcliError("runs prune: --keep-best K (K >= 0) and --by METRIC go together")
         max_age = _age_seconds(older_than) if older_than is not None else None
         statuses = {x.strip() for x in status.split(",") if x.strip()} if status is not None else None
+        for s in sorted(statuses or ()):
+            if s not in STATUS_STYLE:
+                raise DlcliError(f"runs prune: --status {s!r} is no run status.{did_you_mean(s, STATUS_STYLE)} "
+                                 f"Statuses: {', '.join(STATUS_STYLE)}")
         broken: list[str] = []
         records = load_records(output_dir, broken=broken)
         _warn_broken(broken)
@@ -370,12 +375,20 @@ def prune(
             if max_age is not None and (started is None or now - started < max_age):
                 continue
             chosen.append(r)
+        unranked = []  # runs without the metric: nothing outranks them, so --keep-best never deletes them
         if keep_best is not None:
+            scored = [r for r in chosen if isinstance(r.metrics.get(by), int | float)]
+            if chosen and not scored:
+                known = sorted({m for r in chosen for m in r.metrics})
+                raise DlcliError(f"runs prune: --by {by!r}: none of the {len(chosen)} runs selected has this final "
+                                 f"metric, so none can be ranked.{did_you_mean(by, known)} Their metrics: "
+                                 f"{', '.join(known[:20]) or 'none'}")
             sign = -1 if metric_mode(by) == "max" else 1
-            ranked = sorted((r for r in chosen if isinstance(r.metrics.get(by), int | float)),
-                            key=lambda r: sign * r.metrics[by])
-            kept = {id(r) for r in ranked[:keep_best]}
-            chosen = [r for r in chosen if id(r) not in kept]
+            kept = {id(r) for r in sorted(scored, key=lambda r: sign * r.metrics[by])[:keep_best]}
+            unranked = [r for r in chosen if r not in scored]
+            chosen = [r for r in scored if id(r) not in kept]
+        for r in unranked:
+            err.print(f"  kept {escape(r.run_id)} (no {escape(by)} to rank it by)", soft_wrap=True, highlight=False)
         spared = [r for r in chosen if r.status == "running" or folder.is_claimed(r.path)
                   or "keep" in _tags(r.summary) or not folder.made_by_dlcli(r.path)]
         targets = [r.path for r in chosen if r not in spared]
