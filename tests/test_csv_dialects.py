@@ -111,6 +111,11 @@ def test_a_semicolon_file_with_decimal_commas_trains_on_its_numbers_and_predicts
                                      str(tmp_path / f"p_{name}")])
         assert result.exit_code == 0, result.output
         predicted[name] = [line.split(",")[-3:] for line in (tmp_path / f"p_{name}").read_text().splitlines()[1:]]
+    (tmp_path / "latin.csv").write_bytes("alpha,beta,colour\n0.5,6.1,rouge é\n".encode("latin-1"))
+    refused = runner.invoke(app, ["predict", str(run), str(tmp_path / "latin.csv")])
+    assert refused.exit_code == 2
+    assert ("is not UTF-8 text: byte 0xe9 on line 2. New inputs are read in the encoding the run read its data in "
+            "(utf-8)") in " ".join(refused.stderr.split()) and "data.encoding" not in refused.stderr
     assert len(predicted["new_euro.csv"]) == 20
     assert predicted["new_euro.csv"] == predicted["new_plain.csv"] == predicted["new_euro.csv.gz"]
 

@@ -30,11 +30,13 @@ def _existing(path: str, what: str, key: str) -> Path:
     return p
 
 
-def read_text(p: Path, path: str, key: str, encoding: str = "utf-8", named: str | None = None) -> str:
+def read_text(p: Path, path: str, key: str, encoding: str = "utf-8", named: str | None = None,
+              recode: str = "Name the encoding it was saved in (data.encoding=latin-1, cp1252, utf-16, ...) or save "
+                            "it as UTF-8") -> str:
     """A text file's content, decompressed when it is a gzip, bz2, xz or single-file zip archive (told by its
     first bytes, whatever its name), decoded with ``encoding`` (data.encoding; UTF-8 with or without a
     byte-order mark by default). DataError, naming the file (as ``named``, else as ``data.<key>``'s) and the
-    fix, when it cannot be read as such."""
+    fix (``recode``: how to read a file in another encoding), when it cannot be read as such."""
     import codecs
 
     named = named or f"'{path}' (data.{key})"
@@ -53,8 +55,7 @@ def read_text(p: Path, path: str, key: str, encoding: str = "utf-8", named: str 
     except UnicodeDecodeError as e:
         line = e.object[:e.start].count(b"\n") + 1
         shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-        raise DataError(f"{named} is not {shown} text: byte {e.object[e.start]:#04x} on line {line}. Name the "
-                        "encoding it was saved in (data.encoding=latin-1, cp1252, utf-16, ...) or save it as UTF-8; "
+        raise DataError(f"{named} is not {shown} text: byte {e.object[e.start]:#04x} on line {line}. {recode}; "
                         "if it is not a text file at all, give the right file") from None
 
 

@@ -148,8 +148,10 @@ def _read_text(run: LoadedRun, path: Path) -> str:
     """INPUT's text, decompressed and decoded as the run read its data files (data.encoding)."""
     from dlcli.data.files import read_text
 
-    return read_text(path, str(path), "path", run.config["data"].get("encoding") or "utf-8",
-                     named=f"INPUT '{path}'")
+    encoding = run.config["data"].get("encoding") or "utf-8"
+    return read_text(path, str(path), "path", encoding, named=f"INPUT '{path}'",
+                     recode=f"New inputs are read in the encoding the run read its data in ({encoding}): save the "
+                            f"file in it (e.g. `iconv -f latin1 -t {encoding} in.csv > out.csv`)")
 
 
 def _read_csv(run: LoadedRun, path: Path) -> Inputs:
