@@ -136,12 +136,13 @@ def test_repeats_draw_other_folds_over_the_same_test_rows(make_config):
     assert not np.array_equal(split[0, 0]["val"], split[1, 0]["val"])  # repeat 1 shuffles anew (seed + 1)
 
 
-def grouped_csv(tmp_path):
+def grouped_csv(tmp_path, group_first: bool = False):
     rng = np.random.default_rng(0)
-    lines = ["x1,x2,site,y"]
+    lines = ["site,x1,x2,y" if group_first else "x1,x2,site,y"]
     for i in range(90):
         x1, x2 = rng.normal(size=2)
-        lines.append(f"{x1:.3f},{x2:.3f},s{i % 9},{int(x1 > 0)}")
+        lines.append(f"s{i % 9},{x1:.3f},{x2:.3f},{int(x1 > 0)}" if group_first else
+                     f"{x1:.3f},{x2:.3f},s{i % 9},{int(x1 > 0)}")
     path = tmp_path / "grouped.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -163,6 +164,22 @@ def test_group_strategy_keeps_each_group_on_one_side_and_out_of_the_features(tmp
         vals.append(f["rows"]["val"])
     every = np.concatenate(vals)
     assert set(every.tolist()) == set(range(90)) - set(folds[0]["rows"]["test"].tolist())
+
+
+@pytest.mark.parametrize("strategy", ["group", "timeseries"])
+def test_eval_of_a_fold_scores_the_test_split_it_was_trained_beside(tmp_path, strategy):
+    """`dlcli eval` rebuilds a fold's split as the fold made it: groups read as groups (not as a feature), and a
+    time-series fold's training rows (not every row before its validation block)."""
+    path = grouped_csv(tmp_path, group_first=True)
+    how = ["--strategy", "group", "--group", "site"] if strategy == "group" else ["--strategy", "timeseries"]
+    result = cv(tmp_path, "--folds", "3", *how, "data=csv", f"data.path={path}", "data.target=y")
+    assert result.exit_code == 0, result.output
+    for run_dir in sorted(p.parent for p in (tmp_path / "out").glob("*/summary.json")):
+        scored = runner.invoke(app, ["eval", run_dir.name, "--output-dir", str(tmp_path / "out")])
+        assert scored.exit_code == 0, scored.output
+        trained = json.loads((run_dir / "summary.json").read_text())["metrics"]["test/acc"]
+        (saved,) = (run_dir / "eval").glob("*.json")
+        assert json.loads(saved.read_text())["metrics"]["test/acc"] == pytest.approx(trained, abs=1e-6)
 
 
 def test_timeseries_folds_validate_on_later_rows_than_they_train_on():

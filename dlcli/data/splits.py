@@ -30,6 +30,12 @@ CODED_ROWS = 1_000_000  # up to this many, one compressed byte per row; above, o
 
 # ------------------------------------------------------------------------------------------- loading
 
+def cv_group(cfg: dict) -> str | None:
+    """The column a cross-validation fold's config (``cfg["cv"]``) reads each row's group from, or None."""
+    cv = cfg.get("cv")
+    return cv["group"] if cv and cv.get("folds") and cv.get("strategy") == "group" else None
+
+
 def load_table(data_cfg: dict, seed: int, extra_files: bool = True, group: str | None = None) -> Table:
     """The configured dataset; with ``extra_files``, the rows of data.val_path / data.test_path (or the
     *_root folders) appended and marked as those splits. ``group`` (cv.group): the column read as each

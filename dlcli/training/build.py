@@ -22,14 +22,14 @@ def load_data(cfg: dict, fitted: dict | None = None) -> Prepared:
     """
     from dlcli.data.fingerprint import fingerprint
     from dlcli.data.prepare import prepare
-    from dlcli.data.splits import load_table, use_recorded, warn_unseen_classes
+    from dlcli.data.splits import cv_group, load_table, use_recorded, warn_unseen_classes
 
     data_cfg = cfg["data"]
     loss = LOSSES.get(cfg["loss"]["name"])
     # a model that reads series (fcn, resnet1d, inception_time) has rows of T values read as (T, 1) sequences
     series = MODELS.get(cfg["model"]["name"]).meta.get("inputs") == "series"
     cv = cfg.get("cv")  # a cross-validation fold: its split (dlcli/cv/split.py), groups read from cv.group
-    group = cv["group"] if cv and cv.get("folds") and cv.get("strategy") == "group" else None
+    group = cv_group(cfg)
     if fitted is not None:
         table = load_table(data_cfg, cfg["seed"], group=group)  # with data.val_path / data.test_path's rows, marked
         use_recorded(table, fitted)  # resuming: the split the run recorded, row for row

@@ -161,9 +161,10 @@ def _source(data: dict) -> str:
 def _table(cfg: dict, extra_files: bool = True) -> Any:
     """The configured dataset, loaded whole (as training loads it); ``extra_files``: with the rows of
     data.val_path / data.test_path."""
-    from dlcli.data.splits import load_table
+    from dlcli.data.splits import cv_group, load_table
 
-    return load_table(cfg["data"], cfg["seed"], extra_files)
+    # a cross-validation fold by groups reads its group column as groups, never as a feature (as it trained)
+    return load_table(cfg["data"], cfg["seed"], extra_files, group=cv_group(cfg))
 
 
 def run_test_split(run: LoadedRun, cfg: dict, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +199,7 @@ def rebuilt_splits(run: LoadedRun, cfg: dict, reuse: bool = False) -> Any:
     loss = LOSSES.get(cfg["loss"]["name"])
     prepared = prepare(table, cfg["data"], task=run.task, loss_name=loss.name, loss_tasks=loss_tasks(loss.name),
                        seed=cfg["seed"], embedding_dim=cfg["loss"].get("embedding_dim", 32),
-                       fitted=run.preprocessing)
+                       fitted=run.preprocessing, cv=cfg.get("cv"))  # a cv fold: that fold's split, as it trained
     if reuse:
         check_same_split(prepared.preprocessing, run.preprocessing, run.run_dir.name, name)
     if [label_key(c) for c in prepared.class_names or []] != [label_key(c) for c in run.classes or []]:
