@@ -248,3 +248,22 @@ def test_category_values_unseen_in_training_are_counted_in_a_note(tmp_path, make
     x_test = prepared.splits["test"][0]
     color_cols = [i for i, n in enumerate(prepared.preprocessing["columns"]["encoded_names"]) if "color" in n]
     assert (x_test[:3][:, color_cols] == 0).all()  # purple: all zeros in the color block
+
+
+def test_integer_class_labels_keep_their_names_as_written(tmp_path, out_dir):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 2))
+    rows = [[f"{a:.3f}", f"{b:.3f}", str(int(a + b > 0))] for a, b in x]
+    path = write_csv(tmp_path / "t.csv", ["a", "b", "label"], rows)
+    result = runner.invoke(app, ["train", "data=csv", f"data.path={path}", "data.target=label", "threads=1",
+                                 "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                                 f"output_dir={out_dir}"])
+    assert result.exit_code == 0, result.output
+    (run,) = out_dir.iterdir()
+    assert json.loads((run / "preprocessing.json").read_text())["classes"] == ["0", "1"]  # not 0.0 and 1.0
+    new = write_csv(tmp_path / "new.csv", ["a", "b"], [["0.5", "0.5"], ["-1", "-1"]])
+    predicted = runner.invoke(app, ["predict", str(run), new, "--output", str(tmp_path / "p.csv")])
+    assert predicted.exit_code == 0, predicted.output
+    header, *lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert header.split(",")[-3:] == ["prediction", "prob_0", "prob_1"]
+    assert {line.split(",")[-3] for line in lines} <= {"0", "1"}

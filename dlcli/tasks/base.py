@@ -157,6 +157,8 @@ def class_ids(table: Table, data_name: str) -> tuple[np.ndarray, list[str]]:
     classes, y = np.unique(table.y, return_inverse=True)
     if table.class_names is not None and len(table.class_names) == len(classes):
         names = list(table.class_names)
+    elif classes.dtype.kind in "iuf":  # numbers (a CSV's are read as floats): 0 and 1, as written, not 0.0
+        names = [label_key(c) for c in classes]
     else:
         names = [str(c.item() if hasattr(c, "item") else c) for c in classes]
     if len(classes) > len(table.y) // 2:
