@@ -52,6 +52,17 @@ def test_json_records_read_as_the_csv_with_the_same_rows(tmp_path):
     np.testing.assert_array_equal(json_inputs(run, [[1.5, 2, 3], [0, 7.25, -1e-3]]).raw, from_csv.raw)
 
 
+def test_an_upload_to_a_run_that_takes_no_images_says_to_send_json(tmp_path):
+    from dlcli.serve.inputs import image_uploads
+
+    with pytest.raises(DataError) as refused:
+        image_uploads(_table_run(tmp_path), [("iris.csv", b"a,b,c\n1,2,3\n")])
+    message = str(refused.value)
+    assert message.startswith(f"file: uploads are image files, and run {tmp_path.name} takes inputs of shape (3,), "
+                              "not images. Send its inputs as JSON instead")
+    assert "holds images" not in message
+
+
 def test_json_records_of_a_csv_run_encoded_as_its_csv_cells(tmp_path):
     """Typed CSV columns: numbers, categories, missing values (null in JSON), encoded by the run's columns."""
     from dlcli.data.columns import encode_columns, fit_columns

@@ -93,6 +93,12 @@ def image_uploads(run: LoadedRun, files: list[tuple[str, bytes]]) -> Inputs:
 
     if not files:
         raise DataError("file: no image in the upload; send each image as a multipart field named 'file'")
+    shape = run.preprocessing.get("input_shape") or []
+    if run.preprocessing.get("text") is not None or len(shape) != 3:  # uploads are images only
+        takes = "texts" if run.preprocessing.get("text") is not None else f"inputs of shape {tuple(shape)}"
+        raise DataError(f"file: uploads are image files, and run {run.run_dir.name} takes {takes}, not images. "
+                        "Send its inputs as JSON instead: {\"inputs\": [...]} (GET /metadata shows the inputs it "
+                        "takes)")
     for name, data in files:
         try:
             with Image.open(io.BytesIO(data)) as img:  # reads the header only: the size before any decoding
