@@ -328,6 +328,15 @@ def test_run_without_checkpoints_says_why(tmp_path):
         assert cli.exit_code == 2, cli.output
         assert "no checkpoints/best.ckpt (it was trained without callbacks.model_checkpoint)" in \
             cli.stderr.replace("\n", "")
+    diverged = tmp_path / "diverged"
+    failed = runner.invoke(app, ["train", "data=iris", "optimizer=sgd", "optimizer.lr=1e30", "threads=1",
+                                 "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+                                 f"output_dir={diverged}"])
+    assert failed.exit_code != 0, failed.output
+    (run_dir,) = diverged.iterdir()
+    cli = invoke("eval", run_dir)
+    assert cli.exit_code == 2 and f"no checkpoints/best.ckpt (the run failed before it wrote one: `dlcli runs show " \
+        f"{run_dir.name}` says why)" in " ".join(cli.stderr.split())
 
 
 # ---------------------------------------------------------------------------------------------- export

@@ -139,13 +139,26 @@ class LoadedRun:
             raise DlcliError(f"--checkpoint is one of {', '.join(CHECKPOINTS)}, got '{checkpoint}'")
         path = self.run_dir / "checkpoints" / f"{checkpoint}.ckpt"
         if not path.is_file():
-            why = " (it was trained without callbacks.model_checkpoint)" if not (path.parent).is_dir() else \
-                " (the run may have stopped before its first epoch ended)"
+            why = " (the run may have stopped before its first epoch ended)"
+            if "model_checkpoint" not in (self.config.get("callbacks") or {}):
+                why = " (it was trained without callbacks.model_checkpoint)"
+            elif self._status() in ("failed", "dead", "interrupted"):
+                why = f" (the run {self._status()} before it wrote one: `dlcli runs show {self.run_dir.name}` says why)"
             other = next((c for c in CHECKPOINTS if c != checkpoint
                           and (self.run_dir / "checkpoints" / f"{c}.ckpt").is_file()), None)
             hint = f". Use --checkpoint {other}" if other else ""
             raise DlcliError(f"run {self.run_dir} has no checkpoints/{checkpoint}.ckpt{why}{hint}")
         return path
+
+    def _status(self) -> str | None:
+        """The run's status as its summary.json records it (None when it cannot be read)."""
+        import json
+
+        try:
+            summary = json.loads((self.run_dir / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return summary.get("status") if isinstance(summary, dict) else None
 
     def module(self, checkpoint: str = "best", config: dict[str, Any] | None = None) -> Any:
         """The run's task module (model, target scaling, output activation) with trained weights, in eval mode.
