@@ -29,6 +29,24 @@ def known(name: str) -> bool:
     return name in offered or ("top<k>_acc" in offered and bool(TOP_K.match(name)))
 
 
+def misspelt(logged: str) -> str | None:
+    """Why ``logged`` (a monitor or sweep metric: ``val/acc``, ``train/loss``) names no metric a run logs, when it
+    is a misspelling of one: the problem with a suggestion; else None. A name close to none is let through: a
+    plugin's callback may log it."""
+    from dlcli.registry import TASKS, did_you_mean, load_components
+
+    split, slash, name = logged.partition("/")
+    load_components()
+    names = ["loss", *dict.fromkeys(n for entry in TASKS for n in entry.fn.metric_names if n != "top<k>_acc")]
+    splits = ("train", "val", "test")
+    if slash and split not in splits and did_you_mean(split, splits):
+        return f"'{logged}' is no metric a run logs: the part before '/' is train, val or test." \
+               f"{did_you_mean(split, splits)}"
+    if slash and split in splits and name not in names and not known(name) and did_you_mean(name, names):
+        return f"'{logged}' is no metric a run logs.{did_you_mean(f'{split}/{name}', [f'{split}/{n}' for n in names])}"
+    return None
+
+
 def make_metric(name: str, task: str, num_classes: int | None):
     """One torchmetrics metric for ``task``; a DlcliError names the metrics the task offers."""
     from dlcli.tasks import get_task

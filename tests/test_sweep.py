@@ -476,3 +476,16 @@ def test_trials_per_job_needs_the_slurm_launcher(tmp_path):
     assert result.exit_code == 2
     assert "--trials-per-job 2 groups trials into SLURM jobs: add --launcher slurm" in " ".join(result.output.split())
     assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_misspelt_metric_is_refused_before_any_trial(tmp_path):
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
+    out = tmp_path / "outputs"
+    result = CliRunner().invoke(app, ["sweep", "--metric", "val/accc", "optimizer.lr=1e-3,1e-2", "data=iris",
+                                      "threads=1", "trainer.max_epochs=1", f"output_dir={out}"])
+    assert result.exit_code == 2, result.output
+    assert "--metric 'val/accc' is no metric a run logs. Did you mean 'val/acc'?" in " ".join(result.stderr.split())
+    assert not out.exists() or not any(out.rglob("summary.json"))

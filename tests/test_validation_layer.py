@@ -25,6 +25,11 @@ REFUSED = [
      "model.layers[1].unitz: unknown key for layer 'dense'. Did you mean 'units'?"),
     (["augmentation=pipeline", "augmentation.ops=[{rotaton: {degrees: 10}}]"],
      "augmentation.ops[0]: unknown augmentation op 'rotaton'. Did you mean 'rotation'?"),
+    (["callbacks.early_stopping.monitor=val/accc"],
+     "callbacks.early_stopping.monitor: 'val/accc' is no metric a run logs. Did you mean 'val/acc'?"),
+    (["callbacks.model_checkpoint.monitor=vall/acc"],
+     "callbacks.model_checkpoint.monitor: 'vall/acc' is no metric a run logs: the part before '/' is train, val or "
+     "test. Did you mean 'val'?"),
 ]
 
 

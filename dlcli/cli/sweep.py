@@ -180,6 +180,12 @@ def start(overrides: list[str], strategy: str | None, trials: int | None, metric
         start_early()
     # with --cv, every value is checked as fold 0 of K, as the trials will run it
     cfg = checked_config(space, config_dirs, [f"cv.folds={cv}", "cv.fold=0"] if cv is not None else [])
+    if metric is not None:
+        from dlcli.metrics import misspelt
+
+        problem = misspelt(metric)
+        if problem:
+            raise DlcliError(f"--metric {problem}")
     metric = metric or monitored_metric(cfg)
     direction = direction or default_direction(metric)
     if direction not in ("maximize", "minimize"):

@@ -315,8 +315,16 @@ def validate(raw: dict, where: Callable[[str], str] = lambda path: "", notes: li
 
         for path, message in split_key_problems(data, DATASETS.get(data["name"]).params, DATASETS):
             check.problem(path, message)
-    from dlcli.metrics import known
+    from dlcli.metrics import known, misspelt
 
+    callbacks = out.get("callbacks") if isinstance(out.get("callbacks"), dict) else {}
+    watched = [(f"callbacks.{cb}.{key}", node.get(key)) for cb, node in callbacks.items() if isinstance(node, dict)
+               for key in ("monitor", "tiebreak")]
+    watched.append(("scheduler.monitor", (out.get("scheduler") or {}).get("monitor")))
+    for path, value in watched:
+        problem = misspelt(value) if isinstance(value, str) and value != "auto" else None
+        if problem:
+            check.problem(path, problem)
     for i, name in enumerate(out.get("metrics") or []):
         if not known(name):
             names = list(dict.fromkeys(n for entry in TASKS for n in entry.fn.metric_names))
