@@ -415,3 +415,32 @@ def test_a_streamed_image_folder_streams_its_test_folder_too(tmp_path):
     assert table.x is None and len(table.files) == 24 and table.files.color == "grayscale"
     assert [Path(p).parent.parent.name for p in table.files.paths[table.split == "test"]] == ["test"] * 4
     assert table.y[table.split == "test"].tolist() == [1] * 4  # bee, the training folder's second class
+
+
+def test_a_relative_data_path_from_another_folder_names_where_the_run_read_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dlcli.cli import app
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{a:.3f},{b:.3f},{int(a > b)}\n" for a, b in rng.normal(size=(60, 2)))
+    (project / "t.csv").write_text("a,b,y\n" + rows)
+    monkeypatch.chdir(project)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "data=csv", "data.path=t.csv", "data.target=y", "threads=1",
+                                  "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "output_dir=outputs"])
+    assert trained.exit_code == 0, trained.output
+    (run,) = (project / "outputs").iterdir()
+    monkeypatch.chdir(elsewhere)
+    refused = runner.invoke(app, ["eval", run.name, "--output-dir", str(project / "outputs")])
+    assert refused.exit_code == 2
+    message = " ".join(refused.stderr.split())
+    assert f"'t.csv' (data.path) is not in this folder ({elsewhere}): a relative path is read from the folder a " \
+           f"command runs in, and the run read it as {project / 't.csv'}. Run from {project}, or give the file: " \
+           f"data.path={project / 't.csv'}" in message
+    given = runner.invoke(app, ["eval", run.name, "--output-dir", str(project / "outputs"),
+                                f"data.path={project / 't.csv'}"])
+    assert given.exit_code == 0, given.output

@@ -61,7 +61,7 @@ def _file(path: Path, key: str) -> dict[str, Any]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
-    return {"key": key, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"key": key, "bytes": path.stat().st_size, "sha256": digest.hexdigest(), "absolute": str(path.absolute())}
 
 
 def _folder(root: Path, key: str) -> dict[str, Any]:
@@ -79,7 +79,8 @@ def _folder(root: Path, key: str) -> dict[str, Any]:
         digest.update(f"{name}\0{size}\0".encode())
         if i in hashed:
             digest.update(_file(path, key).get("sha256", "").encode())
-    return {"key": key, "files": len(files), "bytes": total, "sha256": digest.hexdigest(), "sampled": sampled}
+    return {"key": key, "files": len(files), "bytes": total, "sha256": digest.hexdigest(), "sampled": sampled,
+            "absolute": str(root.absolute())}
 
 
 def _counterpart(shown: str, entry: dict, now: dict[str, dict]) -> tuple[str, dict] | None:
@@ -112,6 +113,11 @@ def _describe(shown: str, entry: dict, now: dict[str, dict]) -> str:
     if match is None:
         return f"{name} is not among the data named now ({', '.join(map(repr, now)) or 'none'})"
     if match[1].get("missing"):
+        was = entry.get("absolute")
+        if was and not Path(shown).expanduser().is_absolute() and Path(was).exists():
+            return (f"{name} is not in this folder ({Path.cwd()}): a relative path is read from the folder a command "
+                    f"runs in, and the run read it as {was}. Run from {Path(was).parent}, or give the file: "
+                    f"{entry.get('key')}={was}")
         return f"{name} is gone"
     where = f" (now '{match[0]}')" if match[0] != shown else ""
 
