@@ -184,6 +184,10 @@ def test_predict_and_eval_take_raw_cells_through_the_saved_encoding(tmp_path, ma
                     [["north", "-1", "1.0", "red"], ["south", "", "NA", "purple"], ["west", "1", "-2", "N/A"]])
     cli = runner.invoke(app, ["predict", str(result.run_dir), new, "-o", str(tmp_path / "p.csv")])
     assert cli.exit_code == 0, cli.output
+    said = " ".join(cli.stderr.split())  # what the encoding did, as notes
+    assert "note: imputed 3 missing cells in 2 of 3 rows (columns x1, x2, color)" in said
+    assert ("note: 2 rows outside the train split hold category values it never had, encoded as all zeros in their "
+            "one-hot block (color: purple x1; region: west x1)") in said
     with (tmp_path / "p.csv").open() as f:
         rows = list(csvlib.DictReader(f))
     expected = run.predict(np.array([["1.0", "-1", "red", "north"], [None, None, "purple", "south"],

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from dlcli.cli.common import DEBUG, PLUGINS, escape, out, use_plugins, user_errors
+from dlcli.cli.common import DEBUG, PLUGINS, escape, out, print_notes, use_plugins, user_errors
 from dlcli.cli.eval import CHECKPOINT, OUTPUT_DIR, RUN
 
 SHOWN = 10  # rows printed; the file holds them all
@@ -46,6 +46,7 @@ def predict_command(
         loaded = load_run(run, output_dir)
         result = predict(loaded, input_path, checkpoint, keep_columns=keep_columns)
         write_predictions(result, output)
+    print_notes(result.notes)  # e.g. missing cells imputed, categories the run never saw (stderr)
     out.print(f"{loaded.run_dir.name} on {result.source}", soft_wrap=True)
     out.print(_table(result))
     if len(result.rows) > SHOWN:

@@ -436,7 +436,8 @@ def unseen_note(x: np.ndarray, enc: dict[str, Any]) -> str | None:
             found.append(f"{name}: " + ", ".join(f"{v} x{n}" for v, n in shown) + (", ..." if len(counts) > 5 else ""))
     if not found:
         return None
-    return (f"{len(rows)} rows outside the train split hold category values it never had, encoded as all zeros "
+    return (f"{len(rows)} row{'s' * (len(rows) != 1)} outside the train split hold{'s' * (len(rows) == 1)} "
+            f"category values it never had, encoded as all zeros "
             f"in their one-hot block ({'; '.join(found)})")
 
 

@@ -16,7 +16,7 @@ import csv
 import io
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,6 +41,7 @@ class Predictions:
     rows: list[dict[str, Any]]
     source: str  # what INPUT was read as, e.g. "CSV 'new.csv' (12 rows)"
     carried: list[str] = field(default_factory=list)  # input columns carried into the rows (--keep-columns)
+    notes: list[str] = field(default_factory=list)  # what reading the inputs did (e.g. cells imputed)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Inputs:
     source: str
     # the input's own columns, one list of cells per input (a CSV's; a text file's texts), for --keep-columns
     carry: tuple[list[str], list[list[str]]] | None = None
+    notes: list[str] = field(default_factory=list)  # a CSV run's: missing cells imputed, categories never seen
 
 
 def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", batch_size: int = 512,
@@ -73,8 +75,8 @@ def predict(run: LoadedRun, input_path: str | Path, checkpoint: str = "best", ba
     if keep_columns is None:
         keep_columns = Path(input_path).suffix.lower() == ".csv"
     if not keep_columns or inputs.carry is None:
-        return Predictions(columns, rows, inputs.source)
-    return carry_columns(columns, rows, *inputs.carry, inputs.source)
+        return Predictions(columns, rows, inputs.source, notes=inputs.notes)
+    return replace(carry_columns(columns, rows, *inputs.carry, inputs.source), notes=inputs.notes)
 
 
 def carry_columns(columns: list[str], rows: list[dict[str, Any]], names: list[str], cells: list[list[str]],
@@ -172,7 +174,8 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         header = [h.strip() for h in rows[0]] if columns.get("header", True) else \
             [f"column_{i}" for i in range(len(rows[0]))]
         body = rows[1:] if columns.get("header", True) else rows
-        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)", (header, body))
+        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({len(cells)} rows)", (header, body),
+                      notes=cell_notes(cells, columns))
     header, body = [h.strip() for h in rows[0]], rows[1:]
     from dlcli.data.columns import column_positions
 
@@ -188,6 +191,14 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
     inputs = record_inputs(run, records, list(range(len(body))), f"CSV '{path}' ({len(body)} rows)", where, header)
     inputs.carry = (header, body)  # --keep-columns: the CSV's own cells, as written
     return inputs
+
+
+def cell_notes(cells: np.ndarray, columns: dict[str, Any]) -> list[str]:
+    """What encoding a CSV run's raw cells (N, F) does that a user should know: cells imputed, categories the
+    run never saw (encoded as all zeros)."""
+    from dlcli.data.columns import missing_note, unseen_note
+
+    return [n for n in (missing_note(cells, columns), unseen_note(cells, columns)) if n]
 
 
 def record_inputs(run: LoadedRun, records: Sequence[dict[str, Any]], ids: list[Any], source: str, where: Where,
@@ -212,7 +223,7 @@ def record_inputs(run: LoadedRun, records: Sequence[dict[str, Any]], ids: list[A
         for i, record in enumerate(records):
             cells[i] = [_cell(record[n], where, i, n) for n in names]
         encode_columns(cells, pre["columns"], ids, source)  # refused cells named by their id, before the model runs
-        return Inputs(ids, cells, source)
+        return Inputs(ids, cells, source, notes=cell_notes(cells, pre["columns"]))
     features = pre.get("feature_names")
     if features:
         _check_columns(records, features, header, source, where)
