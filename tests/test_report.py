@@ -237,6 +237,10 @@ def test_tuned_threshold_changes_predictions_between_it_and_one_half(runs, tmp_p
 
     after = invoke("predict", run_dir, grid, "--output", tmp_path / "after.csv")
     assert after.exit_code == 0, after.output
+    assert "decided with the threshold" not in before.stdout
+    assert f"decided with the threshold `dlcli eval --tune-threshold` saved (threshold.json): " \
+           f"{load_run(str(run_dir)).classes[1]} when prob_{load_run(str(run_dir)).classes[1]} is above {t:.4f}, " \
+           "not 0.5" in " ".join(after.stdout.split())
     rows_before = list(csv.DictReader((tmp_path / "before.csv").open()))
     rows_after = list(csv.DictReader((tmp_path / "after.csv").open()))
     negative, positive = load_run(str(run_dir)).classes

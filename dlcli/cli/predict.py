@@ -47,11 +47,32 @@ def predict_command(
         result = predict(loaded, input_path, checkpoint, keep_columns=keep_columns)
         write_predictions(result, output)
     print_notes(result.notes)  # e.g. missing cells imputed, categories the run never saw (stderr)
+    tuned = _tuned_threshold(loaded)
+    if tuned:
+        out.print(tuned, soft_wrap=True)
     out.print(f"{loaded.run_dir.name} on {result.source}", soft_wrap=True)
     out.print(_table(result))
     if len(result.rows) > SHOWN:
         out.print(f"... {len(result.rows) - SHOWN} more rows")
     out.print(f"{len(result.rows)} predictions written to {escape(str(output))}", soft_wrap=True)
+
+
+def _tuned_threshold(run: Any) -> str | None:
+    """A line saying that the predictions are decided with a tuned threshold, not 0.5 (else a probability
+    column and the prediction can look at odds)."""
+    from dlcli.tasks.base import THRESHOLD
+    from dlcli.training.reload import THRESHOLD_FILE
+
+    threshold = run.threshold
+    if threshold == THRESHOLD or not (run.run_dir / THRESHOLD_FILE).is_file():
+        return None
+    if isinstance(threshold, list):
+        shown = ", ".join(f"{c} {t:.4f}" for c, t in zip(run.classes or [], threshold, strict=False))
+        return (f"decided with the thresholds `dlcli eval --tune-threshold` saved ({THRESHOLD_FILE}): a label is "
+                f"predicted when its probability is above its threshold ({escape(shown)})")
+    positive = (run.classes or ["", "the second class"])[-1]
+    return (f"decided with the threshold `dlcli eval --tune-threshold` saved ({THRESHOLD_FILE}): "
+            f"{escape(str(positive))} when prob_{escape(str(positive))} is above {threshold:.4f}, not 0.5")
 
 
 def _table(result: Any) -> Any:
