@@ -107,3 +107,15 @@ def test_prune_by_a_metric_no_run_has_is_refused_and_runs_without_it_are_never_o
     assert f"kept {regression.name} (no val/acc to rank it by)" in result.stderr
     status = invoke("prune", "--status", "failled", "--output-dir", tmp_path)
     assert status.exit_code == 2 and "--status 'failled' is no run status. Did you mean 'failed'?" in status.stderr
+
+
+def test_untag_says_which_tags_the_run_did_not_have_and_ls_refuses_an_unknown_status(tmp_path):
+    run = make_run(tmp_path, "20260101-000000-a-0001")
+    assert invoke("tag", run.name, "baseline", "--output-dir", tmp_path).exit_code == 0
+    result = invoke("untag", run.name, "baseline", "basline", "--output-dir", tmp_path)
+    assert result.exit_code == 0
+    assert f"{run.name}: untagged baseline" in result.stdout and "basline" not in result.stdout
+    assert f"{run.name} had no tag basline (its tags: none)" in result.stderr
+    listed = invoke("ls", "--status", "complted", "--output-dir", tmp_path)
+    assert listed.exit_code == 2 and "--status 'complted' is no run status. Did you mean 'completed'?" in \
+        listed.stderr

@@ -45,6 +45,7 @@ def ls(
 
     broken: list[str] = []
     with user_errors(debug):
+        _check_status(status, "empty")
         records = load_records(output_dir, sweep=sweep, status=status, filters=_cv_filter(cv, parse_filters(filter)),
                                broken=broken)
     _warn_broken(broken)
@@ -152,6 +153,7 @@ def compare(
     with user_errors(debug):
         if format not in FORMATS:
             raise DlcliError(f"--format {format}: choose one of {', '.join(FORMATS)}")
+        _check_status(status)
         filters = _cv_filter(cv, parse_filters(filter))
         if runs:
             records = []
@@ -360,9 +362,7 @@ def prune(
         max_age = _age_seconds(older_than) if older_than is not None else None
         statuses = {x.strip() for x in status.split(",") if x.strip()} if status is not None else None
         for s in sorted(statuses or ()):
-            if s not in STATUS_STYLE:
-                raise DlcliError(f"runs prune: --status {s!r} is no run status.{did_you_mean(s, STATUS_STYLE)} "
-                                 f"Statuses: {', '.join(STATUS_STYLE)}")
+            _check_status(s)
         broken: list[str] = []
         records = load_records(output_dir, broken=broken)
         _warn_broken(broken)
@@ -559,9 +559,21 @@ def tag_command(run: str = typer.Argument(..., metavar="RUN"), tags: list[str] =
 def untag_command(run: str = typer.Argument(..., metavar="RUN"), tags: list[str] = TAG,
                   output_dir: Path = OUTPUT_DIR, debug: bool = DEBUG) -> None:
     """Remove tags from a run."""
+    had: list[str] = []
+
+    def untag(summary: dict) -> None:
+        had.extend(_tags(summary))
+        summary.update(tags=[t for t in _tags(summary) if t not in tags])
+
     with user_errors(debug):
-        run_dir = _edit_summary(run, output_dir, lambda s: s.update(tags=[t for t in _tags(s) if t not in tags]))
-    out.print(f"{escape(run_dir.name)}: untagged {escape(', '.join(tags))}", soft_wrap=True)
+        run_dir = _edit_summary(run, output_dir, untag)
+    removed, absent = [t for t in tags if t in had], [t for t in tags if t not in had]
+    if removed:
+        out.print(f"{escape(run_dir.name)}: untagged {escape(', '.join(removed))}", soft_wrap=True)
+    if absent:
+        left = [t for t in had if t not in tags]
+        err.print(f"{escape(run_dir.name)} had no tag {escape(', '.join(absent))} (its tags: "
+                  f"{escape(', '.join(left)) or 'none'})", soft_wrap=True)
 
 
 @app.command("note")
@@ -598,6 +610,17 @@ def _labels(records) -> list[str]:
 
 STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red", "dead": "red", "interrupted": "yellow",
                 "pruned": "blue"}
+
+
+def _check_status(status: str | None, *more: str) -> None:
+    """--status names a run status (or one of ``more``); a DlcliError with the closest one otherwise."""
+    from dlcli.errors import DlcliError
+    from dlcli.registry import did_you_mean
+
+    known = [*STATUS_STYLE, *more]
+    if status is not None and status not in known:
+        raise DlcliError(f"--status {status!r} is no run status.{did_you_mean(status, known)} "
+                         f"Statuses: {', '.join(known)}")
 
 
 def _status(status: str) -> str:
