@@ -94,8 +94,9 @@ def eval_command(
         from dlcli.training.evaluate import evaluate
 
         result = evaluate(loaded, rest, checkpoint, config_dir or [], split, allow_changed_data, report)
-    out.print(f"{result.run_dir.name}: {result.checkpoint} checkpoint on the {escape(result.data)}, "
-              f"{result.rows} rows", soft_wrap=True)
+    on = result.data if result.data.startswith("every row") else f"the {result.data}"
+    out.print(f"{result.run_dir.name}: {result.checkpoint} checkpoint on {escape(on)}, "
+              f"{result.rows} row{'s' * (result.rows != 1)}", soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")

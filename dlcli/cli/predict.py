@@ -54,7 +54,8 @@ def predict_command(
     out.print(_table(result))
     if len(result.rows) > SHOWN:
         out.print(f"... {len(result.rows) - SHOWN} more rows")
-    out.print(f"{len(result.rows)} predictions written to {escape(str(output))}", soft_wrap=True)
+    out.print(f"{len(result.rows)} prediction{'s' * (len(result.rows) != 1)} written to {escape(str(output))}",
+              soft_wrap=True)
 
 
 def _tuned_threshold(run: Any) -> str | None:

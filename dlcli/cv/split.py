@@ -119,7 +119,7 @@ def fold_indices(y: np.ndarray, table: Table, cv: dict, test_fraction: float, se
     except ValueError as e:
         hint = {"group": f" cv.strategy=group needs at least cv.folds={folds} distinct groups."}.get(strategy, "")
         raise DataError(f"cannot split the {len(pool)} rows outside the test split into {folds} folds "
-                        f"(cv.strategy={strategy}): {e}.{hint} Use fewer cv.folds") from None
+                        f"(cv.strategy={strategy}): {str(e).rstrip('.')}.{hint} Use fewer cv.folds") from None
     out = {"train": pool[train_pos], "val": pool[val_pos]}
     if len(test):
         out["test"] = test
