@@ -25,6 +25,10 @@ REFUSED = [
      "model.layers[1].unitz: unknown key for layer 'dense'. Did you mean 'units'?"),
     (["augmentation=pipeline", "augmentation.ops=[{rotaton: {degrees: 10}}]"],
      "augmentation.ops[0]: unknown augmentation op 'rotaton'. Did you mean 'rotation'?"),
+    (["data.path=iris.csv"],
+     "data.path: unknown key for dataset 'digits'. It is a key of dataset csv, npz, text_csv, timeseries_csv, not of "
+     "'digits': choose one first, e.g. data=csv data.path=..."),
+    (["modle=perceptron"], "modle: unknown key for the top level. Did you mean 'model'?"),
     (["callbacks.early_stopping.monitor=val/accc"],
      "callbacks.early_stopping.monitor: 'val/accc' is no metric a run logs. Did you mean 'val/acc'?"),
     (["callbacks.model_checkpoint.monitor=vall/acc"],

@@ -149,7 +149,15 @@ class _Checker:
             return dict(node)
         entry = registry.get(name)
         params = {"name": Param("name", str)} | (extra or {}) | entry.params
-        out = self.fields(params, node, path, f"{registry.kind} '{name}'")
+
+        def hint(key: str) -> str:  # a key of other entries (data.path without data=csv): choose one of them
+            owners = [n for n in registry.names() if key in registry.get(n).params]
+            if owners:
+                return (f" It is a key of {registry.kind} {', '.join(owners[:6])}{' ...' * (len(owners) > 6)}, "
+                        f"not of '{name}': choose one first, e.g. {path}={owners[0]} {path}.{key}=...")
+            return did_you_mean(key, params)
+
+        out = self.fields(params, node, path, f"{registry.kind} '{name}'", hint=hint)
         nested = entry.meta.get("check")  # a builder's own check of what it nests (a model's layers, ops)
         if nested is not None:
             nested(out, path, self)
@@ -250,9 +258,10 @@ def top_level_hint(key: str, top: Iterable[str], nested: list[str]) -> str:
     if key in by_leaf:
         return choices(by_leaf[key])
     near_top = closest(key, top)
-    # a nested key's last part must be closer (there are many, and short ones match anything a little)
+    # a nested key's last part must be clearly closer (there are many, and short ones match anything a little:
+    # modle is model with two letters swapped, not callbacks.*.mode)
     near_leaf = difflib.get_close_matches(key, list(by_leaf), n=1, cutoff=0.7)
-    if near_leaf and (not near_top or _likeness(key, near_leaf[0]) > _likeness(key, near_top[0])):
+    if near_leaf and (not near_top or _likeness(key, near_leaf[0]) > _likeness(key, near_top[0]) + 0.1):
         return choices(by_leaf[near_leaf[0]])
     return f" Did you mean '{near_top[0]}'?" if near_top else ""
 
