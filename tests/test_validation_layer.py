@@ -29,6 +29,8 @@ REFUSED = [
      "data.path: unknown key for dataset 'digits'. It is a key of dataset csv, npz, text_csv, timeseries_csv, not of "
      "'digits': choose one first, e.g. data=csv data.path=..."),
     (["modle=perceptron"], "modle: unknown key for the top level. Did you mean 'model'?"),
+    (["data", "=", "iris"], "overrides: 'data' '=' 'iris' look like one override written with spaces around '=': "
+                            "write it without them, data=iris"),
     (["callbacks.early_stopping.monitor=val/accc"],
      "callbacks.early_stopping.monitor: 'val/accc' is no metric a run logs. Did you mean 'val/acc'?"),
     (["callbacks.model_checkpoint.monitor=vall/acc"],

@@ -152,6 +152,10 @@ def _parse(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
 
     parser = OverridesParser.create()
     parsed, problems = {}, []
+    overrides, spaced = _unspaced(list(overrides))
+    for words, joined in spaced:
+        problems.append(Problem("overrides", f"{' '.join(map(repr, words))} look like one override written with "
+                                             f"spaces around '=': write it without them, {joined}"))
     for line in overrides:
         try:
             parsed[line] = parser.parse_override(line)
@@ -159,6 +163,25 @@ def _parse(overrides: list[str]) -> tuple[dict[str, Any], list[Problem]]:
             problems.append(Problem("overrides", f"cannot parse override '{line}': {str(e).splitlines()[0]}. "
                                                  "Overrides look like key=value, group=option, +new.key=value or ~key"))
     return parsed, problems
+
+
+def _unspaced(words: list[str]) -> tuple[list[str], list[tuple[list[str], str]]]:
+    """``words`` less those that make an override only once joined (``data = iris``, ``data= iris``,
+    ``data =iris``: the shell splits at the spaces); and each such run of words with the override they make."""
+    def joins(a: str, b: str) -> bool:  # `key=` then a value, or a key then `=value` (never two overrides)
+        return (a.endswith("=") and "=" not in b) or (b.startswith("=") and "=" not in a)
+
+    rest, spaced, i = [], [], 0
+    while i < len(words):
+        j = i
+        while j + 1 < len(words) and joins(words[j], words[j + 1]):
+            j += 1
+        if j > i:
+            spaced.append((words[i:j + 1], "".join(words[i:j + 1])))
+        else:
+            rest.append(words[i])
+        i = j + 1
+    return rest, spaced
 
 
 @contextmanager
