@@ -516,3 +516,11 @@ def test_predict_names_a_bad_npz_input_with_exit_2(runs, tmp_path, content, expe
     assert cli.exit_code == 2, cli.output
     assert str(path) in " ".join(cli.stderr.split()) and expected in " ".join(cli.stderr.split())
     assert "Traceback" not in cli.output and not (tmp_path / "p.csv").exists()
+
+
+def test_predict_refuses_an_output_name_it_would_not_write_as_named(runs, tmp_path):
+    cli = invoke("predict", runs["digits"].run_dir, tmp_path / "x.npz", "--output", tmp_path / "p.xlsx")
+    assert cli.exit_code == 2
+    assert f"--output '{tmp_path / 'p.xlsx'}': predictions are written as CSV (.csv) or JSON (.json), not .xlsx" in \
+        " ".join(cli.stderr.split())
+    assert not (tmp_path / "p.xlsx").exists()

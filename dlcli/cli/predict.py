@@ -40,9 +40,10 @@ def predict_command(
     """
     with user_errors(debug):
         use_plugins(plugin)
-        from dlcli.training.predict import predict, write_predictions
+        from dlcli.training.predict import check_output, predict, write_predictions
         from dlcli.training.reload import load_run
 
+        check_output(output)
         loaded = load_run(run, output_dir)
         result = predict(loaded, input_path, checkpoint, keep_columns=keep_columns)
         write_predictions(result, output)

@@ -359,10 +359,18 @@ def image_inputs(run: LoadedRun, images: Sequence[Path | IO[bytes]], ids: list[A
     return Inputs(ids, run.raw_arrays(x, what), what)
 
 
+def check_output(path: Path) -> None:
+    """--output names a .csv or .json file (or a name without a suffix: CSV); checked before any work."""
+    if path.suffix and path.suffix.lower() not in (".csv", ".json"):
+        raise DlcliError(f"--output '{path}': predictions are written as CSV (.csv) or JSON (.json), not "
+                         f"{path.suffix}: name the file so, e.g. --output {path.with_suffix('.csv')}")
+
+
 def write_predictions(pred: Predictions, path: Path) -> None:
     """CSV, or JSON (a list of rows) when the name ends in .json; written atomically."""
     from dlcli.runs import folder
 
+    check_output(path)
     if not path.parent.is_dir():
         raise DlcliError(f"cannot write predictions to '{path}': the folder '{path.parent}' does not exist")
     try:
