@@ -88,7 +88,7 @@ def test_compare_table_highlights_the_best_and_markdown_bolds_it(tmp_path):
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0].split()
     assert header == ["run", "name", "status", "model", "optimizer.lr", "test/acc", "val/acc", "val/loss"]
-    assert len(result.stdout.splitlines()) == 1 + 4 + 1  # header, 4 trials, the legend
+    assert len(result.stdout.splitlines()) == 1 + 4  # header, 4 trials; no legend for bold green without colour
     markdown = invoke("compare", "--sweep", "s1", "--output-dir", tmp_path, "--format", "markdown").stdout
     assert "| **0.97** |" in markdown and markdown.count("**") == 2 * 3  # one best per metric column
     rows = json.loads(invoke("compare", "--sweep", "s1", "--output-dir", tmp_path, "--format", "json").stdout)

@@ -447,8 +447,8 @@ def _print_comparison(comparison) -> None:
     rows = [[(cell(comparison, row, c), "bold green" if is_best(comparison, row, c) else
               STATUS_STYLE.get(row[c]) if c == "status" else None) for c in cols] for row in comparison.rows]
     _print_grid(cols, rows, right={*comparison.metric_keys, "n"})
-    if comparison.best:
-        out.print("[dim]best value of each metric in [/][bold green]bold green[/]")
+    if comparison.best and len(comparison.rows) > 1 and out.color_system is not None:
+        out.print("[dim]best value of each metric in [/][bold green]bold green[/]")  # colour shows only there
 
 
 def _print_grid(headers: list[str], rows: list[list[tuple[str, str | None]]], right: set[str] = frozenset()) -> None:
