@@ -108,9 +108,9 @@ def test_a_semicolon_file_with_decimal_commas_trains_on_its_numbers_and_predicts
     predicted = {}
     for name in ("new_euro.csv", "new_plain.csv", "new_euro.csv.gz"):
         result = runner.invoke(app, ["predict", str(run), str(tmp_path / name), "--output",
-                                     str(tmp_path / f"p_{name}")])
+                                     str(tmp_path / f"p_{name}.csv")])
         assert result.exit_code == 0, result.output
-        predicted[name] = [line.split(",")[-3:] for line in (tmp_path / f"p_{name}").read_text().splitlines()[1:]]
+        predicted[name] = [line.split(",")[-3:] for line in (tmp_path / f"p_{name}.csv").read_text().splitlines()[1:]]
     (tmp_path / "latin.csv").write_bytes("alpha,beta,colour\n0.5,6.1,rouge é\n".encode("latin-1"))
     refused = runner.invoke(app, ["predict", str(run), str(tmp_path / "latin.csv")])
     assert refused.exit_code == 2
