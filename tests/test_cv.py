@@ -115,7 +115,8 @@ def test_runs_compare_groups_the_folds_by_cv_id_into_mean_std(iris_cv):
     listed = runner.invoke(app, ["runs", "ls", "-o", str(tmp_path / "out"), "--cv", "iris5"])
     assert listed.exit_code == 0 and listed.output.count("completed") == 5
     none = runner.invoke(app, ["runs", "ls", "-o", str(tmp_path / "out"), "--cv", "other"])
-    assert "match" in none.output
+    assert none.exit_code == 2 and "--cv 'other': no cross-validation under" in " ".join(none.output.split())
+    assert "Its cv ids: iris5" in none.output
 
 
 def test_repeats_draw_other_folds_over_the_same_test_rows(make_config):

@@ -364,3 +364,25 @@ def test_rm_deletes_only_folders_dlcli_made(tmp_path):
     assert lookalike.is_dir()
     legacy = make_run(tmp_path, "20260101-000001-old-0002")  # a run from before markers: its run_id is its name
     assert invoke("rm", legacy, "--yes", "--output-dir", tmp_path).exit_code == 0 and not legacy.exists()
+
+
+def test_cv_keys_of_runs_that_were_no_fold_are_not_compared():
+    from dlcli.runs.compare import _cv_only_when_used
+
+    old = {"model.name": "mlp", "seed": 0}  # a run from before the cv node
+    plain = {"model.name": "mlp", "seed": 0, "cv.folds": None, "cv.fold": 0, "cv.strategy": "stratified"}
+    fold = {"model.name": "mlp", "seed": 0, "cv.folds": 5, "cv.fold": 2, "cv.strategy": "stratified"}
+    assert differing_keys([_cv_only_when_used(f) for f in (old, plain)]) == []
+    assert differing_keys([_cv_only_when_used(f) for f in (plain, fold)]) == ["cv.folds", "cv.fold", "cv.strategy"]
+
+
+def test_ls_refuses_a_filter_key_no_run_has_but_not_a_value_no_run_has(tmp_path):
+    grid(tmp_path)
+    typo = invoke("ls", "--filter", "optimizr.lr=0.001", "--output-dir", tmp_path)
+    assert typo.exit_code == 2
+    assert "--filter optimizr.lr=0.001: no run under" in typo.stderr and "Did you mean 'optimizer.lr'?" in \
+        " ".join(typo.stderr.split())
+    cv = invoke("ls", "--cv", "iris5", "--output-dir", tmp_path)
+    assert cv.exit_code == 2 and "--cv 'iris5': no cross-validation under" in " ".join(cv.stderr.split())
+    none = invoke("ls", "--filter", "optimizer.lr=0.5", "--output-dir", tmp_path)
+    assert none.exit_code == 0 and "match" in none.stderr  # a key runs have, a value none has: just no match

@@ -53,6 +53,8 @@ def ls(
     empty = find_empty_run_dirs(output_dir) if all_ and not tag and status in (None, "empty") else []
     records = records if status != "empty" else []
     if not records and not empty:
+        with user_errors(debug):
+            _check_filter_keys(output_dir, _cv_filter(cv, parse_filters(filter)))
         err.print(f"no runs under {escape(str(output_dir))} match", soft_wrap=True)
         return
     rows = [[(r.run_id, None), (str(r.summary.get("name", "")), None), (r.status, STATUS_STYLE.get(r.status)),
@@ -650,6 +652,28 @@ def _duration(seconds) -> str:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _check_filter_keys(output_dir: Path, filters: list[tuple[str, str]]) -> None:
+    """When nothing matched: a DlcliError for a --filter key (or --cv id) that no run under ``output_dir`` has
+    at all, a typo rather than a value no run has."""
+    from dlcli.errors import DlcliError
+    from dlcli.registry import did_you_mean
+    from dlcli.runs.table import load_records
+
+    records = load_records(output_dir)
+    if not records or not filters:
+        return
+    for key, wanted in filters:
+        if key == "cv.id":
+            ids = sorted({str(r.value("cv.id")) for r in records if r.value("cv.id") is not None})
+            if not any(str(r.value(key)) == wanted for r in records):
+                raise DlcliError(f"--cv {wanted!r}: no cross-validation under {output_dir} has this id."
+                                 f"{did_you_mean(wanted, ids)} Its cv ids: {', '.join(ids[:10]) or 'none'}")
+        elif all(r.value(key) is None for r in records):
+            known = sorted({k for r in records for k in (*r.metrics, *r.flat_config, *r.summary)})
+            raise DlcliError(f"--filter {key}={wanted}: no run under {output_dir} has a config key, metric or "
+                             f"summary field '{key}'.{did_you_mean(key, known)}")
 
 
 def _cv_filter(cv: str | None, filters: list[tuple[str, str]]) -> list[tuple[str, str]]:

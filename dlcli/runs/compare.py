@@ -88,7 +88,7 @@ def compare(records: list[RunRecord], sort: str | None = None, group_by: list[st
     """Compare runs: config differences and metrics, sorted by ``sort``, or aggregated by ``group_by`` keys."""
     if not records:
         raise DlcliError("no runs to compare (check RUN, --sweep, --filter and --output-dir)")
-    flats = [r.flat_config for r in records]
+    flats = [_cv_only_when_used(r.flat_config) for r in records]
     flat_keys = differing_keys(flats)
     metrics = metric_names(records)
     if group_by:
@@ -103,6 +103,14 @@ def compare(records: list[RunRecord], sort: str | None = None, group_by: list[st
     if sort:
         _sort(comparison, sort)
     return comparison
+
+
+def _cv_only_when_used(flat: dict[str, Any]) -> dict[str, Any]:
+    """A run's flat config without its ``cv.*`` keys when it was no cross-validation fold (``cv.folds`` null):
+    their defaults (fold 0, strategy stratified) say nothing about it."""
+    if flat.get("cv.folds") is not None:
+        return flat
+    return {k: v for k, v in flat.items() if not k.startswith("cv.")}
 
 
 def _grouped(records: list[RunRecord], flats: list[dict], flat_keys: list[str], metrics: list[str],
