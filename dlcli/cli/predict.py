@@ -19,7 +19,8 @@ def predict_command(
                                       help="A CSV, an NPZ (array x), an image, a folder of images, or a text file "
                                            "(one text per line, text runs)."),
     output: Path = typer.Option(Path("predictions.csv"), "--output", "-o", metavar="FILE",
-                                help="Where to write the predictions: CSV, or JSON if FILE ends in .json."),
+                                help="Where to write the predictions: a .csv file, or JSON if FILE ends in .json "
+                                     "(other suffixes are refused)."),
     checkpoint: str = CHECKPOINT,
     keep_columns: bool = typer.Option(None, "--keep-columns/--no-keep-columns", show_default=False,
                                       help="Carry INPUT's columns (a CSV's; a text file's texts) into the output, "

@@ -152,11 +152,11 @@ def _carve(rows: np.ndarray, y: np.ndarray, share: float, seed: int, stratify: b
         name = {"val": "validation"}.get(part, part)
         setting, of = f"data.{part}_fraction={fraction}", f"{len(y)} rows"
         if e.reason == "test_below_classes":
-            what = (f"the {name} split ({setting} of {of}) would hold {_rows(e.facts['rows'])}, fewer than the "
+            what = (f"the {name} split ({setting} of {of}) would hold {rows_text(e.facts['rows'])}, fewer than the "
                     f"{e.facts['classes']} classes, and a stratified split puts every class in each split. "
                     f"Use a larger data.{part}_fraction, or set data.stratify=false")
         elif e.reason == "train_below_classes":
-            what = (f"taking the {name} split ({setting} of {of}) would leave {_rows(e.facts['rows'])} for {left}, "
+            what = (f"taking the {name} split ({setting} of {of}) would leave {rows_text(e.facts['rows'])} for {left}, "
                     f"fewer than the {e.facts['classes']} classes, and a stratified split puts every class in "
                     f"each split. Use a smaller data.{part}_fraction, or set data.stratify=false")
         else:
@@ -165,7 +165,8 @@ def _carve(rows: np.ndarray, y: np.ndarray, share: float, seed: int, stratify: b
         raise DataError(f"cannot split the data: {what}") from None
 
 
-def _rows(n: int) -> str:
+def rows_text(n: int) -> str:
+    """'1 row', '2 rows': a count of rows for a message."""
     return f"{n} row" if n == 1 else f"{n} rows"
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from dlcli import startup
+from dlcli.data.prepare import rows_text
 from dlcli.errors import DataError, DlcliError
 from dlcli.tasks import get_task
 from dlcli.training.reload import LoadedRun
@@ -174,7 +175,7 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
         header = [h.strip() for h in rows[0]] if columns.get("header", True) else \
             [f"column_{i}" for i in range(len(rows[0]))]
         body = rows[1:] if columns.get("header", True) else rows
-        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({_rows(len(cells))})", (header, body),
+        return Inputs(list(range(len(cells))), cells, f"CSV '{path}' ({rows_text(len(cells))})", (header, body),
                       notes=cell_notes(cells, columns))
     header, body = [h.strip() for h in rows[0]], rows[1:]
     from dlcli.data.columns import column_positions
@@ -188,13 +189,10 @@ def _read_csv(run: LoadedRun, path: Path) -> Inputs:
     def where(i: int, column: str | None) -> str:
         return f"CSV '{path}', row {i + 2}" + (f", column '{column}'" if column else "")
 
-    inputs = record_inputs(run, records, list(range(len(body))), f"CSV '{path}' ({_rows(len(body))})", where, header)
+    inputs = record_inputs(run, records, list(range(len(body))), f"CSV '{path}' ({rows_text(len(body))})", where,
+                           header)
     inputs.carry = (header, body)  # --keep-columns: the CSV's own cells, as written
     return inputs
-
-
-def _rows(n: int) -> str:
-    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def cell_notes(cells: np.ndarray, columns: dict[str, Any]) -> list[str]:
@@ -315,7 +313,7 @@ def array_inputs(run: LoadedRun, x: np.ndarray, ids: list[Any], source: str, wha
         check_finite(x, run.lengths(x, source), source)
     elif not np.all(np.isfinite(x)):
         raise DataError(f"{source}: {what} has missing or infinite values: clean them first")
-    return Inputs(ids, x, f"{source} ({_rows(len(x))})")
+    return Inputs(ids, x, f"{source} ({rows_text(len(x))})")
 
 
 def _read_images(run: LoadedRun, path: Path) -> Inputs:
